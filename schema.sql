@@ -1,0 +1,113 @@
+-- natter: the whole current schema. A fresh database runs this file once;
+-- older databases are migrated step by step by src/db/migrate.rs.
+-- Timestamps are INTEGER milliseconds since the Unix epoch (UTC).
+-- Ids use AUTOINCREMENT so they are never reused: message and event ids are
+-- server-wide cursors and must only ever grow.
+
+CREATE TABLE users (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    email         TEXT NOT NULL,
+    email_norm    TEXT NOT NULL UNIQUE,          -- lower-cased email: uniqueness is case-insensitive
+    name          TEXT NOT NULL,
+    password_hash TEXT NOT NULL,                 -- argon2id PHC string
+    avatar_url    TEXT,
+    is_admin      INTEGER NOT NULL DEFAULT 0,    -- server administrator (natter user promote)
+    disabled      INTEGER NOT NULL DEFAULT 0,
+    token_version INTEGER NOT NULL DEFAULT 0,    -- bumped to revoke every token of the user
+    last_seen     INTEGER,
+    created_at    INTEGER NOT NULL
+);
+
+CREATE TABLE chats (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    name            TEXT,
+    is_group        INTEGER NOT NULL,
+    group_avatar    TEXT,
+    direct_key      TEXT UNIQUE,                 -- 'lowId:highId' for a 1-on-1: no duplicates, even under races
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    last_message_id INTEGER,
+    last_activity   INTEGER NOT NULL             -- orders a user's chat list
+);
+
+CREATE TABLE chat_participants (
+    chat_id         INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE,
+    user_id         INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    is_admin        INTEGER NOT NULL DEFAULT 0,
+    joined_at       INTEGER NOT NULL,
+    left_at         INTEGER,                     -- NULL while a member
+    joined_event    INTEGER NOT NULL DEFAULT 0,  -- /sync shows this member the chat's events after this id
+    delivered_up_to INTEGER NOT NULL DEFAULT 0,  -- receipts are positional, like WhatsApp's
+    read_up_to      INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (chat_id, user_id)
+) WITHOUT ROWID;
+-- a user's chats (chat list, sync, access checks)
+CREATE INDEX participants_by_user ON chat_participants(user_id, chat_id);
+
+CREATE TABLE uploads (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    name        TEXT NOT NULL UNIQUE,            -- random stored name under uploads/chat/
+    uploader_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    file_name   TEXT NOT NULL,                   -- original name, sanitised for display
+    file_size   INTEGER NOT NULL,
+    mime_type   TEXT NOT NULL,
+    sha256      TEXT NOT NULL,
+    width       INTEGER,
+    height      INTEGER,
+    thumb_name  TEXT,                            -- stored name of the preview, for images
+    created_at  INTEGER NOT NULL
+);
+CREATE INDEX uploads_by_uploader ON uploads(uploader_id);
+
+CREATE TABLE messages (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    chat_id        INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE,
+    sender_id      INTEGER NOT NULL REFERENCES users(id),
+    message_type   TEXT NOT NULL,
+    content        TEXT,
+    upload_id      INTEGER REFERENCES uploads(id) ON DELETE SET NULL,
+    file_url       TEXT,
+    file_name      TEXT,
+    file_size      INTEGER,
+    file_mime_type TEXT,
+    reply_to_id    INTEGER,
+    client_id      TEXT,
+    is_edited      INTEGER NOT NULL DEFAULT 0,
+    is_deleted     INTEGER NOT NULL DEFAULT 0,
+    created_at     INTEGER NOT NULL,
+    updated_at     INTEGER NOT NULL
+);
+-- history pages, cursors and unread counts all walk one chat's ids
+CREATE INDEX messages_by_chat ON messages(chat_id, id);
+-- idempotent sends: one message per (chat, sender, clientId)
+CREATE UNIQUE INDEX messages_by_client_id ON messages(chat_id, sender_id, client_id)
+    WHERE client_id IS NOT NULL;
+CREATE INDEX messages_by_upload ON messages(upload_id) WHERE upload_id IS NOT NULL;
+CREATE INDEX messages_by_created ON messages(created_at);
+
+-- When a member's delivered/read position advanced: gives each message's
+-- deliveredAt/readAt per member without a row per (message, member).
+CREATE TABLE receipt_marks (
+    chat_id INTEGER NOT NULL,
+    user_id INTEGER NOT NULL,
+    kind    INTEGER NOT NULL,                    -- 0 delivered, 1 read
+    up_to   INTEGER NOT NULL,
+    at      INTEGER NOT NULL,
+    PRIMARY KEY (chat_id, user_id, kind, up_to)
+) WITHOUT ROWID;
+
+-- The change log that GET /sync replays: the events the WebSocket pushes.
+-- Payloads are rebuilt from the current rows at read time, so a deleted
+-- message's content can never come back through /sync.
+CREATE TABLE events (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    chat_id    INTEGER NOT NULL,
+    kind       TEXT NOT NULL,                    -- message:new, message:updated, ...
+    message_id INTEGER,
+    user_id    INTEGER,                          -- set: only this user sees it (chat:new/chat:removed)
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX events_by_chat ON events(chat_id, id) WHERE user_id IS NULL;
+CREATE INDEX events_by_user ON events(user_id, id) WHERE user_id IS NOT NULL;
+
+PRAGMA user_version = 1;

@@ -1,0 +1,298 @@
+//! Command line and configuration.
+//!
+//! Every setting of `natter serve` is a clap flag with an environment fallback
+//! (the seed's names where it had one, `NATTER_<FLAG>` otherwise). [`Config`]
+//! is the validated result the server runs with; it owns the data directory
+//! layout and the JWT secret, which is generated on first start and kept in the
+//! data dir with mode 0600 so tokens survive restarts. It never opens the
+//! database.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// natter: a self-hosted, WhatsApp-like chat server in one executable.
+#[derive(Debug, Parser)]
+#[command(name = "natter", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands of the one binary.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the chat server (REST + WebSocket API and the web app).
+    Serve(ServeArgs),
+}
+
+/// Who may create an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Registration {
+    /// Anyone who can reach the server may sign up.
+    Open,
+    /// `POST /auth/register` answers 403; accounts come from `natter user add`.
+    Closed,
+}
+
+/// How hard SQLite works to keep a commit across power loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Durability {
+    /// `synchronous=NORMAL` in WAL mode: an acknowledged message survives a
+    /// crash or `kill -9` of natter; the last commits may be lost on power loss.
+    Normal,
+    /// `synchronous=FULL`: every commit is fsynced before it is acknowledged,
+    /// so it also survives power loss (slower; group commit keeps it usable).
+    Full,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Flags of `natter serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// TCP port to listen on (0 picks a free port; the start-up line shows it).
+    #[arg(long, env = "PORT", default_value_t = 4000)]
+    pub port: u16,
+
+    /// Address to bind: 127.0.0.1 for this machine only, 0.0.0.0 for the LAN.
+    #[arg(long, env = "NATTER_BIND", default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+
+    /// Directory for the database, uploads and the generated JWT secret.
+    #[arg(long, env = "NATTER_DATA_DIR", default_value = "./natter-data")]
+    pub data_dir: PathBuf,
+
+    /// Secret that signs login tokens (HS256). Default: generated on first
+    /// start and kept in <data-dir>/jwt-secret (mode 0600).
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Browser origin allowed for CORS and WebSocket upgrades besides the
+    /// server's own (e.g. https://chat.example.com).
+    #[arg(long, env = "FRONTEND_URL")]
+    pub frontend_url: Option<String>,
+
+    /// Largest accepted upload, in bytes.
+    #[arg(long, env = "UPLOAD_MAX_SIZE", default_value_t = 52_428_800)]
+    pub upload_max_size: u64,
+
+    /// Default page size of message history.
+    #[arg(long, env = "CHAT_MESSAGE_LIMIT", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..=200))]
+    pub message_limit: u32,
+
+    /// Keep messages this many days (0 = forever).
+    #[arg(long, env = "CHAT_HISTORY_DAYS", default_value_t = 0)]
+    pub history_days: u32,
+
+    /// Whether anyone may sign up.
+    #[arg(long, env = "NATTER_REGISTRATION", value_enum, default_value_t = Registration::Open)]
+    pub registration: Registration,
+
+    /// How long a login token is valid, in days.
+    #[arg(long, env = "NATTER_TOKEN_TTL_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=365))]
+    pub token_ttl_days: u32,
+
+    /// SQLite durability: normal survives crashes, full also power loss.
+    #[arg(long, env = "NATTER_DURABILITY", value_enum, default_value_t = Durability::Normal)]
+    pub durability: Durability,
+
+    /// Serve the web app from this directory instead of the copy built into
+    /// the binary (for developing or customising it).
+    #[arg(long, env = "NATTER_ASSETS_DIR")]
+    pub assets_dir: Option<PathBuf>,
+
+    /// Log format.
+    #[arg(long, env = "NATTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log level filter (tracing syntax, e.g. `info` or `natter=debug`);
+    /// RUST_LOG wins when set.
+    #[arg(long, env = "NATTER_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+impl ServeArgs {
+    /// Defaults for a data directory, as if no flag and no variable were set.
+    pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        let mut args = ServeCli::parse_from(["natter-serve"]).args;
+        args.data_dir = data_dir.into();
+        args
+    }
+}
+
+/// Parses `ServeArgs` alone (for [`ServeArgs::with_data_dir`]).
+#[derive(Parser)]
+struct ServeCli {
+    #[command(flatten)]
+    args: ServeArgs,
+}
+
+/// The validated settings the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen.
+    pub addr: SocketAddr,
+    /// Root of everything natter keeps on disk.
+    pub data_dir: PathBuf,
+    /// HS256 key.
+    pub jwt_secret: Vec<u8>,
+    /// Extra allowed browser origin, normalised (`scheme://host[:port]`).
+    pub frontend_origin: Option<String>,
+    /// Largest upload in bytes.
+    pub upload_max_size: u64,
+    /// Default history page size.
+    pub message_limit: u32,
+    /// Retention in days; 0 keeps everything.
+    pub history_days: u32,
+    /// Whether sign-up is open.
+    pub registration_open: bool,
+    /// Token lifetime in seconds.
+    pub token_ttl_secs: u64,
+    /// SQLite durability.
+    pub durability: Durability,
+    /// Web app from disk instead of the embedded copy.
+    pub assets_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Validates flags, creates the data dir and loads or creates the JWT secret.
+    pub fn from_args(args: &ServeArgs) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&args.data_dir)
+            .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
+        let jwt_secret = match &args.jwt_secret {
+            Some(s) if s.len() < 16 => anyhow::bail!("--jwt-secret must be at least 16 bytes"),
+            Some(s) => s.as_bytes().to_vec(),
+            None => load_or_create_secret(&args.data_dir.join("jwt-secret"))?,
+        };
+        let frontend_origin = match args.frontend_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(url) => Some(normalize_origin(url).with_context(|| {
+                format!(
+                    "--frontend-url {url:?} is not an http(s) origin like https://chat.example.com"
+                )
+            })?),
+        };
+        Ok(Config {
+            addr: SocketAddr::new(args.bind, args.port),
+            data_dir: args.data_dir.clone(),
+            jwt_secret,
+            frontend_origin,
+            upload_max_size: args.upload_max_size,
+            message_limit: args.message_limit,
+            history_days: args.history_days,
+            registration_open: args.registration == Registration::Open,
+            token_ttl_secs: u64::from(args.token_ttl_days) * 86_400,
+            durability: args.durability,
+            assets_dir: args.assets_dir.clone(),
+        })
+    }
+
+    /// The SQLite database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("natter.db")
+    }
+
+    /// Root of stored uploads.
+    pub fn uploads_dir(&self) -> PathBuf {
+        self.data_dir.join("uploads")
+    }
+}
+
+/// `scheme://host[:port]` of a URL, lower-cased, without path or trailing slash.
+pub fn normalize_origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    let host = rest.split(['/', '?', '#']).next()?.to_ascii_lowercase();
+    if host.is_empty() || host.contains('@') {
+        return None;
+    }
+    Some(format!("{scheme}://{host}"))
+}
+
+fn load_or_create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        let trimmed = existing.trim();
+        anyhow::ensure!(
+            trimmed.len() >= 32,
+            "{} is too short; delete it to generate a new one",
+            path.display()
+        );
+        return Ok(trimmed.as_bytes().to_vec());
+    }
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(path, secret.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(secret.into_bytes())
+}
+
+/// Writes a file readable by its owner only (0600 on Unix).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut file = opts.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_normalised() {
+        assert_eq!(
+            normalize_origin("https://Chat.Example.com/app/").as_deref(),
+            Some("https://chat.example.com")
+        );
+        assert_eq!(
+            normalize_origin("http://localhost:3000").as_deref(),
+            Some("http://localhost:3000")
+        );
+        assert_eq!(normalize_origin("ftp://x"), None);
+        assert_eq!(normalize_origin("localhost:3000"), None);
+    }
+
+    #[test]
+    fn secret_is_generated_once_with_mode_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = ServeArgs::with_data_dir(dir.path());
+        let first = Config::from_args(&args).unwrap();
+        let second = Config::from_args(&args).unwrap();
+        assert_eq!(first.jwt_secret, second.jwt_secret);
+        assert!(first.jwt_secret.len() >= 32);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("jwt-secret"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! SQL for the change log behind `GET /sync`.
+//!
+//! Each message or chat change appends one row in the same transaction as the
+//! change, so the log and the data never disagree. The row names the event and
+//! what it is about; the payload is rebuilt from the current rows when read.
+
+use rusqlite::{params, Connection};
+
+use crate::error::AppResult;
+use crate::model::{ChatId, MessageId, UserId};
+
+/// One logged event.
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    pub id: i64,
+    pub chat_id: ChatId,
+    pub kind: String,
+    pub message_id: Option<MessageId>,
+}
+
+/// Appends an event. `only_for` limits it to one user (`chat:new` for an added
+/// member, `chat:removed`); otherwise every member of the chat sees it.
+pub fn append(
+    conn: &Connection,
+    chat: ChatId,
+    kind: &str,
+    message: Option<MessageId>,
+    only_for: Option<UserId>,
+    now: i64,
+) -> AppResult<i64> {
+    conn.prepare_cached(
+        "INSERT INTO events (chat_id, kind, message_id, user_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![chat, kind, message, only_for, now])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// The newest event id: the cursor a client is at once it has seen everything.
+pub fn cursor(conn: &Connection) -> AppResult<i64> {
+    Ok(conn
+        .prepare_cached("SELECT coalesce(max(id), 0) FROM events")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// Events `user` may see after `after`, oldest first, at most `limit`:
+/// events of chats the user is a member of since they joined, plus those
+/// addressed to the user alone.
+pub fn page_for_user(
+    conn: &Connection,
+    user: UserId,
+    after: i64,
+    limit: u32,
+) -> AppResult<Vec<EventRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, chat_id, kind, message_id FROM (
+             SELECT e.id, e.chat_id, e.kind, e.message_id
+             FROM chat_participants p
+             JOIN events e ON e.chat_id = p.chat_id AND e.user_id IS NULL
+                          AND e.id > max(?2, p.joined_event)
+             WHERE p.user_id = ?1 AND p.left_at IS NULL
+             UNION ALL
+             SELECT e.id, e.chat_id, e.kind, e.message_id
+             FROM events e WHERE e.user_id = ?1 AND e.id > ?2
+         ) ORDER BY id LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![user, after, limit], |r| {
+        Ok(EventRow {
+            id: r.get(0)?,
+            chat_id: r.get(1)?,
+            kind: r.get(2)?,
+            message_id: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -1,0 +1,259 @@
+//! SQL for messages: insert, edit, soft delete, pages and cursors.
+//!
+//! Every history query walks the `messages_by_chat (chat_id, id)` index.
+//! A message's `status` is derived from the members' receipt positions
+//! ([`receipts::Positions`]), never stored per message.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::db::receipts::Positions;
+use crate::error::AppResult;
+use crate::model::{rfc3339, ChatId, Message, MessageId, UserId};
+
+/// URL prefix of stored uploads.
+pub const UPLOADS_PREFIX: &str = "/uploads/chat/";
+
+const MESSAGE_COLUMNS: &str = "m.id, m.chat_id, m.sender_id, m.content, m.message_type,
+    m.file_url, m.file_name, m.file_size, m.file_mime_type, m.reply_to_id, m.client_id,
+    m.is_edited, m.is_deleted, m.created_at, m.updated_at, up.thumb_name, up.width, up.height";
+
+const FROM: &str = "FROM messages m LEFT JOIN uploads up ON up.id = m.upload_id";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Message> {
+    Ok(Message {
+        id: r.get(0)?,
+        chat_id: r.get(1)?,
+        sender_id: r.get(2)?,
+        content: r.get(3)?,
+        message_type: r.get(4)?,
+        file_url: r.get(5)?,
+        file_name: r.get(6)?,
+        file_size: r.get(7)?,
+        file_mime_type: r.get(8)?,
+        reply_to_id: r.get(9)?,
+        client_id: r.get(10)?,
+        is_edited: r.get(11)?,
+        is_deleted: r.get(12)?,
+        created_at: rfc3339(r.get(13)?),
+        updated_at: rfc3339(r.get(14)?),
+        thumbnail_url: r
+            .get::<_, Option<String>>(15)?
+            .map(|t| format!("{UPLOADS_PREFIX}{t}")),
+        width: r.get(16)?,
+        height: r.get(17)?,
+        is_read: false,
+        status: crate::model::Status::Sent,
+    })
+}
+
+fn with_status(mut m: Message, positions: &Positions) -> Message {
+    m.status = positions.status(m.sender_id, m.id);
+    m.is_read = m.status == crate::model::Status::Read;
+    m
+}
+
+/// A new message row (already validated).
+pub struct NewMessage<'a> {
+    pub chat_id: ChatId,
+    pub sender_id: UserId,
+    pub message_type: &'a str,
+    pub content: Option<&'a str>,
+    pub upload_id: Option<i64>,
+    pub file_url: Option<&'a str>,
+    pub file_name: Option<&'a str>,
+    pub file_size: Option<i64>,
+    pub file_mime_type: Option<&'a str>,
+    pub reply_to_id: Option<MessageId>,
+    pub client_id: Option<&'a str>,
+    pub now: i64,
+}
+
+/// Inserts a message; returns its id.
+pub fn insert(conn: &Connection, m: &NewMessage<'_>) -> AppResult<MessageId> {
+    conn.prepare_cached(
+        "INSERT INTO messages (chat_id, sender_id, message_type, content, upload_id, file_url,
+             file_name, file_size, file_mime_type, reply_to_id, client_id, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+    )?
+    .execute(params![
+        m.chat_id,
+        m.sender_id,
+        m.message_type,
+        m.content,
+        m.upload_id,
+        m.file_url,
+        m.file_name,
+        m.file_size,
+        m.file_mime_type,
+        m.reply_to_id,
+        m.client_id,
+        m.now
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// The message a sender already sent to a chat with this `clientId`.
+pub fn find_by_client_id(
+    conn: &Connection,
+    chat: ChatId,
+    sender: UserId,
+    client_id: &str,
+) -> AppResult<Option<MessageId>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id FROM messages WHERE chat_id = ?1 AND sender_id = ?2 AND client_id = ?3",
+        )?
+        .query_row(params![chat, sender, client_id], |r| r.get(0))
+        .optional()?)
+}
+
+/// Sender and chat of a message, if it exists.
+pub fn owner(conn: &Connection, id: MessageId) -> AppResult<Option<(ChatId, UserId, bool)>> {
+    Ok(conn
+        .prepare_cached("SELECT chat_id, sender_id, is_deleted FROM messages WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?)
+}
+
+/// One message with its status.
+pub fn load(conn: &Connection, id: MessageId, positions: &Positions) -> AppResult<Option<Message>> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {MESSAGE_COLUMNS} {FROM} WHERE m.id = ?1"))?
+        .query_row([id], from_row)
+        .optional()?
+        .map(|m| with_status(m, positions)))
+}
+
+/// Where a page starts.
+#[derive(Debug, Clone, Copy)]
+pub enum PageAt {
+    /// Page N counted from the newest (1 = newest `limit`).
+    Page(u32),
+    /// The newest `limit` older than this id.
+    Before(MessageId),
+    /// The oldest `limit` newer than this id.
+    After(MessageId),
+}
+
+/// A page of history, oldest first, and whether more lie beyond it in the
+/// direction of travel.
+pub fn page(
+    conn: &Connection,
+    chat: ChatId,
+    at: PageAt,
+    limit: u32,
+    positions: &Positions,
+) -> AppResult<(Vec<Message>, bool)> {
+    let fetch = i64::from(limit) + 1;
+    let (sql, a, b) = match at {
+        PageAt::Page(n) => (
+            format!("SELECT {MESSAGE_COLUMNS} {FROM} WHERE m.chat_id = ?1 ORDER BY m.id DESC LIMIT ?2 OFFSET ?3"),
+            fetch,
+            i64::from(n.saturating_sub(1)) * i64::from(limit),
+        ),
+        PageAt::Before(id) => (
+            format!("SELECT {MESSAGE_COLUMNS} {FROM} WHERE m.chat_id = ?1 AND m.id < ?3 ORDER BY m.id DESC LIMIT ?2"),
+            fetch,
+            id,
+        ),
+        PageAt::After(id) => (
+            format!("SELECT {MESSAGE_COLUMNS} {FROM} WHERE m.chat_id = ?1 AND m.id > ?3 ORDER BY m.id ASC LIMIT ?2"),
+            fetch,
+            id,
+        ),
+    };
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![chat, a, b], from_row)?;
+    let mut items: Vec<Message> = rows
+        .map(|m| m.map(|m| with_status(m, positions)))
+        .collect::<Result<_, _>>()?;
+    let has_more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    if !matches!(at, PageAt::After(_)) {
+        items.reverse();
+    }
+    Ok((items, has_more))
+}
+
+/// Messages from others after `read_up_to` that are not deleted.
+pub fn unread_count(
+    conn: &Connection,
+    chat: ChatId,
+    user: UserId,
+    read_up_to: i64,
+) -> AppResult<i64> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT count(*) FROM messages
+             WHERE chat_id = ?1 AND id > ?2 AND sender_id != ?3 AND is_deleted = 0",
+        )?
+        .query_row(params![chat, read_up_to, user], |r| r.get(0))?)
+}
+
+/// Replaces the content and sets `isEdited`.
+pub fn edit(conn: &Connection, id: MessageId, content: &str, now: i64) -> AppResult<()> {
+    conn.prepare_cached(
+        "UPDATE messages SET content = ?2, is_edited = 1, updated_at = ?3 WHERE id = ?1",
+    )?
+    .execute(params![id, content, now])?;
+    Ok(())
+}
+
+/// Soft delete: the row stays as a tombstone with content and file cleared.
+pub fn soft_delete(conn: &Connection, id: MessageId, now: i64) -> AppResult<()> {
+    conn.prepare_cached(
+        "UPDATE messages SET is_deleted = 1, content = NULL, upload_id = NULL, file_url = NULL,
+             file_name = NULL, file_size = NULL, file_mime_type = NULL, updated_at = ?2
+         WHERE id = ?1",
+    )?
+    .execute(params![id, now])?;
+    Ok(())
+}
+
+/// The newest message id of a chat (0 when empty).
+pub fn newest_id(conn: &Connection, chat: ChatId) -> AppResult<MessageId> {
+    Ok(conn
+        .prepare_cached("SELECT coalesce(max(id), 0) FROM messages WHERE chat_id = ?1")?
+        .query_row([chat], |r| r.get(0))?)
+}
+
+/// The newest message id of a chat that is `<= up_to` (0 when none).
+pub fn newest_at_or_before(
+    conn: &Connection,
+    chat: ChatId,
+    up_to: MessageId,
+) -> AppResult<MessageId> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT coalesce(max(id), 0) FROM messages WHERE chat_id = ?1 AND id <= ?2",
+        )?
+        .query_row(params![chat, up_to], |r| r.get(0))?)
+}
+
+/// The newest message id on the server (0 when none).
+pub fn global_newest_id(conn: &Connection) -> AppResult<MessageId> {
+    Ok(conn
+        .prepare_cached("SELECT coalesce(max(id), 0) FROM messages")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// Messages of `chat` in `(after, up_to]` not sent by `user`: whose receipt
+/// changes when `user`'s position moves. Newest first, at most `limit`.
+pub fn from_others_between(
+    conn: &Connection,
+    chat: ChatId,
+    user: UserId,
+    after: MessageId,
+    up_to: MessageId,
+    limit: u32,
+) -> AppResult<Vec<(MessageId, UserId)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, sender_id FROM messages
+         WHERE chat_id = ?1 AND id > ?2 AND id <= ?3 AND sender_id != ?4 AND is_deleted = 0
+         ORDER BY id DESC LIMIT ?5",
+    )?;
+    let rows = stmt.query_map(params![chat, after, up_to, user, limit], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

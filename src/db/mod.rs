@@ -1,0 +1,137 @@
+//! The SQLite store: opening, pragmas, the read pool and the single writer.
+//!
+//! Invariants:
+//! - only the writer thread ([`writer`]) opens a write transaction, so
+//!   concurrent requests never meet SQLITE_BUSY and many small writes share
+//!   one commit;
+//! - reads run on a pool of `query_only` connections inside `spawn_blocking`,
+//!   never on tokio's worker threads;
+//! - the per-resource modules (`users`, `chats`, ...) are plain functions over
+//!   `&Connection`: they know SQL, not HTTP or sockets.
+
+pub mod chats;
+pub mod events;
+pub mod messages;
+pub mod migrate;
+pub mod receipts;
+pub mod uploads;
+pub mod users;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::Connection;
+
+use crate::config::Durability;
+use crate::error::{AppError, AppResult};
+
+pub use writer::Writer;
+
+/// Connections in the read pool.
+const READ_POOL_SIZE: u32 = 8;
+
+/// The store: a read pool and the writer.
+#[derive(Clone)]
+pub struct Db {
+    pool: r2d2::Pool<SqliteConnectionManager>,
+    writer: Writer,
+    path: PathBuf,
+}
+
+impl Db {
+    /// Opens (creating or migrating) the database at `path` and starts the writer.
+    pub fn open(path: &Path, durability: Durability) -> anyhow::Result<Db> {
+        let mut conn = Connection::open(path)
+            .with_context(|| format!("cannot open database {}", path.display()))?;
+        apply_pragmas(&conn, durability)?;
+        migrate::migrate(&mut conn)?;
+        let manager = SqliteConnectionManager::file(path).with_init(|c| {
+            c.execute_batch(
+                "PRAGMA busy_timeout = 5000;
+                 PRAGMA foreign_keys = ON;
+                 PRAGMA query_only = ON;
+                 PRAGMA mmap_size = 268435456;
+                 PRAGMA cache_size = -16000;",
+            )
+        });
+        let pool = r2d2::Pool::builder()
+            .max_size(READ_POOL_SIZE)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)
+            .context("cannot open the read pool")?;
+        let writer = Writer::start(conn)?;
+        Ok(Db {
+            pool,
+            writer,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on a pooled read connection off the async threads.
+    pub async fn read<T, F>(&self, f: F) -> AppResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> AppResult<T> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        match tokio::task::spawn_blocking(move || {
+            let conn = pool
+                .get()
+                .map_err(|e| AppError::Internal(anyhow::anyhow!("read pool: {e}")))?;
+            f(&conn)
+        })
+        .await
+        {
+            Ok(result) => result,
+            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            Err(join) => Err(AppError::Internal(anyhow::anyhow!("read task: {join}"))),
+        }
+    }
+
+    /// Runs `f` inside the writer's transaction; resolves after COMMIT.
+    pub async fn write<T, F>(&self, f: F) -> AppResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> AppResult<T> + Send + 'static,
+    {
+        self.writer.write(f).await
+    }
+
+    /// Stops the writer after it has committed everything queued, and
+    /// checkpoints the WAL into the main file.
+    pub async fn close(&self) {
+        self.writer.shutdown().await;
+    }
+}
+
+fn apply_pragmas(conn: &Connection, durability: Durability) -> anyhow::Result<()> {
+    let synchronous = match durability {
+        Durability::Normal => "NORMAL",
+        Durability::Full => "FULL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = {synchronous};
+         PRAGMA foreign_keys = ON;
+         PRAGMA busy_timeout = 5000;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -32000;
+         PRAGMA mmap_size = 268435456;"
+    ))
+    .context("cannot set database pragmas")?;
+    Ok(())
+}
+
+/// Milliseconds since the Unix epoch, the unit of every stored timestamp.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

@@ -1,0 +1,159 @@
+//! SQL for receipts.
+//!
+//! Receipts are positional, as in WhatsApp: each member has a delivered and a
+//! read position (a message id) per chat. A message is delivered to / read by
+//! a member when the member's position is at or past it. Each advance is
+//! logged in `receipt_marks` with its time, which gives per-message
+//! `deliveredAt`/`readAt` without a row per (message, member).
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::error::AppResult;
+use crate::model::{rfc3339, ChatId, MessageId, Receipt, Status, UserId};
+
+/// Which position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Delivered = 0,
+    Read = 1,
+}
+
+/// One member's positions.
+#[derive(Debug, Clone, Copy)]
+pub struct Position {
+    pub user_id: UserId,
+    pub delivered: MessageId,
+    pub read: MessageId,
+}
+
+/// The current members' positions in one chat.
+#[derive(Debug, Clone, Default)]
+pub struct Positions(pub Vec<Position>);
+
+impl Positions {
+    /// The sender-side status of message `id` sent by `sender`: DELIVERED once
+    /// every other member has it, READ once every other member read it.
+    pub fn status(&self, sender: UserId, id: MessageId) -> Status {
+        let mut status = Status::Read;
+        for p in self.0.iter().filter(|p| p.user_id != sender) {
+            if p.delivered.max(p.read) < id {
+                return Status::Sent;
+            }
+            if p.read < id {
+                status = Status::Delivered;
+            }
+        }
+        status
+    }
+
+    /// One member's receipt state for message `id`.
+    pub fn status_for(&self, user: UserId, id: MessageId) -> Status {
+        match self.0.iter().find(|p| p.user_id == user) {
+            Some(p) if p.read >= id => Status::Read,
+            Some(p) if p.delivered >= id => Status::Delivered,
+            _ => Status::Sent,
+        }
+    }
+}
+
+/// Positions of the current members of `chat`.
+pub fn positions(conn: &Connection, chat: ChatId) -> AppResult<Positions> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT user_id, delivered_up_to, read_up_to FROM chat_participants
+         WHERE chat_id = ?1 AND left_at IS NULL",
+    )?;
+    let rows = stmt.query_map([chat], |r| {
+        Ok(Position {
+            user_id: r.get(0)?,
+            delivered: r.get(1)?,
+            read: r.get(2)?,
+        })
+    })?;
+    Ok(Positions(rows.collect::<Result<_, _>>()?))
+}
+
+/// Moves `user`'s position forward to `up_to` (never back). Returns the old
+/// position when it moved. Reading implies delivery, so a read advance also
+/// advances the delivered position.
+pub fn advance(
+    conn: &Connection,
+    chat: ChatId,
+    user: UserId,
+    kind: Kind,
+    up_to: MessageId,
+    now: i64,
+) -> AppResult<Option<MessageId>> {
+    let column = match kind {
+        Kind::Delivered => "delivered_up_to",
+        Kind::Read => "read_up_to",
+    };
+    let old: Option<MessageId> = conn
+        .prepare_cached(&format!(
+            "SELECT {column} FROM chat_participants
+             WHERE chat_id = ?1 AND user_id = ?2 AND left_at IS NULL"
+        ))?
+        .query_row(params![chat, user], |r| r.get(0))
+        .optional()?;
+    let Some(old) = old else { return Ok(None) };
+    if up_to <= old {
+        return Ok(None);
+    }
+    conn.prepare_cached(&format!(
+        "UPDATE chat_participants SET {column} = ?3 WHERE chat_id = ?1 AND user_id = ?2"
+    ))?
+    .execute(params![chat, user, up_to])?;
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO receipt_marks (chat_id, user_id, kind, up_to, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![chat, user, kind as i64, up_to, now])?;
+    if kind == Kind::Read {
+        advance(conn, chat, user, Kind::Delivered, up_to, now)?;
+    }
+    Ok(Some(old))
+}
+
+/// When `user`'s position of `kind` first reached message `id`.
+fn reached_at(
+    conn: &Connection,
+    chat: ChatId,
+    user: UserId,
+    kind: Kind,
+    id: MessageId,
+) -> AppResult<Option<i64>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT at FROM receipt_marks WHERE chat_id = ?1 AND user_id = ?2 AND kind = ?3 AND up_to >= ?4
+             ORDER BY up_to LIMIT 1",
+        )?
+        .query_row(params![chat, user, kind as i64, id], |r| r.get(0))
+        .optional()?)
+}
+
+/// Per-member receipts of message `id` sent by `sender` (the sender excluded).
+pub fn for_message(
+    conn: &Connection,
+    chat: ChatId,
+    sender: UserId,
+    id: MessageId,
+    positions: &Positions,
+) -> AppResult<Vec<Receipt>> {
+    let mut items = Vec::new();
+    for p in positions.0.iter().filter(|p| p.user_id != sender) {
+        let delivered_at = if p.delivered >= id {
+            reached_at(conn, chat, p.user_id, Kind::Delivered, id)?
+        } else {
+            None
+        };
+        let read_at = if p.read >= id {
+            reached_at(conn, chat, p.user_id, Kind::Read, id)?
+        } else {
+            None
+        };
+        items.push(Receipt {
+            user_id: p.user_id,
+            delivered_at: delivered_at.map(rfc3339),
+            read_at: read_at.map(rfc3339),
+        });
+    }
+    Ok(items)
+}

@@ -1,0 +1,87 @@
+//! SQL for uploaded files and who may read them.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::error::AppResult;
+use crate::model::UserId;
+
+/// A stored upload.
+#[derive(Debug, Clone)]
+pub struct UploadRow {
+    pub id: i64,
+    pub name: String,
+    pub uploader_id: UserId,
+    pub file_name: String,
+    pub file_size: i64,
+    pub mime_type: String,
+    pub sha256: String,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    pub thumb_name: Option<String>,
+}
+
+/// What a new upload records.
+pub struct NewUpload<'a> {
+    pub name: &'a str,
+    pub uploader_id: UserId,
+    pub file_name: &'a str,
+    pub file_size: i64,
+    pub mime_type: &'a str,
+    pub sha256: &'a str,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    pub thumb_name: Option<&'a str>,
+    pub now: i64,
+}
+
+/// Records an upload.
+pub fn insert(conn: &Connection, u: &NewUpload<'_>) -> AppResult<i64> {
+    conn.prepare_cached(
+        "INSERT INTO uploads (name, uploader_id, file_name, file_size, mime_type, sha256, width, height, thumb_name, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        u.name, u.uploader_id, u.file_name, u.file_size, u.mime_type, u.sha256, u.width, u.height,
+        u.thumb_name, u.now
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// An upload by its stored name.
+pub fn find_by_name(conn: &Connection, name: &str) -> AppResult<Option<UploadRow>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, name, uploader_id, file_name, file_size, mime_type, sha256, width, height, thumb_name
+             FROM uploads WHERE name = ?1",
+        )?
+        .query_row([name], |r| {
+            Ok(UploadRow {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                uploader_id: r.get(2)?,
+                file_name: r.get(3)?,
+                file_size: r.get(4)?,
+                mime_type: r.get(5)?,
+                sha256: r.get(6)?,
+                width: r.get(7)?,
+                height: r.get(8)?,
+                thumb_name: r.get(9)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Whether `user` may read upload `id`: its uploader, or a current member of
+/// a chat where a (not deleted) message carries it.
+pub fn can_read(conn: &Connection, id: i64, uploader: UserId, user: UserId) -> AppResult<bool> {
+    if uploader == user {
+        return Ok(true);
+    }
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM messages m JOIN chat_participants p
+                 ON p.chat_id = m.chat_id AND p.user_id = ?2 AND p.left_at IS NULL
+             WHERE m.upload_id = ?1 LIMIT 1",
+        )?
+        .exists(params![id, user])?)
+}

@@ -1,0 +1,169 @@
+//! SQL for users.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::error::{AppError, AppResult};
+use crate::model::{rfc3339, User, UserId};
+
+/// Columns that [`user_from_row`] reads, in order.
+pub const USER_COLUMNS: &str = "u.id, u.email, u.name, u.avatar_url, u.last_seen, u.created_at";
+
+/// Builds a [`User`] (offline; presence is filled in later) from `USER_COLUMNS`
+/// starting at column `at`.
+pub fn user_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<User> {
+    Ok(User {
+        id: row.get(at)?,
+        email: row.get(at + 1)?,
+        name: row.get(at + 2)?,
+        avatar_url: row.get(at + 3)?,
+        online: false,
+        last_seen: row.get::<_, Option<i64>>(at + 4)?.map(rfc3339),
+        created_at: rfc3339(row.get(at + 5)?),
+    })
+}
+
+/// What login and token checks need.
+#[derive(Debug)]
+pub struct Credentials {
+    pub id: UserId,
+    pub password_hash: String,
+    pub disabled: bool,
+    pub token_version: i64,
+}
+
+/// A new account.
+pub struct NewUser<'a> {
+    pub email: &'a str,
+    pub name: &'a str,
+    pub password_hash: &'a str,
+    pub is_admin: bool,
+    pub now: i64,
+}
+
+/// Inserts a user; 409 when the email is taken (case-insensitively).
+pub fn insert_user(conn: &Connection, new: &NewUser<'_>) -> AppResult<UserId> {
+    let result = conn
+        .prepare_cached(
+            "INSERT INTO users (email, email_norm, name, password_hash, is_admin, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            new.email,
+            new.email.to_lowercase(),
+            new.name,
+            new.password_hash,
+            new.is_admin,
+            new.now
+        ]);
+    match result {
+        Ok(_) => Ok(conn.last_insert_rowid()),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Err(AppError::Conflict("email is already registered".into()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A user by id.
+pub fn find_user(conn: &Connection, id: UserId) -> AppResult<Option<User>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?1"
+        ))?
+        .query_row([id], |r| user_from_row(r, 0))
+        .optional()?)
+}
+
+/// Credentials by email (case-insensitive).
+pub fn credentials_by_email(conn: &Connection, email: &str) -> AppResult<Option<Credentials>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, password_hash, disabled, token_version FROM users WHERE email_norm = ?1",
+        )?
+        .query_row([email.to_lowercase()], credentials_from_row)
+        .optional()?)
+}
+
+/// Credentials by id.
+pub fn credentials_by_id(conn: &Connection, id: UserId) -> AppResult<Option<Credentials>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, password_hash, disabled, token_version FROM users WHERE id = ?1",
+        )?
+        .query_row([id], credentials_from_row)
+        .optional()?)
+}
+
+fn credentials_from_row(r: &Row<'_>) -> rusqlite::Result<Credentials> {
+    Ok(Credentials {
+        id: r.get(0)?,
+        password_hash: r.get(1)?,
+        disabled: r.get(2)?,
+        token_version: r.get(3)?,
+    })
+}
+
+/// Changes to the caller's own profile.
+#[derive(Default)]
+pub struct ProfileChange {
+    pub name: Option<String>,
+    pub avatar_url: Option<Option<String>>,
+    pub password_hash: Option<String>,
+}
+
+/// Applies a profile change.
+pub fn update_profile(conn: &Connection, id: UserId, change: &ProfileChange) -> AppResult<()> {
+    if let Some(name) = &change.name {
+        conn.prepare_cached("UPDATE users SET name = ?2 WHERE id = ?1")?
+            .execute(params![id, name])?;
+    }
+    if let Some(avatar) = &change.avatar_url {
+        conn.prepare_cached("UPDATE users SET avatar_url = ?2 WHERE id = ?1")?
+            .execute(params![id, avatar])?;
+    }
+    if let Some(hash) = &change.password_hash {
+        conn.prepare_cached("UPDATE users SET password_hash = ?2 WHERE id = ?1")?
+            .execute(params![id, hash])?;
+    }
+    Ok(())
+}
+
+/// Users whose name or email contains `q` (case-insensitive), except `caller`.
+pub fn search(conn: &Connection, caller: UserId, q: &str, limit: u32) -> AppResult<Vec<User>> {
+    let pattern = format!(
+        "%{}%",
+        q.to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {USER_COLUMNS} FROM users u
+         WHERE u.id != ?1 AND u.disabled = 0
+           AND (lower(u.name) LIKE ?2 ESCAPE '\\' OR u.email_norm LIKE ?2 ESCAPE '\\')
+         ORDER BY lower(u.name), u.id LIMIT ?3"
+    ))?;
+    let rows = stmt.query_map(params![caller, pattern, limit], |r| user_from_row(r, 0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Records when a user was last online.
+pub fn set_last_seen(conn: &Connection, id: UserId, at: i64) -> AppResult<()> {
+    conn.prepare_cached("UPDATE users SET last_seen = ?2 WHERE id = ?1")?
+        .execute(params![id, at])?;
+    Ok(())
+}
+
+/// Ids of existing, enabled users among `ids`.
+pub fn existing_ids(conn: &Connection, ids: &[UserId]) -> AppResult<Vec<UserId>> {
+    let mut stmt = conn.prepare_cached("SELECT id FROM users WHERE id = ?1 AND disabled = 0")?;
+    let mut found = Vec::with_capacity(ids.len());
+    for &id in ids {
+        if stmt.exists([id])? {
+            found.push(id);
+        }
+    }
+    Ok(found)
+}

@@ -1,0 +1,137 @@
+//! The one error type of the API.
+//!
+//! Every failure a client can see is an [`AppError`]; it maps to the status
+//! code and the contract body `{"error": {"code", "message"}}` (plus `field`
+//! for invalid input). `Internal` says only "internal error" to the client and
+//! logs its cause chain, so SQL, paths and causes never leak.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// A failure with its HTTP meaning.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// 400: a field is missing, malformed or out of range.
+    #[error("{message}")]
+    Invalid {
+        /// The offending field (JSON path or query parameter).
+        field: String,
+        /// What is wrong, naming the limit.
+        message: String,
+    },
+    /// 401: missing, invalid or expired credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: authenticated but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: absent, or not visible to the caller.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: conflicts with existing state.
+    #[error("{0}")]
+    Conflict(String),
+    /// 413: body or file over a limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// 429: slow down; retry after this many seconds.
+    #[error("too many requests, retry in {retry_after_secs} s")]
+    RateLimited {
+        /// Seconds until a retry may succeed.
+        retry_after_secs: u64,
+    },
+    /// 500: our fault; the cause is logged, never shown.
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl AppError {
+    /// 400 naming the field.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        AppError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// 404 for a chat the caller cannot see (absent or not a participant).
+    pub fn chat_not_found() -> Self {
+        AppError::NotFound("chat not found".into())
+    }
+
+    /// 404 for a message the caller cannot see.
+    pub fn message_not_found() -> Self {
+        AppError::NotFound("message not found".into())
+    }
+
+    /// The snake_case code of the contract.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Invalid { .. } => "invalid_input",
+            AppError::Unauthorized(_) => "unauthorized",
+            AppError::Forbidden(_) => "forbidden",
+            AppError::NotFound(_) => "not_found",
+            AppError::Conflict(_) => "conflict",
+            AppError::TooLarge(_) => "payload_too_large",
+            AppError::RateLimited { .. } => "rate_limited",
+            AppError::Internal(_) => "internal_error",
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The `{code, message[, field]}` object, shared by HTTP bodies and
+    /// WebSocket `error` frames.
+    pub fn body(&self) -> serde_json::Value {
+        match self {
+            AppError::Invalid { field, message } => {
+                json!({"code": self.code(), "message": message, "field": field})
+            }
+            _ => json!({"code": self.code(), "message": self.to_string()}),
+        }
+    }
+
+    /// Logs internal causes (never shown to clients).
+    pub fn log(&self) {
+        if let AppError::Internal(cause) = self {
+            tracing::error!(error = format!("{cause:#}"), "internal error");
+        }
+    }
+}
+
+impl From<rusqlite::Error> for AppError {
+    fn from(e: rusqlite::Error) -> Self {
+        AppError::Internal(e.into())
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        self.log();
+        let status = self.status();
+        let mut response = (status, axum::Json(json!({ "error": self.body() }))).into_response();
+        if let AppError::RateLimited { retry_after_secs } = self {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after_secs.max(1)),
+            );
+        }
+        response
+    }
+}
+
+/// Result of API operations.
+pub type AppResult<T> = Result<T, AppError>;

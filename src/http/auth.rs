@@ -1,0 +1,86 @@
+//! `/auth/*`: register, login, logout, me.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::auth::{AuthUser, COOKIE_NAME};
+use crate::error::AppResult;
+use crate::http::extract::AppJson;
+use crate::model::User;
+use crate::ops::users::{self, Login, Register, Session, UpdateMe};
+use crate::state::AppState;
+
+fn session_response(
+    state: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    s: Session,
+) -> Response {
+    let secure = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+    let cookie = format!(
+        "{COOKIE_NAME}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        s.token,
+        state.config().token_ttl_secs,
+        if secure { "; Secure" } else { "" }
+    );
+    let mut response = (status, Json(json!({"token": s.token, "user": s.user}))).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
+/// `POST /auth/register` → 201 `{token, user}`.
+pub async fn register(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    AppJson(input): AppJson<Register>,
+) -> AppResult<Response> {
+    let session = users::register(&state, input).await?;
+    Ok(session_response(
+        &state,
+        &headers,
+        StatusCode::CREATED,
+        session,
+    ))
+}
+
+/// `POST /auth/login` → 200 `{token, user}`.
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    AppJson(input): AppJson<Login>,
+) -> AppResult<Response> {
+    let session = users::login(&state, input).await?;
+    Ok(session_response(&state, &headers, StatusCode::OK, session))
+}
+
+/// `POST /auth/logout`: clears the browser cookie (tokens are stateless).
+pub async fn logout() -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("natter_token=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    response
+}
+
+/// `GET /auth/me`.
+pub async fn me(State(state): State<AppState>, user: AuthUser) -> AppResult<Json<User>> {
+    Ok(Json(users::me(&state, user.id).await?))
+}
+
+/// `PATCH /auth/me`.
+pub async fn update_me(
+    State(state): State<AppState>,
+    user: AuthUser,
+    AppJson(input): AppJson<UpdateMe>,
+) -> AppResult<Json<User>> {
+    Ok(Json(users::update_me(&state, user.id, input).await?))
+}

@@ -1,0 +1,116 @@
+//! The HTTP surface: `router(state)` merges the resource routers and adds the
+//! layers (request span, body limit, security headers, CORS). Handlers only
+//! extract, call `ops`, and shape the response.
+
+pub mod assets;
+pub mod auth;
+pub mod chats;
+pub mod extract;
+pub mod health;
+pub mod messages;
+pub mod sync;
+pub mod users;
+
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::routing::{get, patch, post};
+use axum::Router;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+use tracing::Level;
+
+use crate::state::AppState;
+
+/// Largest JSON body (a 10,000-character message fits with room to spare).
+pub const JSON_BODY_LIMIT: usize = 256 * 1024;
+
+/// The content security policy of the web app (and every response).
+pub const CSP: &str = "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; \
+connect-src 'self' ws: wss:; style-src 'self'; script-src 'self'; object-src 'none'; \
+base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/health", get(health::health))
+        .route("/auth/register", post(auth::register))
+        .route("/auth/login", post(auth::login))
+        .route("/auth/logout", post(auth::logout))
+        .route("/auth/me", get(auth::me).patch(auth::update_me))
+        .route("/chat/users/search", get(users::search))
+        .route("/chat/status", post(users::set_status))
+        .route("/chat", post(chats::create).get(chats::list))
+        .route("/chat/{id}", get(chats::get).patch(chats::update))
+        .route("/chat/{id}/participants", post(chats::add_participants))
+        .route(
+            "/chat/{id}/participants/{user_id}",
+            patch(chats::set_admin).delete(chats::remove_participant),
+        )
+        .route(
+            "/chat/{id}/messages",
+            get(messages::history).post(messages::send),
+        )
+        .route(
+            "/chat/{id}/messages/{message_id}",
+            patch(messages::edit).delete(messages::delete),
+        )
+        .route(
+            "/chat/{id}/messages/{message_id}/receipts",
+            get(messages::receipts),
+        )
+        .route("/chat/{id}/read", post(messages::mark_read))
+        .route("/sync", get(sync::sync))
+        .route("/ws", get(crate::realtime::ws_handler))
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
+
+    let mut app = api
+        .fallback(assets::serve)
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("x-frame-options"),
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    // The path only: `/ws?token=...` must never reach the logs.
+                    let route = req
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string());
+                    tracing::span!(Level::INFO, "request", method = %req.method(), route, user.id = tracing::field::Empty)
+                })
+                .on_request(())
+                .on_response(
+                    tower_http::trace::DefaultOnResponse::new()
+                        .level(Level::INFO)
+                        .latency_unit(tower_http::LatencyUnit::Micros),
+                ),
+        );
+    if let Some(origin) = &state.config().frontend_origin {
+        if let Ok(origin) = HeaderValue::from_str(origin) {
+            app = app.layer(
+                CorsLayer::new()
+                    .allow_origin(AllowOrigin::exact(origin))
+                    .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+                    .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+                    .max_age(Duration::from_secs(600)),
+            );
+        }
+    }
+    app.with_state(state)
+}

@@ -1,0 +1,449 @@
+//! Chats: create, list, get, rename, participants and admins.
+//!
+//! Rules: every access checks the caller is a current member (else 404, so
+//! existence does not leak); group changes need a group admin (403); a group
+//! never ends without an admin (the oldest member is promoted).
+
+use serde::Deserialize;
+use serde_json::json;
+use tracing::instrument;
+
+use crate::db::{self, chats as q, events, messages, now_ms, receipts};
+use crate::error::{AppError, AppResult};
+use crate::model::{Chat, ChatId, UserId};
+use crate::ops::users::double_option;
+use crate::ops::{fill_chat, publish, valid_name, valid_url, MAX_GROUP_MEMBERS, MAX_IDS};
+use crate::realtime::frames::{CHAT_NEW, CHAT_REMOVED, CHAT_UPDATED};
+use crate::state::AppState;
+
+/// `POST /chat`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateChat {
+    pub participant_ids: Vec<UserId>,
+    #[serde(default)]
+    pub is_group: bool,
+    pub name: Option<String>,
+    pub group_avatar: Option<String>,
+}
+
+/// `PATCH /chat/:id`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateChat {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub group_avatar: Option<Option<String>>,
+}
+
+/// `POST /chat/:id/participants`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddParticipants {
+    pub user_ids: Vec<UserId>,
+}
+
+/// `PATCH /chat/:id/participants/:userId`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SetAdmin {
+    pub is_admin: bool,
+}
+
+/// Who to tell what after a chat change.
+#[derive(Default)]
+struct Notice {
+    new_for: Vec<UserId>,
+    updated_for: Vec<UserId>,
+    removed_for: Vec<UserId>,
+}
+
+/// Loads the chat for `viewer`, 404 unless a member.
+pub fn load_for_member(
+    conn: &rusqlite::Connection,
+    chat: ChatId,
+    viewer: UserId,
+) -> AppResult<Chat> {
+    q::membership(conn, chat, viewer)?.ok_or_else(AppError::chat_not_found)?;
+    q::load_chat(conn, chat, viewer)?.ok_or_else(AppError::chat_not_found)
+}
+
+fn require_member(
+    conn: &rusqlite::Connection,
+    chat: ChatId,
+    user: UserId,
+) -> AppResult<q::Membership> {
+    q::membership(conn, chat, user)?.ok_or_else(AppError::chat_not_found)
+}
+
+fn require_group_admin(m: q::Membership) -> AppResult<()> {
+    if !m.is_group {
+        return Err(AppError::Forbidden("only group chats have admins".into()));
+    }
+    if !m.is_admin {
+        return Err(AppError::Forbidden("only group admins can do that".into()));
+    }
+    Ok(())
+}
+
+fn check_ids(field: &str, ids: &[UserId]) -> AppResult<()> {
+    if ids.len() > MAX_IDS {
+        return Err(AppError::invalid(
+            field,
+            format!("{field} may list at most {MAX_IDS} ids"),
+        ));
+    }
+    Ok(())
+}
+
+fn ensure_exist(conn: &rusqlite::Connection, field: &str, ids: &[UserId]) -> AppResult<()> {
+    let found = db::users::existing_ids(conn, ids)?;
+    if let Some(missing) = ids.iter().find(|id| !found.contains(id)) {
+        return Err(AppError::invalid(
+            field,
+            format!("user {missing} does not exist"),
+        ));
+    }
+    Ok(())
+}
+
+/// Creates a chat; `(chat, created)`; an existing 1-on-1 is returned as is.
+#[instrument(skip_all, fields(user.id = caller))]
+pub async fn create(
+    state: &AppState,
+    caller: UserId,
+    input: CreateChat,
+) -> AppResult<(Chat, bool)> {
+    check_ids("participantIds", &input.participant_ids)?;
+    let mut others: Vec<UserId> = input
+        .participant_ids
+        .iter()
+        .copied()
+        .filter(|&id| id != caller)
+        .collect();
+    others.sort_unstable();
+    others.dedup();
+    let name = match (&input.name, input.is_group) {
+        (Some(n), true) => Some(valid_name("name", n)?),
+        (None, true) => return Err(AppError::invalid("name", "name is required for a group")),
+        (_, false) => None,
+    };
+    let avatar = valid_url("groupAvatar", input.group_avatar.as_deref())?;
+    if !input.is_group && others.len() != 1 {
+        return Err(AppError::invalid(
+            "participantIds",
+            "a 1-on-1 chat needs exactly one other participant",
+        ));
+    }
+    if others.len() + 1 > MAX_GROUP_MEMBERS {
+        return Err(AppError::invalid(
+            "participantIds",
+            format!("a group has at most {MAX_GROUP_MEMBERS} members"),
+        ));
+    }
+    let is_group = input.is_group;
+    let (chat_id, created, notice) = state
+        .db()
+        .write(move |c| {
+            ensure_exist(c, "participantIds", &others)?;
+            let now = now_ms();
+            let key = (!is_group).then(|| q::direct_key(caller, others[0]));
+            let (chat_id, created) = q::insert_chat(
+                c,
+                &q::NewChat {
+                    name: name.as_deref(),
+                    is_group,
+                    group_avatar: avatar.as_deref(),
+                    direct_key: key.as_deref(),
+                    now,
+                },
+            )?;
+            let mut notice = Notice::default();
+            let members: Vec<UserId> = std::iter::once(caller)
+                .chain(others.iter().copied())
+                .collect();
+            if created {
+                let cursor = events::cursor(c)?;
+                for &m in &members {
+                    q::add_participant(c, chat_id, m, is_group && m == caller, now, cursor, 0)?;
+                }
+                events::append(c, chat_id, CHAT_NEW, None, None, now)?;
+                notice.new_for = members;
+            } else {
+                // A 1-on-1 someone had left comes back for both.
+                for &m in &members {
+                    if q::membership(c, chat_id, m)?.is_none() {
+                        let cursor = events::cursor(c)?;
+                        let newest = messages::newest_id(c, chat_id)?;
+                        q::add_participant(c, chat_id, m, false, now, cursor, newest)?;
+                        events::append(c, chat_id, CHAT_NEW, None, Some(m), now)?;
+                        notice.new_for.push(m);
+                    }
+                }
+            }
+            Ok((chat_id, created, notice))
+        })
+        .await?;
+    notify(state, chat_id, notice).await?;
+    let chat = get(state, caller, chat_id).await?;
+    Ok((chat, created))
+}
+
+/// `GET /chat`: one page of the caller's chats.
+pub async fn list(
+    state: &AppState,
+    caller: UserId,
+    page: u32,
+    limit: u32,
+) -> AppResult<(Vec<Chat>, i64)> {
+    let (mut chats, total) = state
+        .db()
+        .read(move |c| q::list_for_user(c, caller, page, limit))
+        .await?;
+    for chat in &mut chats {
+        fill_chat(state, chat);
+    }
+    Ok((chats, total))
+}
+
+/// `GET /chat/:id`.
+pub async fn get(state: &AppState, caller: UserId, chat: ChatId) -> AppResult<Chat> {
+    let mut chat = state
+        .db()
+        .read(move |c| load_for_member(c, chat, caller))
+        .await?;
+    fill_chat(state, &mut chat);
+    Ok(chat)
+}
+
+/// `PATCH /chat/:id`: admins rename or change the avatar.
+#[instrument(skip_all, fields(user.id = caller, chat.id = chat))]
+pub async fn update(
+    state: &AppState,
+    caller: UserId,
+    chat: ChatId,
+    input: UpdateChat,
+) -> AppResult<Chat> {
+    let name = input
+        .name
+        .as_deref()
+        .map(|n| valid_name("name", n))
+        .transpose()?;
+    let avatar = match &input.group_avatar {
+        Some(a) => Some(valid_url("groupAvatar", a.as_deref())?),
+        None => None,
+    };
+    let notice = state
+        .db()
+        .write(move |c| {
+            require_group_admin(require_member(c, chat, caller)?)?;
+            let now = now_ms();
+            q::update_chat(
+                c,
+                chat,
+                name.as_deref(),
+                avatar.as_ref().map(|a| a.as_deref()),
+                now,
+            )?;
+            events::append(c, chat, CHAT_UPDATED, None, None, now)?;
+            Ok(Notice {
+                updated_for: q::member_ids(c, chat)?,
+                ..Notice::default()
+            })
+        })
+        .await?;
+    notify(state, chat, notice).await?;
+    get(state, caller, chat).await
+}
+
+/// `POST /chat/:id/participants`: admins add members.
+#[instrument(skip_all, fields(user.id = caller, chat.id = chat))]
+pub async fn add_participants(
+    state: &AppState,
+    caller: UserId,
+    chat: ChatId,
+    input: AddParticipants,
+) -> AppResult<Chat> {
+    check_ids("userIds", &input.user_ids)?;
+    if input.user_ids.is_empty() {
+        return Err(AppError::invalid("userIds", "userIds must not be empty"));
+    }
+    let mut ids = input.user_ids;
+    ids.sort_unstable();
+    ids.dedup();
+    let notice = state
+        .db()
+        .write(move |c| {
+            require_group_admin(require_member(c, chat, caller)?)?;
+            ensure_exist(c, "userIds", &ids)?;
+            let existing = q::member_ids(c, chat)?;
+            let added: Vec<UserId> = ids
+                .into_iter()
+                .filter(|id| !existing.contains(id))
+                .collect();
+            if existing.len() + added.len() > MAX_GROUP_MEMBERS {
+                return Err(AppError::invalid(
+                    "userIds",
+                    format!("a group has at most {MAX_GROUP_MEMBERS} members"),
+                ));
+            }
+            if added.is_empty() {
+                return Ok(Notice::default());
+            }
+            let now = now_ms();
+            let updated = events::append(c, chat, CHAT_UPDATED, None, None, now)?;
+            let newest = messages::newest_id(c, chat)?;
+            for &user in &added {
+                q::add_participant(c, chat, user, false, now, updated, newest)?;
+                events::append(c, chat, CHAT_NEW, None, Some(user), now)?;
+            }
+            q::touch(c, chat, now)?;
+            Ok(Notice {
+                new_for: added,
+                updated_for: existing,
+                removed_for: Vec::new(),
+            })
+        })
+        .await?;
+    notify(state, chat, notice).await?;
+    get(state, caller, chat).await
+}
+
+/// `DELETE /chat/:id/participants/:userId`: an admin removes someone, or a
+/// member leaves. Returns the chat for the caller, or `None` if they left.
+#[instrument(skip_all, fields(user.id = caller, chat.id = chat))]
+pub async fn remove_participant(
+    state: &AppState,
+    caller: UserId,
+    chat: ChatId,
+    target: UserId,
+) -> AppResult<Option<Chat>> {
+    let notice = state
+        .db()
+        .write(move |c| {
+            let m = require_member(c, chat, caller)?;
+            if target != caller {
+                require_group_admin(m)?;
+            }
+            let now = now_ms();
+            if !q::remove_participant(c, chat, target, now)? {
+                return Err(AppError::NotFound("participant not found".into()));
+            }
+            if m.is_group && q::admin_count(c, chat)? == 0 {
+                if let Some(oldest) = q::oldest_member(c, chat)? {
+                    q::set_admin(c, chat, oldest, true)?;
+                }
+            }
+            q::touch(c, chat, now)?;
+            events::append(c, chat, CHAT_UPDATED, None, None, now)?;
+            events::append(c, chat, CHAT_REMOVED, None, Some(target), now)?;
+            Ok(Notice {
+                updated_for: q::member_ids(c, chat)?,
+                removed_for: vec![target],
+                ..Notice::default()
+            })
+        })
+        .await?;
+    state.hub().leave_all(target, chat);
+    notify(state, chat, notice).await?;
+    if target == caller {
+        Ok(None)
+    } else {
+        get(state, caller, chat).await.map(Some)
+    }
+}
+
+/// `PATCH /chat/:id/participants/:userId`: admins promote or demote.
+#[instrument(skip_all, fields(user.id = caller, chat.id = chat))]
+pub async fn set_admin(
+    state: &AppState,
+    caller: UserId,
+    chat: ChatId,
+    target: UserId,
+    input: SetAdmin,
+) -> AppResult<Chat> {
+    let notice = state
+        .db()
+        .write(move |c| {
+            require_group_admin(require_member(c, chat, caller)?)?;
+            let target_m = q::membership(c, chat, target)?
+                .ok_or_else(|| AppError::NotFound("participant not found".into()))?;
+            if target_m.is_admin == input.is_admin {
+                return Ok(Notice::default());
+            }
+            if !input.is_admin && q::admin_count(c, chat)? <= 1 {
+                return Err(AppError::Conflict(
+                    "a group needs at least one admin: promote someone else first".into(),
+                ));
+            }
+            q::set_admin(c, chat, target, input.is_admin)?;
+            let now = now_ms();
+            q::touch(c, chat, now)?;
+            events::append(c, chat, CHAT_UPDATED, None, None, now)?;
+            Ok(Notice {
+                updated_for: q::member_ids(c, chat)?,
+                ..Notice::default()
+            })
+        })
+        .await?;
+    notify(state, chat, notice).await?;
+    get(state, caller, chat).await
+}
+
+/// Publishes chat events: each member gets the chat with its own unread count.
+async fn notify(state: &AppState, chat: ChatId, notice: Notice) -> AppResult<()> {
+    if notice.new_for.is_empty() && notice.updated_for.is_empty() && notice.removed_for.is_empty() {
+        return Ok(());
+    }
+    let viewers: Vec<UserId> = notice
+        .new_for
+        .iter()
+        .chain(&notice.updated_for)
+        .copied()
+        .collect();
+    let views = state
+        .db()
+        .read(move |c| chat_views(c, chat, &viewers))
+        .await?;
+    for (user, mut view) in views {
+        fill_chat(state, &mut view);
+        let event = if notice.new_for.contains(&user) {
+            CHAT_NEW
+        } else {
+            CHAT_UPDATED
+        };
+        publish(state, event, &view, &[user]);
+    }
+    publish(
+        state,
+        CHAT_REMOVED,
+        &json!({"chatId": chat}),
+        &notice.removed_for,
+    );
+    Ok(())
+}
+
+/// The chat as each viewer sees it (one load, then each viewer's unread count).
+pub fn chat_views(
+    conn: &rusqlite::Connection,
+    chat: ChatId,
+    viewers: &[UserId],
+) -> AppResult<Vec<(UserId, Chat)>> {
+    let Some(&first) = viewers.first() else {
+        return Ok(Vec::new());
+    };
+    let Some(base) = q::load_chat(conn, chat, first)? else {
+        return Ok(Vec::new());
+    };
+    let positions = receipts::positions(conn, chat)?;
+    let mut views = Vec::with_capacity(viewers.len());
+    for &viewer in viewers {
+        let mut view = base.clone();
+        view.unread_count = match positions.0.iter().find(|p| p.user_id == viewer) {
+            Some(p) => messages::unread_count(conn, chat, viewer, p.read)?,
+            None => 0,
+        };
+        views.push((viewer, view));
+    }
+    Ok(views)
+}

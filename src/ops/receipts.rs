@@ -1,0 +1,221 @@
+//! Read and delivery receipts, and `message:status` to senders.
+//!
+//! Positions only move forward. Delivery reported by connections (a
+//! `message:new` written to a recipient's socket) is batched by
+//! [`DeliveryBatcher`]: whatever arrives within a few milliseconds becomes one
+//! writer op, so receipts cost little even at high message rates.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::db::{chats, messages, now_ms, receipts as q};
+use crate::error::{AppError, AppResult};
+use crate::model::{ChatId, MessageId, Status, UserId};
+use crate::ops::{publish, MAX_IDS};
+use crate::realtime::frames::MESSAGE_STATUS;
+use crate::state::{AppState, WeakState};
+
+/// Most `message:status` events one advance sends (newest first).
+const MAX_STATUS_EVENTS: u32 = 200;
+/// How long deliveries gather before one write.
+const DELIVERY_BATCH_WINDOW: Duration = Duration::from_millis(5);
+
+/// `POST /chat/:id/read` (and `message:read`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MarkRead {
+    pub message_ids: Option<Vec<MessageId>>,
+    pub up_to_message_id: Option<MessageId>,
+}
+
+/// `message:status` data.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusEvent {
+    pub chat_id: ChatId,
+    pub message_id: MessageId,
+    /// Whose receipt changed.
+    pub user_id: UserId,
+    /// That member's receipt for the message.
+    pub status: Status,
+    /// The message's overall status (the sender's ticks).
+    pub message_status: Status,
+}
+
+/// Moves `user`'s position in `chat` and returns the status events to send
+/// (sender, event). Runs inside a writer op.
+fn advance(
+    c: &rusqlite::Connection,
+    chat: ChatId,
+    user: UserId,
+    kind: q::Kind,
+    up_to: MessageId,
+    now: i64,
+) -> AppResult<Vec<(UserId, StatusEvent)>> {
+    let Some(old) = q::advance(c, chat, user, kind, up_to, now)? else {
+        return Ok(Vec::new());
+    };
+    let changed = messages::from_others_between(c, chat, user, old, up_to, MAX_STATUS_EVENTS)?;
+    if changed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let positions = q::positions(c, chat)?;
+    Ok(changed
+        .into_iter()
+        .map(|(message_id, sender)| {
+            (
+                sender,
+                StatusEvent {
+                    chat_id: chat,
+                    message_id,
+                    user_id: user,
+                    status: positions.status_for(user, message_id),
+                    message_status: positions.status(sender, message_id),
+                },
+            )
+        })
+        .collect())
+}
+
+fn send_status(state: &AppState, events: Vec<(UserId, StatusEvent)>) {
+    for (sender, event) in events {
+        publish(state, MESSAGE_STATUS, &event, &[sender]);
+    }
+}
+
+/// Marks messages read; returns the caller's unread count afterwards.
+/// Receipts are positional: reading a message reads everything before it.
+pub async fn mark_read(
+    state: &AppState,
+    caller: UserId,
+    chat: ChatId,
+    input: MarkRead,
+) -> AppResult<i64> {
+    if input.message_ids.is_none() && input.up_to_message_id.is_none() {
+        return Err(AppError::invalid(
+            "messageIds",
+            "give messageIds or upToMessageId",
+        ));
+    }
+    if input
+        .message_ids
+        .as_ref()
+        .is_some_and(|ids| ids.len() > MAX_IDS)
+    {
+        return Err(AppError::invalid(
+            "messageIds",
+            format!("messageIds may list at most {MAX_IDS} ids"),
+        ));
+    }
+    let (unread, events) = state
+        .db()
+        .write(move |c| {
+            chats::membership(c, chat, caller)?.ok_or_else(AppError::chat_not_found)?;
+            let mut target = 0;
+            if let Some(up_to) = input.up_to_message_id {
+                target = messages::newest_at_or_before(c, chat, up_to)?;
+            }
+            for id in input.message_ids.iter().flatten() {
+                if *id > target
+                    && matches!(messages::owner(c, *id)?, Some((m_chat, _, _)) if m_chat == chat)
+                {
+                    target = *id;
+                }
+            }
+            let events = if target > 0 {
+                advance(c, chat, caller, q::Kind::Read, target, now_ms())?
+            } else {
+                Vec::new()
+            };
+            let read_pos = q::positions(c, chat)?
+                .0
+                .iter()
+                .find(|p| p.user_id == caller)
+                .map_or(0, |p| p.read);
+            let unread = messages::unread_count(c, chat, caller, read_pos)?;
+            Ok((unread, events))
+        })
+        .await?;
+    send_status(state, events);
+    Ok(unread)
+}
+
+/// Marks messages up to `up_to` delivered to `user` now (history fetches).
+pub async fn mark_delivered(
+    state: &AppState,
+    user: UserId,
+    chat: ChatId,
+    up_to: MessageId,
+) -> AppResult<()> {
+    let events = state
+        .db()
+        .write(move |c| advance(c, chat, user, q::Kind::Delivered, up_to, now_ms()))
+        .await?;
+    send_status(state, events);
+    Ok(())
+}
+
+/// Gathers "reached a device" reports into batched writes.
+pub struct DeliveryBatcher {
+    tx: mpsc::UnboundedSender<(UserId, ChatId, MessageId)>,
+    rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<(UserId, ChatId, MessageId)>>>,
+}
+
+impl Default for DeliveryBatcher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DeliveryBatcher {
+    /// A batcher; [`DeliveryBatcher::start`] runs it.
+    pub fn new() -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        DeliveryBatcher {
+            tx,
+            rx: std::sync::Mutex::new(Some(rx)),
+        }
+    }
+
+    /// Reports that `message` of `chat` reached one of `user`'s connections.
+    pub fn delivered(&self, user: UserId, chat: ChatId, message: MessageId) {
+        let _ = self.tx.send((user, chat, message));
+    }
+
+    /// Starts the batching task; it ends when the app is dropped.
+    pub fn start(&self, state: WeakState) {
+        let Some(mut rx) = self.rx.lock().ok().and_then(|mut r| r.take()) else {
+            return;
+        };
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut pending: HashMap<(ChatId, UserId), MessageId> = HashMap::new();
+                pending.insert((first.1, first.0), first.2);
+                tokio::time::sleep(DELIVERY_BATCH_WINDOW).await;
+                while let Ok((user, chat, msg)) = rx.try_recv() {
+                    let e = pending.entry((chat, user)).or_insert(msg);
+                    *e = (*e).max(msg);
+                }
+                let Some(state) = state.upgrade() else { break };
+                let result = state
+                    .db()
+                    .write(move |c| {
+                        let now = now_ms();
+                        let mut events = Vec::new();
+                        for ((chat, user), up_to) in pending {
+                            events.extend(advance(c, chat, user, q::Kind::Delivered, up_to, now)?);
+                        }
+                        Ok(events)
+                    })
+                    .await;
+                match result {
+                    Ok(events) => send_status(&state, events),
+                    Err(e) => e.log(),
+                }
+            }
+        });
+    }
+}

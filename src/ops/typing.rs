@@ -1,0 +1,58 @@
+//! Typing indicators: memory only, never echoed to the typist, expiring after
+//! [`TYPING_TTL`](crate::realtime::hub::TYPING_TTL) without a refresh.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::db;
+use crate::error::{AppError, AppResult};
+use crate::model::{ChatId, UserId};
+use crate::realtime::frames::{Published, TYPING_UPDATE};
+use crate::state::{AppState, WeakState};
+
+/// Records a typing state and tells the other connections in the chat's room.
+pub async fn update(
+    state: &AppState,
+    user: UserId,
+    conn: u64,
+    chat: ChatId,
+    typing: bool,
+) -> AppResult<()> {
+    if !state.hub().has_joined(user, conn, chat) {
+        state
+            .db()
+            .read(move |c| db::chats::membership(c, chat, user))
+            .await?
+            .ok_or_else(AppError::chat_not_found)?;
+    }
+    if state.hub().set_typing(chat, user, typing) {
+        announce(state, chat, user, typing);
+    }
+    Ok(())
+}
+
+fn announce(state: &AppState, chat: ChatId, user: UserId, typing: bool) {
+    let event = Published::new(
+        TYPING_UPDATE,
+        &json!({"chatId": chat, "userId": user, "isTyping": typing}),
+    );
+    state
+        .hub()
+        .publish_to_room(&std::sync::Arc::new(event), chat, user);
+}
+
+/// Sends `isTyping: false` for typing states nobody refreshed; runs until the
+/// app is dropped.
+pub fn start_expiry(state: WeakState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tick.tick().await;
+            let Some(state) = state.upgrade() else { break };
+            for (chat, user) in state.hub().expire_typing(Instant::now()) {
+                announce(&state, chat, user, false);
+            }
+        }
+    });
+}

@@ -1,0 +1,262 @@
+//! Accounts, profiles, user search and presence.
+
+use serde::Deserialize;
+use serde_json::json;
+use tracing::instrument;
+
+use crate::auth;
+use crate::db::{self, now_ms};
+use crate::error::{AppError, AppResult};
+use crate::model::{rfc3339, User, UserId};
+use crate::ops::{fill_user, publish, valid_name, valid_url};
+use crate::realtime::frames::USER_ONLINE;
+use crate::realtime::hub::Transition;
+use crate::state::AppState;
+
+/// Shortest password, in characters.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// Longest password, in characters (caps the hashing work per request).
+pub const MAX_PASSWORD_CHARS: usize = 1024;
+/// Longest email.
+pub const MAX_EMAIL_CHARS: usize = 254;
+/// Most results of a user search.
+pub const SEARCH_LIMIT: u32 = 20;
+
+/// `POST /auth/register`.
+#[derive(Debug, Deserialize)]
+pub struct Register {
+    pub email: String,
+    pub password: String,
+    pub name: String,
+}
+
+/// `POST /auth/login`.
+#[derive(Debug, Deserialize)]
+pub struct Login {
+    pub email: String,
+    pub password: String,
+}
+
+/// `PATCH /auth/me`: absent fields stay as they are; `avatarUrl: null` clears.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateMe {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub avatar_url: Option<Option<String>>,
+    pub password: Option<String>,
+}
+
+/// Distinguishes an absent field (None) from `null` (Some(None)).
+pub fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A token and the user it is for.
+pub struct Session {
+    pub token: String,
+    pub user: User,
+}
+
+fn valid_email(email: &str) -> AppResult<String> {
+    let email = email.trim();
+    let ok = email.chars().count() <= MAX_EMAIL_CHARS
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+        });
+    if !ok {
+        return Err(AppError::invalid("email", "email must be a valid address"));
+    }
+    Ok(email.to_string())
+}
+
+/// Checks the length rule of passwords.
+pub fn valid_password(password: &str) -> AppResult<()> {
+    let n = password.chars().count();
+    if n < MIN_PASSWORD_CHARS {
+        return Err(AppError::invalid(
+            "password",
+            format!("password must be at least {MIN_PASSWORD_CHARS} characters"),
+        ));
+    }
+    if n > MAX_PASSWORD_CHARS {
+        return Err(AppError::invalid(
+            "password",
+            format!("password must be at most {MAX_PASSWORD_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Creates an account (also used by `natter user add`).
+pub async fn create_account(
+    state: &AppState,
+    email: &str,
+    password: &str,
+    name: &str,
+    is_admin: bool,
+) -> AppResult<User> {
+    let email = valid_email(email)?;
+    valid_password(password)?;
+    let name = valid_name("name", name)?;
+    let hash = auth::hash_password(password.to_string()).await?;
+    let id = state
+        .db()
+        .write(move |c| {
+            db::users::insert_user(
+                c,
+                &db::users::NewUser {
+                    email: &email,
+                    name: &name,
+                    password_hash: &hash,
+                    is_admin,
+                    now: now_ms(),
+                },
+            )
+        })
+        .await?;
+    me(state, id).await
+}
+
+/// Registers and logs in.
+#[instrument(skip_all)]
+pub async fn register(state: &AppState, input: Register) -> AppResult<Session> {
+    if !state.config().registration_open {
+        return Err(AppError::Forbidden(
+            "registration is closed on this server".into(),
+        ));
+    }
+    let user = create_account(state, &input.email, &input.password, &input.name, false).await?;
+    let token = auth::issue_token(
+        &state.config().jwt_secret,
+        user.id,
+        0,
+        state.config().token_ttl_secs,
+    )?;
+    Ok(Session { token, user })
+}
+
+/// Logs in; one message for an unknown email and a wrong password.
+#[instrument(skip_all)]
+pub async fn login(state: &AppState, input: Login) -> AppResult<Session> {
+    let bad = || AppError::Unauthorized("invalid email or password".into());
+    if input.password.chars().count() > MAX_PASSWORD_CHARS {
+        return Err(AppError::invalid(
+            "password",
+            format!("password must be at most {MAX_PASSWORD_CHARS} characters"),
+        ));
+    }
+    let email = input.email.trim().to_string();
+    let creds = state
+        .db()
+        .read(move |c| db::users::credentials_by_email(c, &email))
+        .await?;
+    let hash = creds.as_ref().map(|c| c.password_hash.clone());
+    if !auth::verify_password(input.password, hash).await? {
+        return Err(bad());
+    }
+    let creds = creds.ok_or_else(bad)?;
+    if creds.disabled {
+        return Err(AppError::Forbidden("this account is disabled".into()));
+    }
+    let token = auth::issue_token(
+        &state.config().jwt_secret,
+        creds.id,
+        creds.token_version,
+        state.config().token_ttl_secs,
+    )?;
+    let user = me(state, creds.id).await?;
+    Ok(Session { token, user })
+}
+
+/// The caller's user.
+pub async fn me(state: &AppState, id: UserId) -> AppResult<User> {
+    let mut user = state
+        .db()
+        .read(move |c| db::users::find_user(c, id))
+        .await?
+        .ok_or_else(|| AppError::NotFound("user not found".into()))?;
+    fill_user(state, &mut user);
+    Ok(user)
+}
+
+/// Changes the caller's name, avatar or password.
+pub async fn update_me(state: &AppState, id: UserId, input: UpdateMe) -> AppResult<User> {
+    let mut change = db::users::ProfileChange::default();
+    if let Some(name) = &input.name {
+        change.name = Some(valid_name("name", name)?);
+    }
+    if let Some(avatar) = &input.avatar_url {
+        change.avatar_url = Some(valid_url("avatarUrl", avatar.as_deref())?);
+    }
+    if let Some(password) = input.password {
+        valid_password(&password)?;
+        change.password_hash = Some(auth::hash_password(password).await?);
+    }
+    state
+        .db()
+        .write(move |c| db::users::update_profile(c, id, &change))
+        .await?;
+    me(state, id).await
+}
+
+/// Users matching `q`, the caller excluded.
+pub async fn search(state: &AppState, caller: UserId, q: &str) -> AppResult<Vec<User>> {
+    let q = q.trim().to_string();
+    if q.chars().count() > 100 {
+        return Err(AppError::invalid("q", "q must be at most 100 characters"));
+    }
+    let mut users = state
+        .db()
+        .read(move |c| db::users::search(c, caller, &q, SEARCH_LIMIT))
+        .await?;
+    for u in &mut users {
+        fill_user(state, u);
+    }
+    Ok(users)
+}
+
+/// `POST /chat/status`: presence by hand.
+pub async fn set_status(state: &AppState, caller: UserId, online: bool) -> AppResult<User> {
+    if let Some(t) = state.hub().set_manual(caller, online) {
+        announce_presence(state, t).await?;
+    }
+    me(state, caller).await
+}
+
+/// Records `lastSeen` on going offline and tells users who share a chat.
+pub async fn announce_presence(state: &AppState, t: Transition) -> AppResult<()> {
+    let now = now_ms();
+    if !t.online {
+        state
+            .db()
+            .write(move |c| db::users::set_last_seen(c, t.user, now))
+            .await?;
+    }
+    let user = t.user;
+    let (peers, last_seen) = state
+        .db()
+        .read(move |c| {
+            let peers = db::chats::co_members(c, user)?;
+            let last_seen = db::users::find_user(c, user)?.and_then(|u| u.last_seen);
+            Ok((peers, last_seen))
+        })
+        .await?;
+    let last_seen = if t.online {
+        last_seen
+    } else {
+        Some(rfc3339(now))
+    };
+    publish(
+        state,
+        USER_ONLINE,
+        &json!({"userId": t.user, "online": t.online, "lastSeen": last_seen}),
+        &peers,
+    );
+    Ok(())
+}

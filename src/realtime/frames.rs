@@ -1,0 +1,92 @@
+//! Frame types of the real-time protocol and the event names, spelled as in
+//! SPEC.md. A server event is serialised once ([`Published`]) and the same
+//! bytes go to every connection it reaches.
+
+use axum::extract::ws::Utf8Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::model::{ChatId, MessageId, UserId};
+
+pub const READY: &str = "ready";
+pub const ACK: &str = "ack";
+pub const ERROR: &str = "error";
+pub const MESSAGE_NEW: &str = "message:new";
+pub const MESSAGE_UPDATED: &str = "message:updated";
+pub const MESSAGE_DELETED: &str = "message:deleted";
+pub const MESSAGE_STATUS: &str = "message:status";
+pub const TYPING_UPDATE: &str = "typing:update";
+pub const USER_ONLINE: &str = "user:online";
+pub const CHAT_NEW: &str = "chat:new";
+pub const CHAT_UPDATED: &str = "chat:updated";
+pub const CHAT_REMOVED: &str = "chat:removed";
+
+pub const CHAT_JOIN: &str = "chat:join";
+pub const CHAT_LEAVE: &str = "chat:leave";
+pub const MESSAGE_SEND: &str = "message:send";
+pub const MESSAGE_TYPING: &str = "message:typing";
+pub const MESSAGE_READ: &str = "message:read";
+
+/// A frame from a client.
+#[derive(Debug, Deserialize)]
+pub struct ClientFrame {
+    pub event: String,
+    #[serde(default)]
+    pub data: Option<Box<RawValue>>,
+    #[serde(default)]
+    pub ack: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct ServerFrame<'a, T: Serialize> {
+    event: &'a str,
+    data: &'a T,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ack: Option<u64>,
+}
+
+/// Serialises `{event, data[, ack]}`.
+pub fn frame<T: Serialize>(event: &str, data: &T, ack: Option<u64>) -> String {
+    serde_json::to_string(&ServerFrame { event, data, ack }).unwrap_or_else(|_| {
+        format!(
+            r#"{{"event":"{ERROR}","data":{{"code":"internal_error","message":"internal error"}}}}"#
+        )
+    })
+}
+
+/// An event serialised once for every connection it goes to.
+#[derive(Debug)]
+pub struct Published {
+    /// Event name (socket.io emits it separately from the data).
+    pub event: &'static str,
+    /// The `data` object as JSON.
+    pub data: Box<RawValue>,
+    /// The whole `/ws` text frame.
+    pub frame: Utf8Bytes,
+    /// For `message:new`: delivering it to a recipient's device is a
+    /// delivery receipt.
+    pub delivery: Option<Delivery>,
+}
+
+/// What a delivered `message:new` acknowledges.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery {
+    pub chat_id: ChatId,
+    pub message_id: MessageId,
+    pub sender_id: UserId,
+}
+
+impl Published {
+    /// Serialises an event once.
+    pub fn new<T: Serialize>(event: &'static str, data: &T) -> Published {
+        let data = serde_json::value::to_raw_value(data)
+            .unwrap_or_else(|_| RawValue::from_string("{}".into()).expect("valid json"));
+        let frame = frame(event, &data, None);
+        Published {
+            event,
+            data,
+            frame: Utf8Bytes::from(frame),
+            delivery: None,
+        }
+    }
+}

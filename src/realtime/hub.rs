@@ -1,0 +1,324 @@
+//! The hub: who is connected, which rooms they joined, presence, typing, and
+//! fan-out. This is the one publish/subscribe seam: ops call [`Hub::publish`]
+//! with the recipients; a multi-node bus would sit behind the same call.
+//!
+//! Locking: one `std::sync::Mutex`, held only to copy out the senders of the
+//! recipients (never across `.await` or a socket write). Each connection has a
+//! bounded queue; `try_send` never waits, and a connection whose queue is full
+//! is closed (it catches up via `/sync`), so one slow reader never slows
+//! anyone else or grows memory without bound.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::model::{ChatId, UserId};
+use crate::realtime::frames::Published;
+
+/// Frames queued for one connection before it counts as not reading.
+pub const QUEUE_LEN: usize = 1024;
+/// Typing expires without a refresh after this long.
+pub const TYPING_TTL: Duration = Duration::from_secs(5);
+
+/// A connection id, unique in the process.
+pub type ConnId = u64;
+
+/// Handle a connection's writer task reads from.
+pub struct ConnRx {
+    pub id: ConnId,
+    pub rx: mpsc::Receiver<Arc<Published>>,
+    /// Cancelled when the hub drops the connection (queue full, removed,
+    /// account disabled).
+    pub closed: CancellationToken,
+}
+
+struct Conn {
+    id: ConnId,
+    tx: mpsc::Sender<Arc<Published>>,
+    closed: CancellationToken,
+    rooms: HashSet<ChatId>,
+}
+
+#[derive(Default)]
+struct Inner {
+    users: HashMap<UserId, Vec<Conn>>,
+    rooms: HashMap<ChatId, HashSet<(UserId, ConnId)>>,
+    /// Presence set by hand (`POST /chat/status`), until the next transition.
+    manual: HashMap<UserId, bool>,
+    /// (chat, user) → typing deadline.
+    typing: HashMap<(ChatId, UserId), Instant>,
+}
+
+/// A presence change to announce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transition {
+    pub user: UserId,
+    pub online: bool,
+}
+
+/// Connections and fan-out.
+#[derive(Default)]
+pub struct Hub {
+    inner: Mutex<Inner>,
+    next_id: AtomicU64,
+    shutting_down: AtomicBool,
+}
+
+impl Hub {
+    /// An empty hub.
+    pub fn new() -> Self {
+        Hub::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain maps behind: keep going.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a connection. Returns its receiving end and, when this is the
+    /// user's first connection, the transition to online.
+    pub fn connect(&self, user: UserId) -> (ConnRx, Option<Transition>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let (tx, rx) = mpsc::channel(QUEUE_LEN);
+        let closed = CancellationToken::new();
+        let mut inner = self.lock();
+        let was_online = is_online(&inner, user);
+        inner.manual.remove(&user);
+        inner.users.entry(user).or_default().push(Conn {
+            id,
+            tx,
+            closed: closed.clone(),
+            rooms: HashSet::new(),
+        });
+        let transition = (!was_online).then_some(Transition { user, online: true });
+        (ConnRx { id, rx, closed }, transition)
+    }
+
+    /// Unregisters a connection. Returns the transition to offline when it
+    /// was the user's last one.
+    pub fn disconnect(&self, user: UserId, conn: ConnId) -> Option<Transition> {
+        let mut inner = self.lock();
+        let was_online = is_online(&inner, user);
+        let Some(conns) = inner.users.get_mut(&user) else {
+            return None;
+        };
+        let Some(pos) = conns.iter().position(|c| c.id == conn) else {
+            return None;
+        };
+        let removed = conns.swap_remove(pos);
+        removed.closed.cancel();
+        if conns.is_empty() {
+            inner.users.remove(&user);
+            inner.manual.remove(&user);
+        }
+        for chat in removed.rooms {
+            if let Some(room) = inner.rooms.get_mut(&chat) {
+                room.remove(&(user, conn));
+                if room.is_empty() {
+                    inner.rooms.remove(&chat);
+                }
+            }
+        }
+        (was_online && !is_online(&inner, user)).then_some(Transition {
+            user,
+            online: false,
+        })
+    }
+
+    /// Whether the user counts as online.
+    pub fn is_online(&self, user: UserId) -> bool {
+        is_online(&self.lock(), user)
+    }
+
+    /// Sets presence by hand; returns the transition if it changed.
+    pub fn set_manual(&self, user: UserId, online: bool) -> Option<Transition> {
+        let mut inner = self.lock();
+        let before = is_online(&inner, user);
+        inner.manual.insert(user, online);
+        (before != online).then_some(Transition { user, online })
+    }
+
+    /// Number of live connections.
+    pub fn connection_count(&self) -> usize {
+        self.lock().users.values().map(Vec::len).sum()
+    }
+
+    /// Number of users online.
+    pub fn online_count(&self) -> usize {
+        let inner = self.lock();
+        let mut n = inner.users.len();
+        for (user, &online) in &inner.manual {
+            match (inner.users.contains_key(user), online) {
+                (true, false) => n -= 1,
+                (false, true) => n += 1,
+                _ => {}
+            }
+        }
+        n
+    }
+
+    /// Adds a connection to a chat's room (for typing).
+    pub fn join(&self, user: UserId, conn: ConnId, chat: ChatId) {
+        let mut inner = self.lock();
+        if let Some(c) = inner
+            .users
+            .get_mut(&user)
+            .and_then(|cs| cs.iter_mut().find(|c| c.id == conn))
+        {
+            c.rooms.insert(chat);
+            inner.rooms.entry(chat).or_default().insert((user, conn));
+        }
+    }
+
+    /// Removes a connection from a chat's room.
+    pub fn leave(&self, user: UserId, conn: ConnId, chat: ChatId) {
+        let mut inner = self.lock();
+        if let Some(c) = inner
+            .users
+            .get_mut(&user)
+            .and_then(|cs| cs.iter_mut().find(|c| c.id == conn))
+        {
+            c.rooms.remove(&chat);
+        }
+        if let Some(room) = inner.rooms.get_mut(&chat) {
+            room.remove(&(user, conn));
+        }
+    }
+
+    /// Takes every connection of `user` out of `chat`'s room (the user left
+    /// or was removed) and forgets their typing there.
+    pub fn leave_all(&self, user: UserId, chat: ChatId) {
+        let mut inner = self.lock();
+        if let Some(conns) = inner.users.get_mut(&user) {
+            for c in conns.iter_mut() {
+                c.rooms.remove(&chat);
+            }
+        }
+        if let Some(room) = inner.rooms.get_mut(&chat) {
+            room.retain(|(u, _)| *u != user);
+        }
+        inner.typing.remove(&(chat, user));
+    }
+
+    /// Whether this connection joined the chat.
+    pub fn has_joined(&self, user: UserId, conn: ConnId, chat: ChatId) -> bool {
+        self.lock()
+            .rooms
+            .get(&chat)
+            .is_some_and(|r| r.contains(&(user, conn)))
+    }
+
+    /// Records a typing state; returns whether it should be announced (a
+    /// refresh of an ongoing "typing" is not re-announced).
+    pub fn set_typing(&self, chat: ChatId, user: UserId, typing: bool) -> bool {
+        let mut inner = self.lock();
+        if typing {
+            inner
+                .typing
+                .insert((chat, user), Instant::now() + TYPING_TTL)
+                .is_none()
+        } else {
+            inner.typing.remove(&(chat, user)).is_some()
+        }
+    }
+
+    /// Typing states past their deadline, removed.
+    pub fn expire_typing(&self, now: Instant) -> Vec<(ChatId, UserId)> {
+        let mut inner = self.lock();
+        let expired: Vec<_> = inner
+            .typing
+            .iter()
+            .filter(|(_, &deadline)| deadline <= now)
+            .map(|(&key, _)| key)
+            .collect();
+        for key in &expired {
+            inner.typing.remove(key);
+        }
+        expired
+    }
+
+    /// Sends an event to every connection of `users`.
+    pub fn publish(&self, event: &Arc<Published>, users: &[UserId]) {
+        let targets: Vec<_> = {
+            let inner = self.lock();
+            users
+                .iter()
+                .filter_map(|u| inner.users.get(u))
+                .flatten()
+                .map(|c| (c.tx.clone(), c.closed.clone()))
+                .collect()
+        };
+        deliver(event, targets);
+    }
+
+    /// Sends an event to the connections that joined `chat`, except `user`'s.
+    pub fn publish_to_room(&self, event: &Arc<Published>, chat: ChatId, except: UserId) {
+        let targets: Vec<_> = {
+            let inner = self.lock();
+            let Some(room) = inner.rooms.get(&chat) else {
+                return;
+            };
+            room.iter()
+                .filter(|(u, _)| *u != except)
+                .filter_map(|(u, id)| {
+                    inner
+                        .users
+                        .get(u)
+                        .and_then(|cs| cs.iter().find(|c| c.id == *id))
+                })
+                .map(|c| (c.tx.clone(), c.closed.clone()))
+                .collect()
+        };
+        deliver(event, targets);
+    }
+
+    /// Closes every connection of a user (account disabled).
+    pub fn close_user(&self, user: UserId) {
+        let inner = self.lock();
+        for c in inner.users.get(&user).into_iter().flatten() {
+            c.closed.cancel();
+        }
+    }
+
+    /// Whether [`Hub::close_all`] was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Relaxed)
+    }
+
+    /// Closes every connection (shutdown: close code 1001).
+    pub fn close_all(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+        let inner = self.lock();
+        for c in inner.users.values().flatten() {
+            c.closed.cancel();
+        }
+    }
+}
+
+fn is_online(inner: &Inner, user: UserId) -> bool {
+    inner
+        .manual
+        .get(&user)
+        .copied()
+        .unwrap_or_else(|| inner.users.contains_key(&user))
+}
+
+fn deliver(
+    event: &Arc<Published>,
+    targets: Vec<(mpsc::Sender<Arc<Published>>, CancellationToken)>,
+) {
+    for (tx, closed) in targets {
+        match tx.try_send(Arc::clone(event)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!("closing a connection that stopped reading (queue full)");
+                closed.cancel();
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! `GET /ws`: the native WebSocket endpoint.
+//!
+//! Upgrade: the `Origin` must be the server's own or `FRONTEND_URL`, and the
+//! JWT comes from `?token=` or `Authorization`. Each connection has a reader
+//! (decodes frames, calls `ops`, queues replies) and a writer task (the only
+//! one touching the socket sink: the hub queue, replies, pings). The first
+//! frame is `ready {userId, cursor}`. A connection that does not answer pings
+//! within [`IDLE_TIMEOUT`] is closed. Writes to the database go through `ops`
+//! only.
+
+pub mod frames;
+pub mod hub;
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use crate::auth;
+use crate::config::normalize_origin;
+use crate::db;
+use crate::error::{AppError, AppResult};
+use crate::http::extract::parse_json;
+use crate::model::{ChatId, UserId};
+use crate::ops;
+use crate::realtime::frames::*;
+use crate::realtime::hub::ConnRx;
+use crate::state::{AppState, WeakState};
+
+/// Largest accepted client frame.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// Ping interval.
+pub const PING_EVERY: Duration = Duration::from_secs(25);
+/// Silence after which a connection is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Replies (acks, errors) queued for one connection.
+const REPLY_QUEUE: usize = 64;
+
+/// `?token=`.
+#[derive(Deserialize)]
+pub struct WsQuery {
+    token: Option<String>,
+}
+
+/// Whether a browser `Origin` may open a socket: the server's own host, or
+/// `FRONTEND_URL`. Non-browser clients send no Origin and are let through
+/// (they still need a token).
+pub fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Some(origin) = origin.to_str().ok().and_then(normalize_origin) else {
+        return false;
+    };
+    if state.config().frontend_origin.as_deref() == Some(origin.as_str()) {
+        return true;
+    }
+    let host = headers
+        .get("x-forwarded-host")
+        .or_else(|| headers.get(header::HOST))
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_ascii_lowercase);
+    let origin_host = origin.split_once("://").map(|(_, h)| h);
+    host.is_some() && origin_host == host.as_deref()
+}
+
+/// The upgrade handler.
+pub async fn ws_handler(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<WsQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if !origin_allowed(&state, &headers) {
+        return AppError::Forbidden("origin not allowed".into()).into_response();
+    }
+    let token = query
+        .token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .or_else(|| auth::bearer(&headers));
+    let Some(token) = token else {
+        return AppError::Unauthorized("missing token".into()).into_response();
+    };
+    let user = match auth::authenticate(&state, token).await {
+        Ok(user) => user,
+        Err(e) => return e.into_response(),
+    };
+    ws.max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| {
+            let span = tracing::info_span!("ws", user.id = user);
+            run(state, user, socket).instrument(span)
+        })
+}
+
+async fn run(state: AppState, user: UserId, socket: WebSocket) {
+    let (conn, transition) = state.hub().connect(user);
+    let conn_id = conn.id;
+    if let Some(t) = transition {
+        spawn_presence(&state, t);
+    }
+    let cursor = match state.db().read(db::events::cursor).await {
+        Ok(c) => c,
+        Err(e) => {
+            e.log();
+            if let Some(t) = state.hub().disconnect(user, conn_id) {
+                spawn_presence(&state, t);
+            }
+            return;
+        }
+    };
+    let (mut sink, mut stream) = socket.split();
+    let ready = frame(READY, &json!({"userId": user, "cursor": cursor}), None);
+    if sink.send(WsMessage::Text(ready.into())).await.is_err() {
+        if let Some(t) = state.hub().disconnect(user, conn_id) {
+            spawn_presence(&state, t);
+        }
+        return;
+    }
+    let last_heard = Arc::new(AtomicI64::new(now_secs()));
+    let (reply_tx, reply_rx) = mpsc::channel::<String>(REPLY_QUEUE);
+    let closed = conn.closed.clone();
+    let writer = tokio::spawn(write_loop(
+        state.downgrade(),
+        user,
+        conn,
+        reply_rx,
+        sink,
+        last_heard.clone(),
+    ));
+
+    loop {
+        let next = tokio::select! {
+            next = stream.next() => next,
+            _ = closed.cancelled() => break,
+        };
+        let Some(Ok(msg)) = next else { break };
+        last_heard.store(now_secs(), Ordering::Relaxed);
+        match msg {
+            WsMessage::Text(text) => {
+                if let Some(reply) = handle_frame(&state, user, conn_id, text.as_str()).await {
+                    if reply_tx.send(reply).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            WsMessage::Binary(_) => {
+                let e = AppError::invalid("frame", "frames must be JSON text");
+                let _ = reply_tx.send(frame(ERROR, &e.body(), None)).await;
+            }
+            WsMessage::Close(_) => break,
+            WsMessage::Ping(_) | WsMessage::Pong(_) => {}
+        }
+    }
+    drop(reply_tx);
+    if let Some(t) = state.hub().disconnect(user, conn_id) {
+        spawn_presence(&state, t);
+    }
+    let _ = writer.await;
+}
+
+async fn write_loop(
+    state: WeakState,
+    user: UserId,
+    mut conn: ConnRx,
+    mut replies: mpsc::Receiver<String>,
+    mut sink: futures_util::stream::SplitSink<WebSocket, WsMessage>,
+    last_heard: Arc<AtomicI64>,
+) {
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    let close_with = |code: u16, reason: &'static str| {
+        WsMessage::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        }))
+    };
+    loop {
+        tokio::select! {
+            biased;
+            _ = conn.closed.cancelled() => {
+                let (code, reason) = match state.upgrade() {
+                    Some(s) if s.hub().is_shutting_down() => (1001, "server shutting down"),
+                    _ => (1008, "connection closed by server"),
+                };
+                let _ = sink.send(close_with(code, reason)).await;
+                break;
+            }
+            reply = replies.recv() => match reply {
+                Some(text) => {
+                    if sink.send(WsMessage::Text(text.into())).await.is_err() { break; }
+                }
+                None => break,
+            },
+            event = conn.rx.recv() => {
+                let Some(event) = event else { break };
+                // Write everything queued, then flush once.
+                let mut batch = vec![event];
+                while batch.len() < 64 {
+                    match conn.rx.try_recv() {
+                        Ok(e) => batch.push(e),
+                        Err(_) => break,
+                    }
+                }
+                let mut failed = false;
+                for e in &batch {
+                    if sink.feed(WsMessage::Text(e.frame.clone())).await.is_err() {
+                        failed = true;
+                        break;
+                    }
+                }
+                if failed || sink.flush().await.is_err() { break; }
+                if let Some(s) = state.upgrade() {
+                    for e in &batch {
+                        if let Some(d) = e.delivery {
+                            if d.sender_id != user {
+                                s.deliveries().delivered(user, d.chat_id, d.message_id);
+                            }
+                        }
+                    }
+                }
+            }
+            _ = ping.tick() => {
+                let silent = now_secs() - last_heard.load(Ordering::Relaxed);
+                if silent >= IDLE_TIMEOUT.as_secs() as i64 {
+                    let _ = sink.send(close_with(1001, "idle timeout")).await;
+                    break;
+                }
+                if sink.send(WsMessage::Ping(Default::default())).await.is_err() { break; }
+            }
+        }
+    }
+    conn.closed.cancel();
+    let _ = sink.close().await;
+}
+
+fn now_secs() -> i64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_secs() as i64
+}
+
+fn spawn_presence(state: &AppState, t: hub::Transition) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = ops::users::announce_presence(&state, t).await {
+            e.log();
+        }
+    });
+}
+
+/// `{chatId}`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ChatRef {
+    chat_id: ChatId,
+}
+
+/// `{chatId, isTyping}`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Typing {
+    chat_id: ChatId,
+    is_typing: bool,
+}
+
+/// `message:send` data: the REST body plus `chatId`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WsSend {
+    chat_id: ChatId,
+    #[serde(flatten)]
+    body: ops::messages::SendMessage,
+}
+
+/// `message:read` data.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WsRead {
+    chat_id: ChatId,
+    #[serde(flatten)]
+    body: ops::receipts::MarkRead,
+}
+
+/// Handles one text frame; returns the reply frame, if any.
+async fn handle_frame(state: &AppState, user: UserId, conn: u64, text: &str) -> Option<String> {
+    let parsed: Result<ClientFrame, _> = serde_json::from_str(text);
+    let Ok(client) = parsed else {
+        let e = AppError::invalid(
+            "frame",
+            "a frame must be JSON: {\"event\", \"data\", \"ack\"?}",
+        );
+        return Some(frame(ERROR, &e.body(), None));
+    };
+    let ack = client.ack;
+    let data = client.data.as_deref().map_or("{}", |d| d.get());
+    let data = if data == "null" { "{}" } else { data };
+    let result = dispatch(state, user, conn, &client.event, data).await;
+    match (result, ack) {
+        (Ok(value), Some(n)) => Some(frame(ACK, &value, Some(n))),
+        (Ok(_), None) => None,
+        (Err(e), ack) => {
+            e.log();
+            Some(frame(ERROR, &e.body(), ack))
+        }
+    }
+}
+
+/// Runs one client event; its result is the ack's data.
+pub async fn dispatch(
+    state: &AppState,
+    user: UserId,
+    conn: u64,
+    event: &str,
+    data: &str,
+) -> AppResult<Value> {
+    match event {
+        CHAT_JOIN => {
+            let ChatRef { chat_id } = parse_json(data.as_bytes())?;
+            state
+                .db()
+                .read(move |c| db::chats::membership(c, chat_id, user))
+                .await?
+                .ok_or_else(AppError::chat_not_found)?;
+            state.hub().join(user, conn, chat_id);
+            Ok(json!({"chatId": chat_id}))
+        }
+        CHAT_LEAVE => {
+            let ChatRef { chat_id } = parse_json(data.as_bytes())?;
+            state.hub().leave(user, conn, chat_id);
+            Ok(json!({"chatId": chat_id}))
+        }
+        MESSAGE_SEND => {
+            let WsSend { chat_id, body } = parse_json(data.as_bytes())?;
+            let sent = ops::messages::send(state, user, chat_id, body).await?;
+            Ok(serde_json::to_value(sent.message).unwrap_or(Value::Null))
+        }
+        TYPING_UPDATE | MESSAGE_TYPING => {
+            let Typing { chat_id, is_typing } = parse_json(data.as_bytes())?;
+            ops::typing::update(state, user, conn, chat_id, is_typing).await?;
+            Ok(json!({"chatId": chat_id, "isTyping": is_typing}))
+        }
+        MESSAGE_READ => {
+            let WsRead { chat_id, body } = parse_json(data.as_bytes())?;
+            let unread = ops::receipts::mark_read(state, user, chat_id, body).await?;
+            Ok(json!({"chatId": chat_id, "unreadCount": unread}))
+        }
+        other => Err(AppError::invalid(
+            "event",
+            format!(
+                "unknown event {:?}",
+                other.chars().take(64).collect::<String>()
+            ),
+        )),
+    }
+}

@@ -1,0 +1,78 @@
+//! Shared application state: `Clone` around an `Arc`, handed to handlers with
+//! `State<AppState>`. No globals, so one test process can run many apps.
+
+use std::sync::{Arc, Weak};
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::ops::receipts::DeliveryBatcher;
+use crate::realtime::hub::Hub;
+
+struct Inner {
+    config: Config,
+    db: Db,
+    hub: Hub,
+    deliveries: DeliveryBatcher,
+}
+
+/// Everything a request needs.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+impl AppState {
+    /// Builds the state; starts the delivery batcher (needs a tokio runtime).
+    pub fn new(config: Config, db: Db) -> Self {
+        let deliveries = DeliveryBatcher::new();
+        let state = AppState {
+            inner: Arc::new(Inner {
+                config,
+                db,
+                hub: Hub::new(),
+                deliveries,
+            }),
+        };
+        state.inner.deliveries.start(state.downgrade());
+        state
+    }
+
+    /// Validated settings.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The store.
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    /// Live connections and fan-out.
+    pub fn hub(&self) -> &Hub {
+        &self.inner.hub
+    }
+
+    /// Batches "message reached a device" receipts into few writes.
+    pub fn deliveries(&self) -> &DeliveryBatcher {
+        &self.inner.deliveries
+    }
+}
+
+/// A handle that does not keep the app alive (for background tasks that
+/// should end with it).
+#[derive(Clone)]
+pub struct WeakState(Weak<Inner>);
+
+impl WeakState {
+    /// The app, if it still runs.
+    pub fn upgrade(&self) -> Option<AppState> {
+        self.0.upgrade().map(|inner| AppState { inner })
+    }
+}
+
+impl AppState {
+    /// A non-owning handle.
+    pub fn downgrade(&self) -> WeakState {
+        WeakState(Arc::downgrade(&self.inner))
+    }
+}
