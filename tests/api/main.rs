@@ -1,0 +1,7 @@
+//! Black-box tests of natter over real HTTP and WebSockets.
+
+mod auth;
+mod chats;
+mod helpers;
+mod messages;
+mod realtime;

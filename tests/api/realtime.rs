@@ -1,0 +1,1 @@
+//! WebSocket hub tests (filled in by the real-time work).
