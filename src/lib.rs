@@ -17,6 +17,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -48,6 +49,12 @@ pub async fn serve(
     tracing::info!("natter listening on http://{addr}");
     let app = http::router(state.clone());
     let hub_state = state.clone();
+    // Small frames (acks, receipts) must not wait for Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -103,12 +103,8 @@ impl Hub {
     pub fn disconnect(&self, user: UserId, conn: ConnId) -> Option<Transition> {
         let mut inner = self.lock();
         let was_online = is_online(&inner, user);
-        let Some(conns) = inner.users.get_mut(&user) else {
-            return None;
-        };
-        let Some(pos) = conns.iter().position(|c| c.id == conn) else {
-            return None;
-        };
+        let conns = inner.users.get_mut(&user)?;
+        let pos = conns.iter().position(|c| c.id == conn)?;
         let removed = conns.swap_remove(pos);
         removed.closed.cancel();
         if conns.is_empty() {

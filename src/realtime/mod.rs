@@ -42,6 +42,8 @@ pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 pub const PING_EVERY: Duration = Duration::from_secs(25);
 /// Silence after which a connection is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest a single write to a client may block.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Replies (acks, errors) queued for one connection.
 const REPLY_QUEUE: usize = 64;
 
@@ -213,14 +215,19 @@ async fn write_loop(
                         Err(_) => break,
                     }
                 }
-                let mut failed = false;
-                for e in &batch {
-                    if sink.feed(WsMessage::Text(e.frame.clone())).await.is_err() {
-                        failed = true;
-                        break;
+                // A client that stops reading blocks this write: the hub's
+                // close (queue full) or the write timeout ends it.
+                let write = async {
+                    for e in &batch {
+                        sink.feed(WsMessage::Text(e.frame.clone())).await?;
                     }
-                }
-                if failed || sink.flush().await.is_err() { break; }
+                    sink.flush().await
+                };
+                let written = tokio::select! {
+                    r = tokio::time::timeout(WRITE_TIMEOUT, write) => matches!(r, Ok(Ok(()))),
+                    _ = conn.closed.cancelled() => false,
+                };
+                if !written { break; }
                 if let Some(s) = state.upgrade() {
                     for e in &batch {
                         if let Some(d) = e.delivery {

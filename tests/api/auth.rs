@@ -39,7 +39,15 @@ async fn register_login_me_and_update() {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert!(body["token"].as_str().unwrap().len() > 20);
     let user = &body["user"];
-    for field in ["id", "email", "name", "avatarUrl", "online", "lastSeen", "createdAt"] {
+    for field in [
+        "id",
+        "email",
+        "name",
+        "avatarUrl",
+        "online",
+        "lastSeen",
+        "createdAt",
+    ] {
         assert!(user.get(field).is_some(), "user has {field}");
     }
     assert!(user.get("passwordHash").is_none() && user.get("password_hash").is_none());
@@ -77,14 +85,20 @@ async fn register_login_me_and_update() {
     assert_eq!(me["name"], "Carol");
 
     let (status, me) = app
-        .patch("/auth/me", &carol, json!({"name": "Caroline", "avatarUrl": "https://x.test/a.png"}))
+        .patch(
+            "/auth/me",
+            &carol,
+            json!({"name": "Caroline", "avatarUrl": "https://x.test/a.png"}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{me}");
     assert_eq!(me["name"], "Caroline");
     assert_eq!(me["avatarUrl"], "https://x.test/a.png");
 
     // password change: the new one works, the old one doesn't
-    let (status, _) = app.patch("/auth/me", &carol, json!({"password": "new password 1"})).await;
+    let (status, _) = app
+        .patch("/auth/me", &carol, json!({"password": "new password 1"}))
+        .await;
     assert_eq!(status, StatusCode::OK);
     let login = |password: &'static str| {
         app.call(
@@ -101,7 +115,9 @@ async fn register_login_me_and_update() {
     let (status, body) = app.patch("/auth/me", &carol, json!({"name": ""})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["field"], "name");
-    let (status, _) = app.patch("/auth/me", &carol, json!({"password": "short"})).await;
+    let (status, _) = app
+        .patch("/auth/me", &carol, json!({"password": "short"}))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
@@ -109,16 +125,36 @@ async fn register_login_me_and_update() {
 async fn registration_validates_every_field() {
     let app = spawn_app().await;
     let cases = [
-        (json!({"email": "nope", "password": "password123", "name": "X"}), "email"),
-        (json!({"email": "a@b.c", "password": "short", "name": "X"}), "password"),
-        (json!({"email": "a@b.c", "password": "x".repeat(1025), "name": "X"}), "password"),
-        (json!({"email": "a@b.c", "password": "password123", "name": ""}), "name"),
-        (json!({"email": "a@b.c", "password": "password123", "name": "n".repeat(101)}), "name"),
+        (
+            json!({"email": "nope", "password": "password123", "name": "X"}),
+            "email",
+        ),
+        (
+            json!({"email": "a@b.c", "password": "short", "name": "X"}),
+            "password",
+        ),
+        (
+            json!({"email": "a@b.c", "password": "x".repeat(1025), "name": "X"}),
+            "password",
+        ),
+        (
+            json!({"email": "a@b.c", "password": "password123", "name": ""}),
+            "name",
+        ),
+        (
+            json!({"email": "a@b.c", "password": "password123", "name": "n".repeat(101)}),
+            "name",
+        ),
         (json!({"email": "a@b.c", "password": "password123"}), "name"),
-        (json!({"email": 5, "password": "password123", "name": "X"}), "email"),
+        (
+            json!({"email": 5, "password": "password123", "name": "X"}),
+            "email",
+        ),
     ];
     for (body, field) in cases {
-        let (status, resp) = app.call(Method::POST, "/auth/register", None, Some(body.clone())).await;
+        let (status, resp) = app
+            .call(Method::POST, "/auth/register", None, Some(body.clone()))
+            .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body} → {resp}");
         assert_eq!(resp["error"]["code"], "invalid_input");
         assert_eq!(resp["error"]["field"], field, "{resp}");
@@ -130,7 +166,9 @@ async fn registration_validates_every_field() {
             Method::POST,
             "/auth/register",
             None,
-            Some(json!({"email": "long@b.c", "password": "é".repeat(1024), "name": "n".repeat(100)})),
+            Some(
+                json!({"email": "long@b.c", "password": "é".repeat(1024), "name": "n".repeat(100)}),
+            ),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
@@ -150,10 +188,20 @@ async fn login_failures_share_one_message() {
     let app = spawn_app().await;
     let alice = app.register("Alice").await;
     let (s1, unknown) = app
-        .call(Method::POST, "/auth/login", None, Some(json!({"email": "nobody@x.io", "password": "whatever1"})))
+        .call(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({"email": "nobody@x.io", "password": "whatever1"})),
+        )
         .await;
     let (s2, wrong) = app
-        .call(Method::POST, "/auth/login", None, Some(json!({"email": alice.email, "password": "wrong pass"})))
+        .call(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({"email": alice.email, "password": "wrong pass"})),
+        )
         .await;
     assert_eq!(s1, StatusCode::UNAUTHORIZED);
     assert_eq!(s2, StatusCode::UNAUTHORIZED);
@@ -167,16 +215,48 @@ async fn bad_tokens_are_refused() {
     let secret = std::fs::read_to_string(app.dir.path().join("jwt-secret")).unwrap();
     let secret = secret.trim().as_bytes();
     let now = now_secs();
-    let good = sign_token(secret, json!({"sub": alice.id.to_string(), "iat": now, "exp": now + 600, "ver": 0}));
+    let good = sign_token(
+        secret,
+        json!({"sub": alice.id.to_string(), "iat": now, "exp": now + 600, "ver": 0}),
+    );
     let mut tampered = alice.token.clone();
     let last = tampered.pop().unwrap();
     tampered.push(if last == 'A' { 'B' } else { 'A' });
     let tokens = [
-        ("expired", sign_token(secret, json!({"sub": alice.id.to_string(), "iat": now - 7200, "exp": now - 3600, "ver": 0}))),
-        ("other secret", sign_token(b"some-other-secret-of-32-bytes!!!", json!({"sub": alice.id.to_string(), "iat": now, "exp": now + 600, "ver": 0}))),
-        ("alg none", alg_none_token(json!({"sub": alice.id.to_string(), "iat": now, "exp": now + 600, "ver": 0}))),
-        ("no exp", sign_token(secret, json!({"sub": alice.id.to_string(), "iat": now, "ver": 0}))),
-        ("unknown user", sign_token(secret, json!({"sub": "999999", "iat": now, "exp": now + 600, "ver": 0}))),
+        (
+            "expired",
+            sign_token(
+                secret,
+                json!({"sub": alice.id.to_string(), "iat": now - 7200, "exp": now - 3600, "ver": 0}),
+            ),
+        ),
+        (
+            "other secret",
+            sign_token(
+                b"some-other-secret-of-32-bytes!!!",
+                json!({"sub": alice.id.to_string(), "iat": now, "exp": now + 600, "ver": 0}),
+            ),
+        ),
+        (
+            "alg none",
+            alg_none_token(
+                json!({"sub": alice.id.to_string(), "iat": now, "exp": now + 600, "ver": 0}),
+            ),
+        ),
+        (
+            "no exp",
+            sign_token(
+                secret,
+                json!({"sub": alice.id.to_string(), "iat": now, "ver": 0}),
+            ),
+        ),
+        (
+            "unknown user",
+            sign_token(
+                secret,
+                json!({"sub": "999999", "iat": now, "exp": now + 600, "ver": 0}),
+            ),
+        ),
         ("tampered", tampered),
         ("garbage", "not-a-token".to_string()),
     ];
@@ -186,7 +266,10 @@ async fn bad_tokens_are_refused() {
         assert_eq!(body["error"]["code"], "unauthorized");
         // and on the WebSocket upgrade
         let url = format!("ws://{}/ws?token={}", app.addr, token);
-        assert!(tokio_tungstenite::connect_async(url).await.is_err(), "{what} opened a socket");
+        assert!(
+            tokio_tungstenite::connect_async(url).await.is_err(),
+            "{what} opened a socket"
+        );
     }
     let (status, _) = app.call(Method::GET, "/auth/me", None, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -198,7 +281,12 @@ async fn bad_tokens_are_refused() {
 async fn closed_registration_is_refused() {
     let app = spawn_with(|a| a.registration = natter::config::Registration::Closed).await;
     let (status, body) = app
-        .call(Method::POST, "/auth/register", None, Some(json!({"email": "a@b.c", "password": "password123", "name": "A"})))
+        .call(
+            Method::POST,
+            "/auth/register",
+            None,
+            Some(json!({"email": "a@b.c", "password": "password123", "name": "A"})),
+        )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["error"]["code"], "forbidden");
@@ -226,12 +314,18 @@ async fn user_search_and_manual_status() {
     let (_, body) = app.get("/chat/users/search?q=%25", &alice).await;
     assert!(body["items"].as_array().unwrap().is_empty(), "% is literal");
 
-    let (status, me) = app.post("/chat/status", &alice, json!({"online": true})).await;
+    let (status, me) = app
+        .post("/chat/status", &alice, json!({"online": true}))
+        .await;
     assert_eq!(status, StatusCode::OK, "{me}");
     assert_eq!(me["online"], true);
-    let (_, me) = app.post("/chat/status", &alice, json!({"online": false})).await;
+    let (_, me) = app
+        .post("/chat/status", &alice, json!({"online": false}))
+        .await;
     assert_eq!(me["online"], false);
     assert!(me["lastSeen"].is_string());
-    let (status, _) = app.post("/chat/status", &alice, json!({"online": "yes"})).await;
+    let (status, _) = app
+        .post("/chat/status", &alice, json!({"online": "yes"}))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }

@@ -128,7 +128,9 @@ impl TestApp {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -151,15 +153,18 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, user: &TestUser, body: Value) -> (StatusCode, Value) {
-        self.call(Method::POST, path, Some(&user.token), Some(body)).await
+        self.call(Method::POST, path, Some(&user.token), Some(body))
+            .await
     }
 
     pub async fn patch(&self, path: &str, user: &TestUser, body: Value) -> (StatusCode, Value) {
-        self.call(Method::PATCH, path, Some(&user.token), Some(body)).await
+        self.call(Method::PATCH, path, Some(&user.token), Some(body))
+            .await
     }
 
     pub async fn delete(&self, path: &str, user: &TestUser) -> (StatusCode, Value) {
-        self.call(Method::DELETE, path, Some(&user.token), None).await
+        self.call(Method::DELETE, path, Some(&user.token), None)
+            .await
     }
 
     /// Registers a fresh user.
@@ -186,7 +191,11 @@ impl TestApp {
     /// Creates a 1-on-1 chat; returns its id.
     pub async fn direct_chat(&self, a: &TestUser, b: &TestUser) -> i64 {
         let (status, body) = self
-            .post("/chat", a, json!({"participantIds": [a.id, b.id], "isGroup": false}))
+            .post(
+                "/chat",
+                a,
+                json!({"participantIds": [a.id, b.id], "isGroup": false}),
+            )
             .await;
         assert!(status.is_success(), "create chat: {status} {body}");
         body["id"].as_i64().unwrap()
@@ -196,7 +205,11 @@ impl TestApp {
     pub async fn group(&self, admin: &TestUser, members: &[&TestUser], name: &str) -> i64 {
         let ids: Vec<i64> = members.iter().map(|m| m.id).collect();
         let (status, body) = self
-            .post("/chat", admin, json!({"participantIds": ids, "isGroup": true, "name": name}))
+            .post(
+                "/chat",
+                admin,
+                json!({"participantIds": ids, "isGroup": true, "name": name}),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "create group: {body}");
         body["id"].as_i64().unwrap()
@@ -218,7 +231,9 @@ impl TestApp {
     /// Opens a WebSocket for `user` and reads its `ready` frame.
     pub async fn ws(&self, user: &TestUser) -> WsClient {
         let url = format!("ws://{}/ws?token={}", self.addr, user.token);
-        let (stream, _) = tokio_tungstenite::connect_async(url).await.expect("ws connect");
+        let (stream, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("ws connect");
         let mut client = WsClient {
             stream,
             next_ack: 1,
@@ -274,9 +289,13 @@ impl WsClient {
     /// The next frame (JSON), or None on timeout / close.
     pub async fn next_frame_within(&mut self, wait: Duration) -> Option<Value> {
         loop {
-            let msg = tokio::time::timeout(wait, self.stream.next()).await.ok()??;
+            let msg = tokio::time::timeout(wait, self.stream.next())
+                .await
+                .ok()??;
             match msg.ok()? {
-                WsMessage::Text(t) => return Some(serde_json::from_str(t.as_str()).expect("json frame")),
+                WsMessage::Text(t) => {
+                    return Some(serde_json::from_str(t.as_str()).expect("json frame"))
+                }
                 WsMessage::Close(_) => return None,
                 _ => continue,
             }
@@ -289,7 +308,12 @@ impl WsClient {
 
     /// Waits for a frame with this event name (skipping others); returns its data.
     pub async fn expect_event(&mut self, event: &str) -> Value {
-        let deadline = tokio::time::Instant::now() + WAIT;
+        self.expect_event_within(event, WAIT).await
+    }
+
+    /// Like [`WsClient::expect_event`] with another timeout.
+    pub async fn expect_event_within(&mut self, event: &str, wait: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let frame = self

@@ -9,7 +9,12 @@ use serde_json::{json, Value};
 use crate::helpers::*;
 
 fn ids(page: &Value) -> Vec<i64> {
-    page["items"].as_array().unwrap().iter().map(|m| m["id"].as_i64().unwrap()).collect()
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_i64().unwrap())
+        .collect()
 }
 
 #[tokio::test]
@@ -23,13 +28,28 @@ async fn sending_is_validated() {
         (json!({"messageType": "TEXT"}), "content"),
         (json!({"messageType": "TEXT", "content": "   "}), "content"),
         (json!({"messageType": "LINK", "content": ""}), "content"),
-        (json!({"messageType": "TEXT", "content": "x".repeat(10_001)}), "content"),
-        (json!({"messageType": "SHOUT", "content": "x"}), "messageType"),
+        (
+            json!({"messageType": "TEXT", "content": "x".repeat(10_001)}),
+            "content",
+        ),
+        (
+            json!({"messageType": "SHOUT", "content": "x"}),
+            "messageType",
+        ),
         (json!({"content": "x"}), "messageType"),
-        (json!({"messageType": "TEXT", "content": "x", "clientId": "c".repeat(65)}), "clientId"),
+        (
+            json!({"messageType": "TEXT", "content": "x", "clientId": "c".repeat(65)}),
+            "clientId",
+        ),
         (json!({"messageType": "IMAGE"}), "fileUrl"),
-        (json!({"messageType": "FILE", "fileUrl": "/uploads/chat/nothing-here"}), "fileUrl"),
-        (json!({"messageType": "TEXT", "content": "x", "replyToId": 999999}), "replyToId"),
+        (
+            json!({"messageType": "FILE", "fileUrl": "/uploads/chat/nothing-here"}),
+            "fileUrl",
+        ),
+        (
+            json!({"messageType": "TEXT", "content": "x", "replyToId": 999999}),
+            "replyToId",
+        ),
         (json!({"messageType": "TEXT", "content": 5}), "content"),
     ];
     for (body, field) in cases {
@@ -38,15 +58,31 @@ async fn sending_is_validated() {
         assert_eq!(resp["error"]["field"], field, "{resp}");
     }
     // 10,000 characters — counted as characters, not bytes — is fine
-    let (status, m) = app.post(&path, &alice, json!({"messageType": "TEXT", "content": "é".repeat(10_000)})).await;
+    let (status, m) = app
+        .post(
+            &path,
+            &alice,
+            json!({"messageType": "TEXT", "content": "é".repeat(10_000)}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(m["content"].as_str().unwrap().chars().count(), 10_000);
-    let (status, m) = app.post(&path, &alice, json!({"messageType": "LINK", "content": "https://natter.test"})).await;
+    let (status, m) = app
+        .post(
+            &path,
+            &alice,
+            json!({"messageType": "LINK", "content": "https://natter.test"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(m["messageType"], "LINK");
     // a reply to a message of this chat
     let (status, reply) = app
-        .post(&path, &bob, json!({"messageType": "TEXT", "content": "re", "replyToId": m["id"]}))
+        .post(
+            &path,
+            &bob,
+            json!({"messageType": "TEXT", "content": "re", "replyToId": m["id"]}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(reply["replyToId"], m["id"]);
@@ -55,7 +91,11 @@ async fn sending_is_validated() {
     let other = app.direct_chat(&alice, &carol).await;
     let foreign = app.send(&carol, other, "elsewhere").await["id"].clone();
     let (status, _) = app
-        .post(&path, &alice, json!({"messageType": "TEXT", "content": "re", "replyToId": foreign}))
+        .post(
+            &path,
+            &alice,
+            json!({"messageType": "TEXT", "content": "re", "replyToId": foreign}),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
@@ -68,9 +108,23 @@ async fn message_object_has_every_field() {
     let chat = app.direct_chat(&alice, &bob).await;
     let m = app.send(&alice, chat, "hello").await;
     for field in [
-        "id", "chatId", "senderId", "content", "messageType", "fileUrl", "fileName", "fileSize",
-        "fileMimeType", "replyToId", "clientId", "isEdited", "isDeleted", "isRead", "status",
-        "createdAt", "updatedAt",
+        "id",
+        "chatId",
+        "senderId",
+        "content",
+        "messageType",
+        "fileUrl",
+        "fileName",
+        "fileSize",
+        "fileMimeType",
+        "replyToId",
+        "clientId",
+        "isEdited",
+        "isDeleted",
+        "isRead",
+        "status",
+        "createdAt",
+        "updatedAt",
     ] {
         assert!(m.get(field).is_some(), "message has {field}");
     }
@@ -111,16 +165,27 @@ async fn history_by_page_and_cursor() {
     let chat = app.direct_chat(&alice, &bob).await;
     let mut sent = Vec::new();
     for i in 0..25 {
-        sent.push(app.send(&alice, chat, &format!("m{i}")).await["id"].as_i64().unwrap());
+        sent.push(
+            app.send(&alice, chat, &format!("m{i}")).await["id"]
+                .as_i64()
+                .unwrap(),
+        );
     }
     let path = format!("/chat/{chat}/messages");
     let (_, p1) = app.get(&format!("{path}?limit=10&page=1"), &bob).await;
     let (_, p2) = app.get(&format!("{path}?limit=10&page=2"), &bob).await;
     let (_, p3) = app.get(&format!("{path}?limit=10&page=3"), &bob).await;
-    assert_eq!(ids(&p1), sent[15..25].to_vec(), "page 1 = newest, oldest first");
+    assert_eq!(
+        ids(&p1),
+        sent[15..25].to_vec(),
+        "page 1 = newest, oldest first"
+    );
     assert_eq!(ids(&p2), sent[5..15].to_vec());
     assert_eq!(ids(&p3), sent[0..5].to_vec());
-    assert_eq!((p1["hasMore"].clone(), p3["hasMore"].clone()), (json!(true), json!(false)));
+    assert_eq!(
+        (p1["hasMore"].clone(), p3["hasMore"].clone()),
+        (json!(true), json!(false))
+    );
     // default limit from config
     let (_, default) = app.get(&path, &bob).await;
     assert_eq!(ids(&default).len(), 25);
@@ -137,7 +202,10 @@ async fn history_by_page_and_cursor() {
             break;
         }
         let oldest = page["items"][0]["id"].as_i64().unwrap();
-        page = app.get(&format!("{path}?limit=7&before={oldest}"), &bob).await.1;
+        page = app
+            .get(&format!("{path}?limit=7&before={oldest}"), &bob)
+            .await
+            .1;
     }
     seen.reverse();
     assert_eq!(seen, sent, "before-cursor walk saw exactly the history");
@@ -146,7 +214,9 @@ async fn history_by_page_and_cursor() {
     let mut forward: Vec<i64> = Vec::new();
     let mut after = 0;
     for _ in 0..100 {
-        let (_, page) = app.get(&format!("{path}?limit=6&after={after}"), &bob).await;
+        let (_, page) = app
+            .get(&format!("{path}?limit=6&after={after}"), &bob)
+            .await;
         forward.extend(ids(&page));
         if let Some(last) = forward.last() {
             after = *last;
@@ -160,16 +230,29 @@ async fn history_by_page_and_cursor() {
     assert_eq!(unique.len(), forward.len(), "no duplicates");
     assert!(forward.windows(2).all(|w| w[0] < w[1]), "ascending");
     let (_, all) = app.get(&format!("{path}?limit=200"), &bob).await;
-    assert_eq!(forward, ids(&all), "after-cursor walk reached the newest with no gap");
+    assert_eq!(
+        forward,
+        ids(&all),
+        "after-cursor walk reached the newest with no gap"
+    );
 
     // any id works as a cursor, even another chat's
     let carol = app.register("Carol").await;
     let other = app.direct_chat(&alice, &carol).await;
     let foreign = app.send(&carol, other, "x").await["id"].as_i64().unwrap();
-    let (s, p) = app.get(&format!("{path}?before={foreign}&limit=200"), &bob).await;
+    let (s, p) = app
+        .get(&format!("{path}?before={foreign}&limit=200"), &bob)
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(ids(&p).len(), ids(&all).len());
-    for bad in ["?limit=0", "?limit=201", "?before=-1", "?before=1&after=2", "?page=0", "?after=x"] {
+    for bad in [
+        "?limit=0",
+        "?limit=201",
+        "?before=-1",
+        "?before=1&after=2",
+        "?page=0",
+        "?after=x",
+    ] {
         let (s, b) = app.get(&format!("{path}{bad}"), &bob).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {b}");
     }
@@ -182,12 +265,18 @@ async fn edit_and_delete_by_the_right_people() {
     let bob = app.register("Bob").await;
     let carol = app.register("Carol").await;
     let group = app.group(&admin, &[&bob, &carol], "G").await;
-    let m = app.send(&bob, group, "original").await["id"].as_i64().unwrap();
+    let m = app.send(&bob, group, "original").await["id"]
+        .as_i64()
+        .unwrap();
     let path = format!("/chat/{group}/messages/{m}");
     let (s, _) = app.patch(&path, &carol, json!({"content": "hijack"})).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let (s, _) = app.patch(&path, &admin, json!({"content": "hijack"})).await;
-    assert_eq!(s, StatusCode::FORBIDDEN, "admins can't edit others' messages");
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "admins can't edit others' messages"
+    );
     let (s, _) = app.patch(&path, &bob, json!({"content": ""})).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     let (s, edited) = app.patch(&path, &bob, json!({"content": "fixed"})).await;
@@ -202,7 +291,10 @@ async fn edit_and_delete_by_the_right_people() {
     assert_eq!(tomb["isDeleted"], true);
     assert_eq!(tomb["content"], Value::Null);
     let (_, h) = app.get(&format!("/chat/{group}/messages"), &carol).await;
-    assert_eq!(h["items"][0]["isDeleted"], true, "stays in history as a tombstone");
+    assert_eq!(
+        h["items"][0]["isDeleted"], true,
+        "stays in history as a tombstone"
+    );
     assert_eq!(h["items"][0]["content"], Value::Null);
     let (s, _) = app.patch(&path, &bob, json!({"content": "again"})).await;
     assert_eq!(s, StatusCode::CONFLICT);
@@ -210,9 +302,13 @@ async fn edit_and_delete_by_the_right_people() {
     // the sender deletes their own message in a 1-on-1
     let chat = app.direct_chat(&bob, &carol).await;
     let m2 = app.send(&carol, chat, "oops").await["id"].as_i64().unwrap();
-    let (s, _) = app.delete(&format!("/chat/{chat}/messages/{m2}"), &bob).await;
+    let (s, _) = app
+        .delete(&format!("/chat/{chat}/messages/{m2}"), &bob)
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, _) = app.delete(&format!("/chat/{chat}/messages/{m2}"), &carol).await;
+    let (s, _) = app
+        .delete(&format!("/chat/{chat}/messages/{m2}"), &carol)
+        .await;
     assert_eq!(s, StatusCode::OK);
 }
 
@@ -225,20 +321,38 @@ async fn unread_counts_receipts_and_status() {
     let group = app.group(&alice, &[&bob, &carol], "G").await;
     let mut sent = Vec::new();
     for i in 0..3 {
-        sent.push(app.send(&alice, group, &format!("m{i}")).await["id"].as_i64().unwrap());
+        sent.push(
+            app.send(&alice, group, &format!("m{i}")).await["id"]
+                .as_i64()
+                .unwrap(),
+        );
     }
     let unread = |u: TestUser| {
         let app = &app;
-        async move { app.get(&format!("/chat/{group}"), &u).await.1["unreadCount"].as_i64().unwrap() }
+        async move {
+            app.get(&format!("/chat/{group}"), &u).await.1["unreadCount"]
+                .as_i64()
+                .unwrap()
+        }
     };
     assert_eq!(unread(bob.clone()).await, 3);
-    assert_eq!(unread(alice.clone()).await, 0, "own messages are not unread");
+    assert_eq!(
+        unread(alice.clone()).await,
+        0,
+        "own messages are not unread"
+    );
     let status_of = |id: i64| {
         let app = &app;
         let alice = alice.clone();
         async move {
             let (_, h) = app.get(&format!("/chat/{group}/messages"), &alice).await;
-            h["items"].as_array().unwrap().iter().find(|m| m["id"] == id).unwrap()["status"].clone()
+            h["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["id"] == id)
+                .unwrap()["status"]
+                .clone()
         }
     };
     assert_eq!(status_of(sent[2]).await, "SENT");
@@ -250,19 +364,46 @@ async fn unread_counts_receipts_and_status() {
     assert_eq!(status_of(sent[2]).await, "DELIVERED");
 
     // bob reads by ids: positional, up to the newest id he names
-    let (s, r) = app.post(&format!("/chat/{group}/read"), &bob, json!({"messageIds": [sent[0]]})).await;
+    let (s, r) = app
+        .post(
+            &format!("/chat/{group}/read"),
+            &bob,
+            json!({"messageIds": [sent[0]]}),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{r}");
     assert_eq!(r["unreadCount"], 2);
-    let (_, r) = app.post(&format!("/chat/{group}/read"), &bob, json!({"upToMessageId": sent[2]})).await;
+    let (_, r) = app
+        .post(
+            &format!("/chat/{group}/read"),
+            &bob,
+            json!({"upToMessageId": sent[2]}),
+        )
+        .await;
     assert_eq!(r["unreadCount"], 0);
     assert_eq!(unread(bob.clone()).await, 0);
-    assert_eq!(status_of(sent[2]).await, "DELIVERED", "carol has not read yet");
-    let (_, r) = app.post(&format!("/chat/{group}/read"), &carol, json!({"upToMessageId": sent[1]})).await;
+    assert_eq!(
+        status_of(sent[2]).await,
+        "DELIVERED",
+        "carol has not read yet"
+    );
+    let (_, r) = app
+        .post(
+            &format!("/chat/{group}/read"),
+            &carol,
+            json!({"upToMessageId": sent[1]}),
+        )
+        .await;
     assert_eq!(r["unreadCount"], 1);
     assert_eq!(status_of(sent[1]).await, "READ");
     assert_eq!(status_of(sent[2]).await, "DELIVERED");
 
-    let (s, rec) = app.get(&format!("/chat/{group}/messages/{}/receipts", sent[2]), &alice).await;
+    let (s, rec) = app
+        .get(
+            &format!("/chat/{group}/messages/{}/receipts", sent[2]),
+            &alice,
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
     let items = rec["items"].as_array().unwrap();
     assert_eq!(items.len(), 2, "one per other member: {rec}");
@@ -273,15 +414,24 @@ async fn unread_counts_receipts_and_status() {
     assert!(of(carol.id)["readAt"].is_null());
 
     // positions never move back; an empty body is a 400
-    let (_, r) = app.post(&format!("/chat/{group}/read"), &bob, json!({"upToMessageId": sent[0]})).await;
+    let (_, r) = app
+        .post(
+            &format!("/chat/{group}/read"),
+            &bob,
+            json!({"upToMessageId": sent[0]}),
+        )
+        .await;
     assert_eq!(r["unreadCount"], 0);
-    let (s, _) = app.post(&format!("/chat/{group}/read"), &bob, json!({})).await;
+    let (s, _) = app
+        .post(&format!("/chat/{group}/read"), &bob, json!({}))
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     // new messages raise the count again; deleted ones don't count
     let m = app.send(&alice, group, "new").await["id"].as_i64().unwrap();
     app.send(&alice, group, "newer").await;
     assert_eq!(unread(bob.clone()).await, 2);
-    app.delete(&format!("/chat/{group}/messages/{m}"), &alice).await;
+    app.delete(&format!("/chat/{group}/messages/{m}"), &alice)
+        .await;
     assert_eq!(unread(bob.clone()).await, 1);
 }
 
@@ -325,7 +475,12 @@ async fn fifty_concurrent_senders_lose_nothing() {
     let mut history = Vec::new();
     let mut after = 0;
     loop {
-        let (_, page) = app.get(&format!("/chat/{group}/messages?after={after}&limit=200"), &admin).await;
+        let (_, page) = app
+            .get(
+                &format!("/chat/{group}/messages?after={after}&limit=200"),
+                &admin,
+            )
+            .await;
         let got = ids(&page);
         if let Some(last) = got.last() {
             after = *last;
@@ -337,5 +492,8 @@ async fn fifty_concurrent_senders_lose_nothing() {
     }
     let mut sorted = created.clone();
     sorted.sort_unstable();
-    assert_eq!(history, sorted, "every 201 message is in the history exactly once");
+    assert_eq!(
+        history, sorted,
+        "every 201 message is in the history exactly once"
+    );
 }
