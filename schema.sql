@@ -27,7 +27,7 @@ CREATE TABLE chats (
     created_at      INTEGER NOT NULL,
     updated_at      INTEGER NOT NULL,
     last_message_id INTEGER,
-    last_activity   INTEGER NOT NULL             -- orders a user's chat list
+    last_activity   INTEGER NOT NULL DEFAULT 0   -- event id of the newest creation/message: orders chat lists strictly
 );
 
 CREATE TABLE chat_participants (

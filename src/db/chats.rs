@@ -38,11 +38,17 @@ pub struct NewChat<'a> {
 pub fn insert_chat(conn: &Connection, new: &NewChat<'_>) -> AppResult<(ChatId, bool)> {
     let inserted = conn
         .prepare_cached(
-            "INSERT INTO chats (name, is_group, group_avatar, direct_key, created_at, updated_at, last_activity)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5)
+            "INSERT INTO chats (name, is_group, group_avatar, direct_key, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)
              ON CONFLICT(direct_key) DO NOTHING",
         )?
-        .execute(params![new.name, new.is_group, new.group_avatar, new.direct_key, new.now])?;
+        .execute(params![
+            new.name,
+            new.is_group,
+            new.group_avatar,
+            new.direct_key,
+            new.now
+        ])?;
     if inserted == 1 {
         return Ok((conn.last_insert_rowid(), true));
     }
@@ -226,11 +232,26 @@ pub fn touch(conn: &Connection, chat: ChatId, now: i64) -> AppResult<()> {
 }
 
 /// Records a new last message and moves the chat up its members' lists.
-pub fn bump_activity(conn: &Connection, chat: ChatId, message: i64, now: i64) -> AppResult<()> {
+/// `event` is the id of the event that logged it: ids only grow, so the
+/// order is strict even for changes within one millisecond.
+pub fn bump_activity(
+    conn: &Connection,
+    chat: ChatId,
+    message: i64,
+    event: i64,
+    now: i64,
+) -> AppResult<()> {
     conn.prepare_cached(
-        "UPDATE chats SET last_message_id = ?2, last_activity = ?3, updated_at = ?3 WHERE id = ?1",
+        "UPDATE chats SET last_message_id = ?2, last_activity = ?3, updated_at = ?4 WHERE id = ?1",
     )?
-    .execute(params![chat, message, now])?;
+    .execute(params![chat, message, event, now])?;
+    Ok(())
+}
+
+/// Sets the activity position of a new chat (the id of its `chat:new` event).
+pub fn set_activity(conn: &Connection, chat: ChatId, event: i64) -> AppResult<()> {
+    conn.prepare_cached("UPDATE chats SET last_activity = ?2 WHERE id = ?1")?
+        .execute(params![chat, event])?;
     Ok(())
 }
 

@@ -167,7 +167,8 @@ pub async fn create(
                 for &m in &members {
                     q::add_participant(c, chat_id, m, is_group && m == caller, now, cursor, 0)?;
                 }
-                events::append(c, chat_id, CHAT_NEW, None, None, now)?;
+                let event = events::append(c, chat_id, CHAT_NEW, None, None, now)?;
+                q::set_activity(c, chat_id, event)?;
                 notice.new_for = members;
             } else {
                 // A 1-on-1 someone had left comes back for both.

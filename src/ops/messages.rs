@@ -172,8 +172,8 @@ pub async fn send(
                     now,
                 },
             )?;
-            chats::bump_activity(c, chat, id, now)?;
-            events::append(c, chat, MESSAGE_NEW, Some(id), None, now)?;
+            let event = events::append(c, chat, MESSAGE_NEW, Some(id), None, now)?;
+            chats::bump_activity(c, chat, id, event, now)?;
             let positions = receipts::positions(c, chat)?;
             let members = positions.0.iter().map(|p| p.user_id).collect();
             let message =
