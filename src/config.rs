@@ -114,6 +114,11 @@ pub struct ServeArgs {
     #[arg(long, env = "NATTER_ASSETS_DIR")]
     pub assets_dir: Option<PathBuf>,
 
+    /// Seconds between retention sweeps (old messages, unsent and orphaned files).
+    #[arg(long, env = "NATTER_SWEEP_INTERVAL", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub sweep_interval: u64,
+
     /// Log format.
     #[arg(long, env = "NATTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -165,6 +170,8 @@ pub struct Config {
     pub durability: Durability,
     /// Web app from disk instead of the embedded copy.
     pub assets_dir: Option<PathBuf>,
+    /// Time between retention sweeps.
+    pub sweep_interval: std::time::Duration,
 }
 
 impl Config {
@@ -197,6 +204,7 @@ impl Config {
             token_ttl_secs: u64::from(args.token_ttl_days) * 86_400,
             durability: args.durability,
             assets_dir: args.assets_dir.clone(),
+            sweep_interval: std::time::Duration::from_secs(args.sweep_interval),
         })
     }
 

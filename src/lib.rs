@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod files;
 pub mod http;
 pub mod model;
 pub mod ops;
@@ -33,6 +34,7 @@ pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
     let db = tokio::task::spawn_blocking(move || Db::open(&path, durability)).await??;
     let state = AppState::new(config, db);
     ops::typing::start_expiry(state.downgrade());
+    files::start_sweeper(state.downgrade(), state.config().sweep_interval);
     Ok(state)
 }
 

@@ -85,3 +85,62 @@ pub fn can_read(conn: &Connection, id: i64, uploader: UserId, user: UserId) -> A
         )?
         .exists(params![id, user])?)
 }
+
+/// An upload by its stored name or its preview's name; `true` when it is the preview.
+pub fn find_by_any_name(conn: &Connection, name: &str) -> AppResult<Option<(UploadRow, bool)>> {
+    if let Some(row) = find_by_name(conn, name)? {
+        return Ok(Some((row, false)));
+    }
+    let base: Option<String> = conn
+        .prepare_cached("SELECT name FROM uploads WHERE thumb_name = ?1")?
+        .query_row([name], |r| r.get(0))
+        .optional()?;
+    match base {
+        Some(base) => Ok(find_by_name(conn, &base)?.map(|r| (r, true))),
+        None => Ok(None),
+    }
+}
+
+/// Retention: deletes messages created before `cutoff` (if any) with their
+/// events, then uploads created before `orphan_before` that no message
+/// references. Returns the number of messages deleted and the stored file
+/// names (uploads and previews) to remove from disk.
+pub fn sweep(
+    conn: &Connection,
+    cutoff: Option<i64>,
+    orphan_before: i64,
+) -> AppResult<(usize, Vec<String>)> {
+    let mut deleted = 0;
+    if let Some(cutoff) = cutoff {
+        conn.prepare_cached(
+            "DELETE FROM events WHERE message_id IN (SELECT id FROM messages WHERE created_at < ?1)",
+        )?
+        .execute([cutoff])?;
+        deleted = conn
+            .prepare_cached("DELETE FROM messages WHERE created_at < ?1")?
+            .execute([cutoff])?;
+        if deleted > 0 {
+            conn.execute(
+                "UPDATE chats SET last_message_id = (SELECT max(id) FROM messages m WHERE m.chat_id = chats.id)
+                 WHERE last_message_id IS NOT NULL
+                   AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = chats.last_message_id)",
+                [],
+            )?;
+        }
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, name, thumb_name FROM uploads u
+         WHERE u.created_at < ?1 AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.upload_id = u.id)",
+    )?;
+    let rows: Vec<(i64, String, Option<String>)> = stmt
+        .query_map([orphan_before], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut files = Vec::new();
+    for (id, name, thumb) in rows {
+        conn.prepare_cached("DELETE FROM uploads WHERE id = ?1")?
+            .execute([id])?;
+        files.push(name);
+        files.extend(thumb);
+    }
+    Ok((deleted, files))
+}

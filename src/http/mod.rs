@@ -6,6 +6,7 @@ pub mod assets;
 pub mod auth;
 pub mod chats;
 pub mod extract;
+pub mod files;
 pub mod health;
 pub mod messages;
 pub mod sync;
@@ -64,7 +65,17 @@ pub fn router(state: AppState) -> Router {
         .route("/chat/{id}/read", post(messages::mark_read))
         .route("/sync", get(sync::sync))
         .route("/ws", get(crate::realtime::ws_handler))
+        .route("/uploads/chat/{name}", get(files::download))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
+    // Uploads stream to disk and enforce --upload-max-size themselves; the
+    // body limit only keeps multipart overhead bounded.
+    let upload_limit = usize::try_from(state.config().upload_max_size)
+        .unwrap_or(usize::MAX)
+        .saturating_add(64 * 1024);
+    let uploads = Router::new()
+        .route("/chat/upload", post(files::upload))
+        .layer(DefaultBodyLimit::max(upload_limit));
+    let api = api.merge(uploads);
 
     let mut app = api
         .fallback(assets::serve)

@@ -2,6 +2,7 @@
 
 mod auth;
 mod chats;
+mod files;
 mod helpers;
 mod messages;
 mod realtime;

@@ -1,0 +1,426 @@
+//! Uploaded files: streaming to disk, type detection, image previews,
+//! access checks, safe serving headers, and the retention sweep.
+//!
+//! Invariants: a stored file's path is always `uploads/chat/<name>` where
+//! `<name>` is generated here (random hex + a known extension) — never built
+//! from client input; an upload is streamed to `uploads/tmp/` with the size
+//! limit enforced chunk by chunk, so a file is never held in memory and an
+//! oversized one leaves nothing behind; image decoding runs off the async
+//! threads with pixel and memory limits.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use axum::extract::multipart::Field;
+use rand::RngCore;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use crate::db::{self, now_ms};
+use crate::error::{AppError, AppResult};
+use crate::model::UserId;
+use crate::state::{AppState, WeakState};
+
+/// Longest side of a preview, in pixels.
+pub const THUMB_SIZE: u32 = 320;
+/// Images larger than this in either dimension are stored but not previewed.
+const MAX_DECODE_SIDE: u32 = 16_384;
+/// Memory an image decode may use.
+const MAX_DECODE_ALLOC: u64 = 512 * 1024 * 1024;
+/// Uploads never sent in a message are removed after this long.
+pub const ORPHAN_AFTER_MS: i64 = 24 * 3600 * 1000;
+
+/// What `POST /chat/upload` answers.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Uploaded {
+    pub file_url: String,
+    pub file_name: String,
+    pub file_size: i64,
+    pub file_mime_type: String,
+    pub thumbnail_url: Option<String>,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+}
+
+/// `uploads/chat/`.
+pub fn chat_dir(state: &AppState) -> PathBuf {
+    state.config().uploads_dir().join("chat")
+}
+
+fn tmp_dir(state: &AppState) -> PathBuf {
+    state.config().uploads_dir().join("tmp")
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A display name from a client's file name: the last path component, no
+/// control characters, at most 255 characters.
+pub fn sanitize_file_name(raw: Option<&str>) -> String {
+    let base = raw
+        .unwrap_or_default()
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or_default();
+    let cleaned: String = base.chars().filter(|c| !c.is_control()).take(255).collect();
+    let cleaned = cleaned.trim().trim_start_matches('.').trim();
+    if cleaned.is_empty() {
+        "file".to_string()
+    } else {
+        cleaned.to_string()
+    }
+}
+
+/// The MIME type: from the content's magic bytes where they say, else from the
+/// file name.
+fn detect_mime(head: &[u8], file_name: &str) -> String {
+    if let Some(kind) = infer::get(head) {
+        return kind.mime_type().to_string();
+    }
+    mime_guess::from_path(file_name)
+        .first()
+        .map(|m| m.essence_str().to_string())
+        .unwrap_or_else(|| "application/octet-stream".to_string())
+}
+
+/// A file extension for a MIME type (only a safe, known set; else `bin`).
+fn extension_for(mime: &str) -> &'static str {
+    match mime {
+        "image/png" => "png",
+        "image/jpeg" => "jpg",
+        "image/gif" => "gif",
+        "image/webp" => "webp",
+        "application/pdf" => "pdf",
+        "text/plain" => "txt",
+        "audio/mpeg" => "mp3",
+        "audio/ogg" => "ogg",
+        "video/mp4" => "mp4",
+        "video/webm" => "webm",
+        "application/zip" => "zip",
+        _ => "bin",
+    }
+}
+
+/// Types a browser may show inline without running script in our origin.
+pub fn inline_safe(mime: &str) -> bool {
+    matches!(
+        mime,
+        "image/png"
+            | "image/jpeg"
+            | "image/gif"
+            | "image/webp"
+            | "image/avif"
+            | "image/bmp"
+            | "application/pdf"
+            | "text/plain"
+    ) || mime.starts_with("audio/")
+        || mime.starts_with("video/")
+}
+
+/// Streams the multipart field `file` to disk and records it.
+pub async fn store_upload(
+    state: &AppState,
+    user: UserId,
+    mut field: Field<'_>,
+) -> AppResult<Uploaded> {
+    let file_name = sanitize_file_name(field.file_name());
+    let max = state.config().upload_max_size;
+    let tmp = tmp_dir(state);
+    tokio::fs::create_dir_all(&tmp)
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?;
+    let tmp_path = tmp.join(format!("{}.part", random_hex(16)));
+    let guard = TempFile(Some(tmp_path.clone()));
+    let mut out = tokio::fs::File::create(&tmp_path)
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?;
+    let mut hasher = Sha256::new();
+    let mut size: u64 = 0;
+    let mut head: Vec<u8> = Vec::with_capacity(8192);
+    loop {
+        let chunk = match field.chunk().await {
+            Ok(Some(c)) => c,
+            Ok(None) => break,
+            Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(too_large(max));
+            }
+            Err(_) => {
+                return Err(AppError::invalid(
+                    "file",
+                    "the upload was interrupted or malformed",
+                ))
+            }
+        };
+        size += chunk.len() as u64;
+        if size > max {
+            return Err(too_large(max));
+        }
+        if head.len() < 8192 {
+            let take = (8192 - head.len()).min(chunk.len());
+            head.extend_from_slice(&chunk[..take]);
+        }
+        hasher.update(&chunk);
+        out.write_all(&chunk)
+            .await
+            .map_err(|e| AppError::Internal(e.into()))?;
+    }
+    out.flush()
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?;
+    drop(out);
+
+    let mime = detect_mime(&head, &file_name);
+    let sha256 = format!("{:x}", hasher.finalize());
+    let name = format!("{}.{}", random_hex(16), extension_for(&mime));
+    let final_path = chat_dir(state).join(&name);
+    tokio::fs::rename(&tmp_path, &final_path)
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?;
+    guard.keep();
+    let stored = StoredGuard(Some(final_path.clone()));
+
+    let preview = if matches!(
+        mime.as_str(),
+        "image/png" | "image/jpeg" | "image/gif" | "image/webp"
+    ) {
+        let src = final_path.clone();
+        let thumb_name = format!(
+            "{}.thumb.jpg",
+            name.trim_end_matches(&format!(".{}", extension_for(&mime)))
+        );
+        let thumb_path = chat_dir(state).join(&thumb_name);
+        tokio::task::spawn_blocking(move || {
+            make_preview(&src, &thumb_path).map(|(w, h, made)| (w, h, made.then_some(thumb_name)))
+        })
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?
+    } else {
+        None
+    };
+    let (width, height, thumb_name) = match preview {
+        Some((w, h, t)) => (Some(i64::from(w)), Some(i64::from(h)), t),
+        None => (None, None, None),
+    };
+
+    let size = size as i64;
+    let record = (
+        name.clone(),
+        file_name.clone(),
+        mime.clone(),
+        thumb_name.clone(),
+    );
+    state
+        .db()
+        .write(move |c| {
+            db::uploads::insert(
+                c,
+                &db::uploads::NewUpload {
+                    name: &record.0,
+                    uploader_id: user,
+                    file_name: &record.1,
+                    file_size: size,
+                    mime_type: &record.2,
+                    sha256: &sha256,
+                    width,
+                    height,
+                    thumb_name: record.3.as_deref(),
+                    now: now_ms(),
+                },
+            )
+        })
+        .await?;
+    stored.keep();
+    Ok(Uploaded {
+        file_url: format!("{}{name}", db::messages::UPLOADS_PREFIX),
+        file_name,
+        file_size: size,
+        file_mime_type: mime,
+        thumbnail_url: thumb_name.map(|t| format!("{}{t}", db::messages::UPLOADS_PREFIX)),
+        width,
+        height,
+    })
+}
+
+fn too_large(max: u64) -> AppError {
+    let mb = max as f64 / 1_048_576.0;
+    AppError::TooLarge(format!(
+        "file is larger than the limit of {max} bytes ({mb:.1} MB)"
+    ))
+}
+
+/// Reads an image's size and writes a JPEG preview (longest side
+/// [`THUMB_SIZE`]). Returns `(width, height, preview_written)`, or None when
+/// the file is not a decodable image.
+fn make_preview(src: &Path, thumb: &Path) -> Option<(u32, u32, bool)> {
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_DECODE_SIDE);
+    limits.max_image_height = Some(MAX_DECODE_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_ALLOC);
+    let open = || -> Option<image::ImageReader<std::io::BufReader<std::fs::File>>> {
+        let mut reader = image::ImageReader::open(src)
+            .ok()?
+            .with_guessed_format()
+            .ok()?;
+        reader.limits(limits.clone());
+        Some(reader)
+    };
+    let (w, h) = open()?.into_dimensions().ok()?;
+    let Some(img) = open().and_then(|r| r.decode().ok()) else {
+        return Some((w, h, false));
+    };
+    // Never enlarge: a small image is its own preview (re-encoded as JPEG).
+    let preview = if w <= THUMB_SIZE && h <= THUMB_SIZE {
+        img.into_rgb8()
+    } else {
+        img.thumbnail(THUMB_SIZE, THUMB_SIZE).into_rgb8()
+    };
+    let mut bytes = Cursor::new(Vec::new());
+    let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 80);
+    if preview.write_with_encoder(encoder).is_err() {
+        return Some((w, h, false));
+    }
+    let written = std::fs::write(thumb, bytes.into_inner()).is_ok();
+    Some((w, h, written))
+}
+
+/// Removes a temporary upload unless kept.
+struct TempFile(Option<PathBuf>);
+
+impl TempFile {
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Removes a stored file (and its preview) if recording it fails.
+struct StoredGuard(Option<PathBuf>);
+
+impl StoredGuard {
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for StoredGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(&p);
+            if let Some(stem) = p.file_stem() {
+                let thumb = p.with_file_name(format!("{}.thumb.jpg", stem.to_string_lossy()));
+                let _ = std::fs::remove_file(thumb);
+            }
+        }
+    }
+}
+
+/// Whether `name` can be a stored name at all (so no request path can point
+/// anywhere else): ASCII letters, digits, dots and dashes, no `..`.
+pub fn valid_stored_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && !name.contains("..")
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
+}
+
+/// Deletes messages past the retention period and files nobody can reach:
+/// uploads never sent after [`ORPHAN_AFTER_MS`], and uploads whose messages
+/// are all gone. Returns (messages, files) removed.
+pub async fn sweep(state: &AppState, now: i64) -> AppResult<(usize, usize)> {
+    let days = i64::from(state.config().history_days);
+    let cutoff = (days > 0).then(|| now - days * 86_400_000);
+    let (messages, files) = state
+        .db()
+        .write(move |c| db::uploads::sweep(c, cutoff, now - ORPHAN_AFTER_MS))
+        .await?;
+    let dir = chat_dir(state);
+    for name in &files {
+        if valid_stored_name(name) {
+            let _ = tokio::fs::remove_file(dir.join(name)).await;
+        }
+    }
+    // Leftovers of interrupted uploads.
+    if let Ok(mut entries) = tokio::fs::read_dir(tmp_dir(state)).await {
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let old = entry
+                .metadata()
+                .await
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > Duration::from_secs(3600));
+            if old {
+                let _ = tokio::fs::remove_file(entry.path()).await;
+            }
+        }
+    }
+    if messages > 0 || !files.is_empty() {
+        tracing::info!(messages, files = files.len(), "retention sweep");
+    }
+    Ok((messages, files.len()))
+}
+
+/// Runs [`sweep`] every `every` until the app is dropped.
+pub fn start_sweeper(state: WeakState, every: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let Some(state) = state.upgrade() else { break };
+            if let Err(e) = sweep(&state, now_ms()).await {
+                e.log();
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_sanitised() {
+        assert_eq!(sanitize_file_name(Some("../../etc/passwd")), "passwd");
+        assert_eq!(
+            sanitize_file_name(Some("C:\\Users\\me\\photo.jpg")),
+            "photo.jpg"
+        );
+        assert_eq!(sanitize_file_name(Some("a\u{0}b\nc.txt")), "abc.txt");
+        assert_eq!(sanitize_file_name(Some("..")), "file");
+        assert_eq!(sanitize_file_name(None), "file");
+    }
+
+    #[test]
+    fn stored_names_cannot_escape() {
+        assert!(valid_stored_name("0af3.png"));
+        assert!(valid_stored_name("0af3.thumb.jpg"));
+        for bad in [
+            "",
+            "..",
+            "../x",
+            "a/b",
+            "%2e%2e",
+            ".hidden",
+            "a\\b",
+            "/etc/passwd",
+        ] {
+            assert!(!valid_stored_name(bad), "{bad}");
+        }
+    }
+}

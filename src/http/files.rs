@@ -1,0 +1,198 @@
+//! `POST /chat/upload` and `GET /uploads/chat/:name`.
+//!
+//! Downloads are private: the uploader and current members of a chat where
+//! the file was sent may read it; everyone else — and requests without
+//! credentials — get 404. Browsers authenticate `<img src>` with the
+//! `natter_token` cookie (HttpOnly, SameSite=Strict), accepted here only.
+//! Anything that could run script (HTML, SVG, XML, JS, unknown types) is
+//! served as an attachment under a sandboxing CSP, always with nosniff.
+
+use axum::body::Body;
+use axum::extract::{Multipart, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use tower::ServiceExt;
+use tower_http::services::ServeFile;
+
+use crate::auth::{self, AuthUser};
+use crate::db;
+use crate::error::{AppError, AppResult};
+use crate::files::{self, Uploaded};
+use crate::http::extract::AppPath;
+use crate::state::AppState;
+
+/// `POST /chat/upload`: multipart with a `file` field.
+pub async fn upload(
+    State(state): State<AppState>,
+    user: AuthUser,
+    mut multipart: Multipart,
+) -> AppResult<(StatusCode, Json<Uploaded>)> {
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                return Err(AppError::invalid(
+                    "file",
+                    "a multipart field named file is required",
+                ))
+            }
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(AppError::TooLarge("upload is too large".into()))
+            }
+            Err(_) => {
+                return Err(AppError::invalid(
+                    "file",
+                    "the body must be multipart/form-data with a file field",
+                ))
+            }
+        };
+        if field.name() == Some("file") {
+            let stored = files::store_upload(&state, user.id, field).await?;
+            return Ok((StatusCode::CREATED, Json(stored)));
+        }
+    }
+}
+
+/// `GET /uploads/chat/:name`.
+pub async fn download(
+    State(state): State<AppState>,
+    AppPath(name): AppPath<String>,
+    req: Request,
+) -> Response {
+    match serve(&state, &name, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn not_found() -> AppError {
+    AppError::NotFound("file not found".into())
+}
+
+async fn serve(state: &AppState, name: &str, req: Request) -> AppResult<Response> {
+    if !files::valid_stored_name(name) {
+        return Err(not_found());
+    }
+    let token = auth::bearer(req.headers())
+        .or_else(|| auth::cookie_token(req.headers()))
+        .ok_or_else(not_found)?
+        .to_string();
+    let user = auth::authenticate(state, &token)
+        .await
+        .map_err(|_| not_found())?;
+    let lookup = name.to_string();
+    let (row, is_thumb, allowed) = state
+        .db()
+        .read(move |c| {
+            let Some((row, is_thumb)) = db::uploads::find_by_any_name(c, &lookup)? else {
+                return Ok(None);
+            };
+            let allowed = db::uploads::can_read(c, row.id, row.uploader_id, user)?;
+            Ok(Some((row, is_thumb, allowed)))
+        })
+        .await?
+        .ok_or_else(not_found)?;
+    if !allowed {
+        return Err(not_found());
+    }
+    let mime = if is_thumb {
+        "image/jpeg".to_string()
+    } else {
+        row.mime_type.clone()
+    };
+    let etag = format!(
+        "\"{}{}\"",
+        &row.sha256[..32.min(row.sha256.len())],
+        if is_thumb { "-t" } else { "" }
+    );
+    if if_none_match(req.headers(), &etag) {
+        let mut r = StatusCode::NOT_MODIFIED.into_response();
+        r.headers_mut().insert(
+            header::ETAG,
+            HeaderValue::from_str(&etag).map_err(|e| AppError::Internal(e.into()))?,
+        );
+        return Ok(r);
+    }
+    let path = files::chat_dir(state).join(name);
+    let served_mime = mime
+        .parse::<mime_guess::Mime>()
+        .unwrap_or(mime_guess::mime::APPLICATION_OCTET_STREAM);
+    // ServeFile does Range requests (206), Content-Length and Last-Modified.
+    let mut response = ServeFile::new_with_mime(&path, &served_mime)
+        .oneshot(req)
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("serve file: {e}")))?
+        .map(Body::new);
+    if response.status() == StatusCode::NOT_FOUND {
+        return Err(not_found());
+    }
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ETAG,
+        HeaderValue::from_str(&etag).map_err(|e| AppError::Internal(e.into()))?,
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=86400"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; sandbox"),
+    );
+    let disposition = if files::inline_safe(&mime) {
+        "inline"
+    } else {
+        "attachment"
+    };
+    let value = format!(
+        "{disposition}; filename=\"{}\"; filename*=UTF-8''{}",
+        ascii_name(&row.file_name),
+        pct(&row.file_name)
+    );
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if !files::inline_safe(&mime) {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+    }
+    Ok(response)
+}
+
+fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
+
+fn ascii_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn pct(name: &str) -> String {
+    name.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
