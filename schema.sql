@@ -14,9 +14,12 @@ CREATE TABLE users (
     is_admin      INTEGER NOT NULL DEFAULT 0,    -- server administrator (natter user promote)
     disabled      INTEGER NOT NULL DEFAULT 0,
     token_version INTEGER NOT NULL DEFAULT 0,    -- bumped to revoke every token of the user
+    revoked_at    INTEGER,                       -- last disable/reset: a running server closes the user's sockets
     last_seen     INTEGER,
     created_at    INTEGER NOT NULL
 );
+
+CREATE INDEX users_by_revoked ON users(revoked_at) WHERE revoked_at IS NOT NULL;
 
 CREATE TABLE chats (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,

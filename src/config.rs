@@ -27,6 +27,84 @@ pub struct Cli {
 pub enum Command {
     /// Run the chat server (REST + WebSocket API and the web app).
     Serve(ServeArgs),
+    /// Manage accounts (works while the server runs).
+    User {
+        /// Data directory of the server.
+        #[arg(
+            long,
+            env = "NATTER_DATA_DIR",
+            default_value = "./natter-data",
+            global = true
+        )]
+        data_dir: PathBuf,
+        #[command(subcommand)]
+        action: UserCommand,
+    },
+    /// Write a consistent snapshot of the database to FILE (works while the
+    /// server runs); the copy is verified before success is reported.
+    Backup {
+        /// Where to write the backup (must not exist).
+        file: PathBuf,
+        /// Data directory of the server.
+        #[arg(long, env = "NATTER_DATA_DIR", default_value = "./natter-data")]
+        data_dir: PathBuf,
+    },
+    /// Put a backup back in place (stop the server first); the current
+    /// database is kept as natter.db.before-restore-<time>.
+    Restore {
+        /// The backup file.
+        file: PathBuf,
+        /// Data directory of the server.
+        #[arg(long, env = "NATTER_DATA_DIR", default_value = "./natter-data")]
+        data_dir: PathBuf,
+    },
+}
+
+/// `natter user ...`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account. Without --password, reads one line from stdin, or
+    /// generates and prints one.
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, env = "NATTER_USER_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        /// Make the user a server administrator.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List accounts.
+    List,
+    /// Set a new password and sign the user out everywhere.
+    ResetPassword {
+        #[arg(long)]
+        email: String,
+        #[arg(long, env = "NATTER_USER_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+    /// Stop an account from logging in and close its connections.
+    Disable {
+        #[arg(long)]
+        email: String,
+    },
+    /// Allow a disabled account again.
+    Enable {
+        #[arg(long)]
+        email: String,
+    },
+    /// Make a user a server administrator.
+    Promote {
+        #[arg(long)]
+        email: String,
+    },
+    /// Remove the server administrator role.
+    Demote {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 /// Who may create an account.
@@ -114,6 +192,10 @@ pub struct ServeArgs {
     #[arg(long, env = "NATTER_ASSETS_DIR")]
     pub assets_dir: Option<PathBuf>,
 
+    /// Enables GET /metrics (Prometheus) for requests bearing this token.
+    #[arg(long, env = "NATTER_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
     /// Seconds between retention sweeps (old messages, unsent and orphaned files).
     #[arg(long, env = "NATTER_SWEEP_INTERVAL", default_value_t = 3600,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -172,6 +254,8 @@ pub struct Config {
     pub assets_dir: Option<PathBuf>,
     /// Time between retention sweeps.
     pub sweep_interval: std::time::Duration,
+    /// Token that unlocks `/metrics`; `None` keeps it off.
+    pub metrics_token: Option<String>,
 }
 
 impl Config {
@@ -205,6 +289,7 @@ impl Config {
             durability: args.durability,
             assets_dir: args.assets_dir.clone(),
             sweep_interval: std::time::Duration::from_secs(args.sweep_interval),
+            metrics_token: args.metrics_token.clone().filter(|t| !t.is_empty()),
         })
     }
 

@@ -3,12 +3,14 @@
 //! `main.rs` parses flags and calls [`serve`]; integration tests and the load
 //! generator call it too, on a listener they bound themselves (port 0).
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod files;
 pub mod http;
+pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod realtime;
@@ -32,10 +34,7 @@ pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
     let path = config.db_path();
     let durability = config.durability;
     let db = tokio::task::spawn_blocking(move || Db::open(&path, durability)).await??;
-    let state = AppState::new(config, db);
-    ops::typing::start_expiry(state.downgrade());
-    files::start_sweeper(state.downgrade(), state.config().sweep_interval);
-    Ok(state)
+    Ok(AppState::new(config, db))
 }
 
 /// Serves natter on `listener` until `shutdown` resolves; then closes
@@ -46,7 +45,11 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let _lock = admin::lock_data_dir(&config.data_dir)?;
     let state = open_state(config).await?;
+    ops::typing::start_expiry(state.downgrade());
+    files::start_sweeper(state.downgrade(), state.config().sweep_interval);
+    ops::users::start_revocation_watch(state.downgrade());
     let addr = listener.local_addr()?;
     tracing::info!("natter listening on http://{addr}");
     let app = http::router(state.clone());

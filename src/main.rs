@@ -1,7 +1,8 @@
 //! The `natter` binary: parse flags, set up logging, dispatch.
 
 use clap::Parser;
-use natter::config::{Cli, Command, Config, LogFormat};
+use natter::admin;
+use natter::config::{Cli, Command, Config, LogFormat, UserCommand};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -16,6 +17,28 @@ async fn main() -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.addr))?;
             natter::serve(config, listener, shutdown_signal()).await
         }
+        Command::User { data_dir, action } => {
+            init_tracing(LogFormat::Text, "warn");
+            let d = &data_dir;
+            match action {
+                UserCommand::Add {
+                    email,
+                    name,
+                    password,
+                    admin,
+                } => admin::user_add(d, &email, &name, password, admin).await,
+                UserCommand::List => admin::user_list(d).await,
+                UserCommand::ResetPassword { email, password } => {
+                    admin::user_reset_password(d, &email, password).await
+                }
+                UserCommand::Disable { email } => admin::user_set_disabled(d, &email, true).await,
+                UserCommand::Enable { email } => admin::user_set_disabled(d, &email, false).await,
+                UserCommand::Promote { email } => admin::user_set_admin(d, &email, true).await,
+                UserCommand::Demote { email } => admin::user_set_admin(d, &email, false).await,
+            }
+        }
+        Command::Backup { file, data_dir } => admin::backup(&data_dir, &file),
+        Command::Restore { file, data_dir } => admin::restore(&data_dir, &file),
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::{Arc, Weak};
 
 use crate::config::Config;
 use crate::db::Db;
+use crate::metrics::Metrics;
 use crate::ops::receipts::DeliveryBatcher;
 use crate::realtime::hub::Hub;
 
@@ -13,6 +14,7 @@ struct Inner {
     db: Db,
     hub: Hub,
     deliveries: DeliveryBatcher,
+    metrics: Metrics,
 }
 
 /// Everything a request needs.
@@ -31,6 +33,7 @@ impl AppState {
                 db,
                 hub: Hub::new(),
                 deliveries,
+                metrics: Metrics::default(),
             }),
         };
         state.inner.deliveries.start(state.downgrade());
@@ -50,6 +53,11 @@ impl AppState {
     /// Live connections and fan-out.
     pub fn hub(&self) -> &Hub {
         &self.inner.hub
+    }
+
+    /// Counters for `/metrics`.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     /// Batches "message reached a device" receipts into few writes.

@@ -167,3 +167,76 @@ pub fn existing_ids(conn: &Connection, ids: &[UserId]) -> AppResult<Vec<UserId>>
     }
     Ok(found)
 }
+
+/// A row of `natter user list`.
+#[derive(Debug)]
+pub struct AdminRow {
+    pub id: UserId,
+    pub email: String,
+    pub name: String,
+    pub is_admin: bool,
+    pub disabled: bool,
+    pub created_at: i64,
+}
+
+/// Every user, oldest first.
+pub fn list_all(conn: &Connection) -> AppResult<Vec<AdminRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, email, name, is_admin, disabled, created_at FROM users ORDER BY id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(AdminRow {
+            id: r.get(0)?,
+            email: r.get(1)?,
+            name: r.get(2)?,
+            is_admin: r.get(3)?,
+            disabled: r.get(4)?,
+            created_at: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The id of the user with this email (case-insensitive), or 404.
+pub fn id_by_email(conn: &Connection, email: &str) -> AppResult<UserId> {
+    conn.prepare_cached("SELECT id FROM users WHERE email_norm = ?1")?
+        .query_row([email.trim().to_lowercase()], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| AppError::NotFound(format!("no user with email {email}")))
+}
+
+/// Revokes every token of a user (and tells a running server to close the
+/// user's sockets, through `revoked_at`).
+pub fn revoke(conn: &Connection, id: UserId, now: i64) -> AppResult<()> {
+    conn.prepare_cached(
+        "UPDATE users SET token_version = token_version + 1, revoked_at = ?2 WHERE id = ?1",
+    )?
+    .execute(params![id, now])?;
+    Ok(())
+}
+
+/// Enables or disables an account; disabling revokes its tokens.
+pub fn set_disabled(conn: &Connection, id: UserId, disabled: bool, now: i64) -> AppResult<()> {
+    conn.prepare_cached("UPDATE users SET disabled = ?2 WHERE id = ?1")?
+        .execute(params![id, disabled])?;
+    if disabled {
+        revoke(conn, id, now)?;
+    }
+    Ok(())
+}
+
+/// Grants or revokes the server administrator role.
+pub fn set_server_admin(conn: &Connection, id: UserId, admin: bool) -> AppResult<()> {
+    conn.prepare_cached("UPDATE users SET is_admin = ?2 WHERE id = ?1")?
+        .execute(params![id, admin])?;
+    Ok(())
+}
+
+/// Users revoked after `after` (ms): `(id, revoked_at)`.
+pub fn revoked_since(conn: &Connection, after: i64) -> AppResult<Vec<(UserId, i64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, revoked_at FROM users WHERE revoked_at > ?1 ORDER BY revoked_at",
+    )?;
+    let rows = stmt.query_map([after], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod files;
 pub mod health;
 pub mod messages;
+pub mod metrics;
 pub mod sync;
 pub mod users;
 
@@ -19,6 +20,7 @@ use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::routing::{get, patch, post};
 use axum::Router;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Level;
@@ -66,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .route("/sync", get(sync::sync))
         .route("/ws", get(crate::realtime::ws_handler))
         .route("/uploads/chat/{name}", get(files::download))
+        .route("/metrics", get(metrics::metrics))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
     // Uploads stream to disk and enforce --upload-max-size themselves; the
     // body limit only keeps multipart overhead bounded.
@@ -103,7 +106,12 @@ pub fn router(state: AppState) -> Router {
                         .extensions()
                         .get::<MatchedPath>()
                         .map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string());
-                    tracing::span!(Level::INFO, "request", method = %req.method(), route, user.id = tracing::field::Empty)
+                    let request_id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    tracing::span!(Level::INFO, "request", method = %req.method(), route, request_id, user.id = tracing::field::Empty)
                 })
                 .on_request(())
                 .on_response(
@@ -111,7 +119,12 @@ pub fn router(state: AppState) -> Router {
                         .level(Level::INFO)
                         .latency_unit(tower_http::LatencyUnit::Micros),
                 ),
-        );
+        )
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        // Outermost: every request gets an id (kept if the proxy sent one),
+        // logged in its span and echoed in the response.
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
     if let Some(origin) = &state.config().frontend_origin {
         if let Ok(origin) = HeaderValue::from_str(origin) {
             app = app.layer(

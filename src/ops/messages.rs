@@ -182,6 +182,7 @@ pub async fn send(
         })
         .await?;
     if created {
+        state.metrics().message_sent();
         let mut event = Published::new(MESSAGE_NEW, &message);
         event.delivery = Some(Delivery {
             chat_id: chat,

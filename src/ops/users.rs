@@ -260,3 +260,30 @@ pub async fn announce_presence(state: &AppState, t: Transition) -> AppResult<()>
     );
     Ok(())
 }
+
+/// Closes the sockets of users an administrator disabled or reset (from
+/// another process: `natter user ...`), polling the database every second.
+pub fn start_revocation_watch(state: crate::state::WeakState) {
+    tokio::spawn(async move {
+        let mut since = now_ms();
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let Some(state) = state.upgrade() else { break };
+            let after = since;
+            match state
+                .db()
+                .read(move |c| db::users::revoked_since(c, after))
+                .await
+            {
+                Ok(rows) => {
+                    for (user, at) in rows {
+                        state.hub().close_user(user);
+                        since = since.max(at);
+                    }
+                }
+                Err(e) => e.log(),
+            }
+        }
+    });
+}

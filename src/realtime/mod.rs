@@ -232,6 +232,7 @@ async fn write_loop(
                     for e in &batch {
                         if let Some(d) = e.delivery {
                             if d.sender_id != user {
+                                s.metrics().message_delivered();
                                 s.deliveries().delivered(user, d.chat_id, d.message_id);
                             }
                         }

@@ -1,8 +1,10 @@
 //! Black-box tests of natter over real HTTP and WebSockets.
 
+mod admin;
 mod auth;
 mod chats;
 mod files;
 mod helpers;
 mod messages;
+mod metrics;
 mod realtime;

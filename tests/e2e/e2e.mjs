@@ -176,7 +176,9 @@ async function openChat(page, title) {
 }
 
 async function shot(page, file) {
-  await page.waitForTimeout(350); // let transitions settle
+  const vp = page.viewportSize();
+  await page.mouse.move(vp.width - 2, vp.height / 2); // no hover highlight in the picture
+  await page.waitForTimeout(350); // let transitions and image fades settle
   await page.screenshot({ path: path.join(SHOTS, file) });
 }
 
@@ -316,6 +318,8 @@ async function main() {
   });
 
   await check('after the network is cut and restored, every message sent meanwhile shows exactly once', async () => {
+    let syncs = 0;
+    b.on('request', (r) => { if (new URL(r.url()).pathname === '/sync') syncs++; });
     await ctxB.setOffline(true);
     await until(async () => b.evaluate(() => !navigator.onLine), 'the browser to notice it is offline', 5000);
     const away = ['While you were offline: the build passed ✅', 'Second: the tag is v1.4.0', 'Third: release notes are published'];
@@ -336,6 +340,7 @@ async function main() {
       const n = await msg(b, t).count();
       if (n !== 1) throw new Error(`"${t}" shows ${n} times on Bob's side`);
     }
+    if (!syncs) throw new Error('Bob\'s page never called /sync after reconnecting');
     if (await msg(a, queued).count() !== 1) throw new Error('the queued message shows more than once on Alice\'s side');
     if (await msg(b, queued).count() !== 1) throw new Error('the queued message shows more than once on Bob\'s side');
   });
