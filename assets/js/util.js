@@ -97,9 +97,9 @@ export function firstName(name) {
 
 /** Stable small integer from an id, for avatar and sender-name colours. */
 export function colorIndex(id, n = 12) {
-  let x = Number(id) || 0;
-  x = ((x * 2654435761) >>> 0) % 1000003;
-  return x % n;
+  // A stride coprime with n: consecutive ids (people who joined together) never share a colour.
+  const x = Math.abs(Math.trunc(Number(id) || 0));
+  return (x * 5 + 3) % n;
 }
 
 const URL_RE = /\b((?:https?:\/\/|mailto:|www\.)[^\s<>"']+)/gi;

@@ -222,6 +222,7 @@ async function main() {
     await row(b, ALICE).waitFor();
     await until(async () => (await row(b, ALICE).textContent()).includes('release notes'), 'the preview on Bob\'s chat row');
     await row(b, ALICE).getByTestId('unread-badge').waitFor();
+    await until(async () => (await b.title()) === '(1) natter', 'Bob\'s tab title to show "(1) natter"', 5000);
   });
 
   await check('the sender\'s ticks turn read (blue) when the other opens the chat', async () => {
@@ -348,6 +349,7 @@ async function main() {
   // ---- screenshots: dress Alice's list with a few more chats through the API ------------
   try {
     await dressUp(base, a, run);
+    await dressGroup(base, a, b, c);
     await openChat(a, BOB);
     await a.waitForTimeout(300);
     await shot(a, 'conversation.png');
@@ -388,6 +390,29 @@ async function dressUp(base, page, run) {
     }
   }
   await until(async () => (await page.getByTestId('chat-row').count()) >= 5, 'the extra chats in Alice\'s list');
+}
+
+/** A photo with a caption from Bob and a quoted reply from Alice in the group, for Carol's phone. */
+async function dressGroup(base, a, b, c) {
+  const tokenOf = (page) => page.evaluate(() => localStorage.getItem('natter.token'));
+  const [ta, tb] = [await tokenOf(a), await tokenOf(b)];
+  const api = async (method, p, body, tok) => {
+    const r = await fetch(base + p, { method, headers: { Authorization: `Bearer ${tok}`, ...(body instanceof FormData ? {} : { 'Content-Type': 'application/json' }) }, body: body instanceof FormData ? body : JSON.stringify(body) });
+    if (!r.ok) throw new Error(`${method} ${p} → ${r.status} ${await r.text()}`);
+    return r.json();
+  };
+  const chats = (await api('GET', '/chat?page=1&limit=50', undefined, ta)).items;
+  const group = chats.find((x) => x.name === GROUP);
+  const fd = new FormData();
+  fd.append('file', new Blob([makePng(600, 400)], { type: 'image/png' }), 'rooftop.png');
+  const up = await api('POST', '/chat/upload', fd, tb);
+  await api('POST', `/chat/${group.id}/messages`, { messageType: 'IMAGE', content: 'View from the office roof 🌇', ...up }, tb);
+  const history = (await api('GET', `/chat/${group.id}/messages?limit=50`, undefined, ta)).items;
+  const carols = history.filter((m) => m.content?.includes('Happy to help')).at(-1);
+  await api('POST', `/chat/${group.id}/messages`, { messageType: 'TEXT', content: 'Thanks Carol! The draft is due on Thursday.', replyToId: carols.id }, ta);
+  await msg(c, 'due on Thursday').waitFor();
+  await c.locator('[data-testid="message"]:not([data-id=""]) [data-testid="message-image"]').last()
+    .evaluate((img) => img.complete || new Promise((r) => img.addEventListener('load', r, { once: true })));
 }
 
 async function extraShots(a, c) {

@@ -1,0 +1,259 @@
+// The open conversation: header with presence/typing, the message list (infinite scroll up,
+// sticky bottom, unread divider) and the composer.
+
+import { h, clear, reconcile, scheduler } from './dom.js';
+import { icon } from './icons.js';
+import { chatAvatar, iconButton, spinner } from './common.js';
+import { buildRows, rowSig, renderRow, keyOf } from './bubbles.js';
+import { composer } from './composer.js';
+import { popupMenu, confirmDialog, openViewer, toast } from './overlays.js';
+import { fmtLastSeen, fmtFull, firstName } from '../util.js';
+import { state, on, box, chatTitle, typingUsers, userOf, otherUserId, isAdmin, findMessage } from '../store.js';
+import * as actions from '../actions.js';
+
+export function conversation({ onBack, onInfo, onMessageInfo }) {
+  let chatId = null;
+  let anchorId = null;
+  let anchorCount = 0;
+  let openUnread = 0;
+  let anchorFound = 0;
+  let initialScrolled = false;
+  let forceBottom = false;
+
+  const back = iconButton('back', 'Back to chats', () => onBack(), { class: 'back-btn' });
+  const headAvatar = h('span.head-avatar');
+  const headName = h('span.head-name', { 'data-testid': 'conv-title' });
+  const headSub = h('span.head-sub', { 'data-testid': 'conv-subtitle', 'aria-live': 'polite' });
+  const who = h('button.head-who', { type: 'button', onclick: () => onInfo(), 'aria-label': 'Chat info' }, headAvatar, h('span.head-text', headName, headSub));
+  const infoBtn = iconButton('info', 'Chat info', () => onInfo(), { 'data-testid': 'info-button' });
+  const head = h('header.conv-head', back, who, infoBtn);
+
+  const list = h('div.msg-list');
+  const topLoader = h('div.top-loader', { hidden: true }, spinner('Loading older messages'));
+  const empty = h('div.conv-empty-note', { hidden: true });
+  const center = h('div.center-state', { hidden: true });
+  const scroller = h('div.messages', { role: 'log', 'aria-live': 'polite', 'aria-relevant': 'additions', 'aria-label': 'Messages', tabindex: '0', 'data-testid': 'message-list' },
+    topLoader, center, empty, list);
+  const toBottom = h('button.to-bottom', { type: 'button', 'aria-label': 'Scroll to latest message', hidden: true, onclick: () => scrollToBottom(true) }, icon('down'));
+  const comp = composer({ onSent: () => { forceBottom = true; openUnread = 0; anchorId = null; anchorFound = 0; render(); } });
+  const dropHint = h('div.drop-hint', { hidden: true }, 'Drop files to send');
+  const el = h('section.conversation', { 'data-testid': 'conversation', 'aria-label': 'Conversation' },
+    head, h('div.conv-body', scroller, toBottom, dropHint), comp.el);
+
+  const ctx = {
+    onImage: (m) => openViewer({ src: m.fileUrl, fileName: m.fileName, caption: m.senderId === state.me.id ? 'You' : userOf(m.senderId).name, subtitle: fmtFull(m.createdAt) }),
+    onMenu: (m, anchor) => messageMenu(m, anchor),
+    onQuote: (id) => jumpTo(id),
+    onRetry: (cid) => actions.retry(cid),
+    onCancel: (cid) => actions.discard(cid),
+    onMediaLoad: () => { if (isAtBottom(200)) scrollToBottom(); },
+  };
+
+  function isAtBottom(slack = 80) {
+    return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < slack;
+  }
+  function scrollToBottom(smooth = false) {
+    scroller.scrollTo({ top: scroller.scrollHeight, behavior: smooth ? 'smooth' : 'auto' });
+    pinned = true;
+  }
+
+  function messageMenu(m, anchor) {
+    const chat = state.chats.get(m.chatId);
+    const mine = m.senderId === state.me.id;
+    popupMenu(anchor, [
+      { label: 'Reply', icon: 'reply', testid: 'menu-reply', onSelect: () => comp.setReply(m) },
+      m.content ? { label: 'Copy', icon: 'copy', testid: 'menu-copy', onSelect: () => copy(m.content) } : null,
+      mine && m.messageType === 'TEXT' ? { label: 'Edit', icon: 'edit', testid: 'menu-edit', onSelect: () => comp.startEdit(m) } : null,
+      mine ? { label: 'Message info', icon: 'info', testid: 'menu-info', onSelect: () => onMessageInfo(m) } : null,
+      mine || (chat?.isGroup && isAdmin(chat)) ? { label: 'Delete', icon: 'trash', danger: true, testid: 'menu-delete', onSelect: () => remove(m) } : null,
+    ], { align: m.senderId === state.me.id ? 'right' : 'left' });
+  }
+
+  async function copy(text) {
+    try { await navigator.clipboard.writeText(text); toast('Copied'); } catch { toast('Could not copy'); }
+  }
+
+  async function remove(m) {
+    const mine = m.senderId === state.me.id;
+    const ok = await confirmDialog({
+      title: 'Delete message?',
+      body: mine ? 'It will be replaced with “This message was deleted” for everyone in this chat.' : `Delete ${firstName(userOf(m.senderId).name)}’s message for everyone?`,
+      confirmLabel: 'Delete for everyone', danger: true,
+    });
+    if (!ok) return;
+    try { await actions.deleteMessage(m); } catch (e) { toast(e.message, 'error'); }
+  }
+
+  async function jumpTo(id) {
+    for (let i = 0; i < 30; i++) {
+      const row = list.querySelector(`.msg-row[data-id="${CSS.escape(String(id))}"]`);
+      if (row) {
+        row.scrollIntoView({ block: 'center', behavior: 'smooth' });
+        row.classList.remove('flash');
+        void row.offsetWidth;
+        row.classList.add('flash');
+        return;
+      }
+      const b = box(chatId);
+      if (!b.hasMore) break;
+      if (!(await actions.loadOlder(chatId))) break;
+      render();
+    }
+    toast('The original message is no longer available');
+  }
+
+  function renderHead() {
+    const chat = state.chats.get(chatId);
+    if (!chat) return;
+    clear(headAvatar).append(chatAvatar(chat, 'md', false));
+    headName.textContent = chatTitle(chat);
+    const typing = typingUsers(chatId);
+    headSub.classList.toggle('typing', typing.length > 0);
+    if (typing.length) {
+      if (!chat.isGroup) headSub.textContent = 'typing…';
+      else {
+        const names = typing.map((id) => firstName(userOf(id).name));
+        headSub.textContent = names.length === 1 ? `${names[0]} is typing…` : names.length === 2 ? `${names[0]} and ${names[1]} are typing…` : `${names.length} people are typing…`;
+      }
+      return;
+    }
+    if (chat.isGroup) {
+      const names = chat.participants.filter((p) => p.userId !== state.me.id).map((p) => userOf(p.userId).name);
+      headSub.textContent = [...names.sort((a, b) => a.localeCompare(b)), 'You'].join(', ');
+    } else {
+      const u = userOf(otherUserId(chat));
+      headSub.textContent = u.id === state.me.id ? 'Message yourself' : u.online ? 'online' : (u.lastSeen ? fmtLastSeen(u.lastSeen) : '');
+    }
+  }
+
+  /** The first unread message: count the others' messages back from the newest. */
+  function computeAnchor(b) {
+    anchorCount = openUnread;
+    let n = 0;
+    for (let i = b.list.length - 1; i >= 0 && n < openUnread; i--) {
+      const m = b.list[i];
+      if (m.senderId === state.me.id) continue;
+      n++;
+      anchorId = m.id;
+    }
+    anchorFound = n;
+  }
+
+  function render() {
+    if (chatId == null) return;
+    const chat = state.chats.get(chatId);
+    if (!chat) return;
+    renderHead();
+    const b = box(chatId);
+    const pending = state.outbox.filter((p) => p.chatId === chatId).sort((x, y) => x.seq - y.seq);
+    topLoader.hidden = !b.loadingOlder;
+    if (!b.loaded) {
+      center.hidden = false;
+      clear(center).append(b.error
+        ? h('div.load-error', h('p', b.error), h('button.btn.btn-primary', { type: 'button', onclick: () => actions.loadLatest(chatId) }, 'Try again'))
+        : spinner('Loading messages'));
+      clear(list);
+      empty.hidden = true;
+      return;
+    }
+    center.hidden = true;
+    const prevAnchor = anchorId;
+    if (openUnread && anchorFound < openUnread) computeAnchor(b);
+    empty.hidden = !!(b.list.length || pending.length);
+    if (!empty.hidden) {
+      clear(empty).append(h('span.empty-pill', icon('lock', 'pill-icon'),
+        chat.isGroup ? 'No messages yet. Say hello to the group 👋' : `No messages yet. Say hi to ${firstName(chatTitle(chat))} 👋`));
+    }
+    const rows = buildRows(chat, b.list, pending, anchorId, anchorCount);
+    const wasBottom = isAtBottom();
+    // Keep the first row where it is on screen when rows are added above it.
+    const keep = list.querySelector('.msg-row');
+    const keepOffset = keep ? keep.offsetTop - scroller.scrollTop : 0;
+    const ownNew = pending.length && list.lastElementChild?._key !== keyOf(pending.at(-1)) && pending.at(-1).state !== 'failed';
+    reconcile(list, rows, (r) => r.key, rowSig, (r) => renderRow(r, ctx));
+    if (!initialScrolled) {
+      initialScrolled = true;
+      const divider = list.querySelector('.unread-sep');
+      if (divider) scroller.scrollTop = Math.max(0, divider.offsetTop - 80);
+      else scrollToBottom();
+    } else if (wasBottom || forceBottom || ownNew) {
+      scrollToBottom();
+    } else if (prevAnchor !== anchorId && list.querySelector('.unread-sep')) {
+      // Older unread messages arrived: the divider moved up; keep showing it.
+      scroller.scrollTop = Math.max(0, list.querySelector('.unread-sep').offsetTop - 80);
+    } else if (keep) {
+      // By key: the row may have been re-created (its grouping can change when rows arrive above).
+      const again = keep.isConnected ? keep : [...list.children].find((n) => n._key === keep._key);
+      if (again) scroller.scrollTop = again.offsetTop - keepOffset;
+    }
+    forceBottom = false;
+    updateToBottom();
+    if (b.loaded) actions.markRead(chatId);
+    setTimeout(maybeLoadOlder, 0);
+  }
+
+  function maybeLoadOlder() {
+    if (chatId == null) return;
+    const b = box(chatId);
+    if (b.loaded && b.hasMore && !b.loadingOlder && scroller.scrollTop < 400) actions.loadOlder(chatId);
+  }
+
+  function updateToBottom() {
+    toBottom.hidden = isAtBottom(400);
+  }
+
+  // Stay pinned to the newest message when the viewport changes (e.g. a phone keyboard opens).
+  let pinned = true;
+  new ResizeObserver(() => { if (pinned && chatId != null) scrollToBottom(); }).observe(scroller);
+
+  scroller.addEventListener('scroll', () => {
+    pinned = isAtBottom();
+    updateToBottom();
+    maybeLoadOlder();
+    if (isAtBottom() && chatId != null) actions.markRead(chatId);
+  }, { passive: true });
+  scroller.addEventListener('wheel', (e) => { if (e.deltaY < 0) maybeLoadOlder(); }, { passive: true });
+
+  // Drag and drop files onto the conversation.
+  let dragDepth = 0;
+  el.addEventListener('dragenter', (e) => { if (e.dataTransfer?.types?.includes('Files')) { dragDepth++; dropHint.hidden = false; } });
+  el.addEventListener('dragleave', () => { dragDepth = Math.max(0, dragDepth - 1); if (!dragDepth) dropHint.hidden = true; });
+  el.addEventListener('dragover', (e) => { if (e.dataTransfer?.types?.includes('Files')) e.preventDefault(); });
+  el.addEventListener('drop', (e) => {
+    dragDepth = 0;
+    dropHint.hidden = true;
+    const files = [...(e.dataTransfer?.files || [])];
+    if (files.length) { e.preventDefault(); comp.sendFiles(files); }
+  });
+
+  const schedule = scheduler(render);
+  on('messages', (id) => { if (id === chatId) schedule(); });
+  on('older', (id) => { if (id === chatId) topLoader.hidden = !box(id).loadingOlder; });
+  on('typing', (id) => { if (id === chatId) renderHead(); });
+  on('presence', () => { if (chatId != null) renderHead(); });
+  on('chat', (id) => { if (id === chatId) schedule(); });
+  on('progress', (cid) => {
+    const p = state.outbox.find((x) => x.clientId === cid);
+    const bar = list.querySelector(`[data-progress-for="${CSS.escape(cid)}"]`);
+    if (p && bar) bar.style.width = `${Math.round((p.progress || 0) * 100)}%`;
+  });
+
+  return {
+    el,
+    open(id) {
+      chatId = id;
+      initialScrolled = false;
+      anchorId = null;
+      anchorFound = 0;
+      openUnread = state.chats.get(id)?.unreadCount || 0;
+      clear(list);
+      comp.setChat(id);
+      render();
+      actions.loadLatest(id);
+    },
+    close() { chatId = null; comp.setChat(null); },
+    focusComposer: () => comp.focus(),
+    render: schedule,
+    findMessage: (id) => findMessage(chatId, id),
+  };
+}
