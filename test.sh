@@ -14,9 +14,11 @@ echo "== cargo test"
 cargo build --quiet
 cargo test --quiet 2>&1 | tee /tmp/natter-cargo-test.log
 for script in tests/e2e/run.sh tests/socketio/run.sh; do
-  if [ -x "$script" ]; then
+  if [ -f "$script" ]; then
     echo "== $script"
-    NATTER_BIN="$PWD/target/debug/natter" "$script"
+    NATTER_BIN="$PWD/target/debug/natter" bash "$script"
   fi
 done
+echo "== scripts/check-deploy.sh (install.sh twice, systemd unit, README proxy configs)"
+bash scripts/check-deploy.sh
 echo "== all tests passed"

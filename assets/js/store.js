@@ -199,6 +199,9 @@ function applyMessage(m, isNewEvent) {
       // A message ends that sender's typing indicator.
       clearTyping(m.chatId, m.senderId);
     }
+    // Writing in a chat (from any of my devices) reads it: the server moved my
+    // read position to this message.
+    if (isNewEvent && mine && !known && (!prev || m.id > prev.id)) chat.unreadCount = 0;
     if (isNewEvent && m.createdAt && (!chat.updatedAt || m.createdAt > chat.updatedAt)) chat.updatedAt = m.createdAt;
   }
   emit('messages', m.chatId);

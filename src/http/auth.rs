@@ -13,22 +13,26 @@ use crate::model::User;
 use crate::ops::users::{self, Login, Register, Session, UpdateMe};
 use crate::state::AppState;
 
+/// The `Set-Cookie` value carrying a token for `GET /uploads/...`.
+fn session_cookie(state: &AppState, headers: &HeaderMap, token: &str) -> String {
+    let secure = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+    format!(
+        "{COOKIE_NAME}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        state.config().token_ttl_secs,
+        if secure { "; Secure" } else { "" }
+    )
+}
+
 fn session_response(
     state: &AppState,
     headers: &HeaderMap,
     status: StatusCode,
     s: Session,
 ) -> Response {
-    let secure = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
-    let cookie = format!(
-        "{COOKIE_NAME}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
-        s.token,
-        state.config().token_ttl_secs,
-        if secure { "; Secure" } else { "" }
-    );
+    let cookie = session_cookie(state, headers, &s.token);
     let mut response = (status, Json(json!({"token": s.token, "user": s.user}))).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, v);
@@ -71,9 +75,21 @@ pub async fn logout() -> Response {
     response
 }
 
-/// `GET /auth/me`.
-pub async fn me(State(state): State<AppState>, user: AuthUser) -> AppResult<Json<User>> {
-    Ok(Json(users::me(&state, user.id).await?))
+/// `GET /auth/me`. Also renews the browser's upload cookie, so a web app that
+/// kept its token but lost the cookie gets its images back.
+pub async fn me(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    user: AuthUser,
+) -> AppResult<Response> {
+    let me = users::me(&state, user.id).await?;
+    let mut response = Json(me).into_response();
+    if let Some(token) = crate::auth::bearer(&headers) {
+        if let Ok(v) = HeaderValue::from_str(&session_cookie(&state, &headers, token)) {
+            response.headers_mut().insert(header::SET_COOKIE, v);
+        }
+    }
+    Ok(response)
 }
 
 /// `PATCH /auth/me`.

@@ -122,7 +122,7 @@ pub async fn send(
     input: SendMessage,
 ) -> AppResult<Sent> {
     let (content, client_id) = validate(&input)?;
-    let (message, members, created) = state
+    let (message, members, created, receipts_changed) = state
         .db()
         .write(move |c| {
             chats::membership(c, chat, caller)?.ok_or_else(AppError::chat_not_found)?;
@@ -131,7 +131,7 @@ pub async fn send(
                     let positions = receipts::positions(c, chat)?;
                     let message = q::load(c, existing, &positions)?
                         .ok_or_else(|| anyhow::anyhow!("message vanished"))?;
-                    return Ok((message, Vec::new(), false));
+                    return Ok((message, Vec::new(), false, Vec::new()));
                 }
             }
             if let Some(reply) = input.reply_to_id {
@@ -174,13 +174,18 @@ pub async fn send(
             )?;
             let event = events::append(c, chat, MESSAGE_NEW, Some(id), None, now)?;
             chats::bump_activity(c, chat, id, event, now)?;
+            // Whoever writes in a chat has read it (as in WhatsApp): their
+            // unread count drops to zero and earlier messages turn READ.
+            let receipts_changed =
+                crate::ops::receipts::advance(c, chat, caller, receipts::Kind::Read, id, now)?;
             let positions = receipts::positions(c, chat)?;
             let members = positions.0.iter().map(|p| p.user_id).collect();
             let message =
                 q::load(c, id, &positions)?.ok_or_else(|| anyhow::anyhow!("message vanished"))?;
-            Ok((message, members, true))
+            Ok((message, members, true, receipts_changed))
         })
         .await?;
+    crate::ops::receipts::send_status(state, receipts_changed);
     if created {
         state.metrics().message_sent();
         let mut event = Published::new(MESSAGE_NEW, &message);

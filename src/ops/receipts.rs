@@ -47,7 +47,7 @@ pub struct StatusEvent {
 
 /// Moves `user`'s position in `chat` and returns the status events to send
 /// (sender, event). Runs inside a writer op.
-fn advance(
+pub(crate) fn advance(
     c: &rusqlite::Connection,
     chat: ChatId,
     user: UserId,
@@ -80,7 +80,8 @@ fn advance(
         .collect())
 }
 
-fn send_status(state: &AppState, events: Vec<(UserId, StatusEvent)>) {
+/// Publishes `message:status` events to their senders.
+pub(crate) fn send_status(state: &AppState, events: Vec<(UserId, StatusEvent)>) {
     for (sender, event) in events {
         publish(state, MESSAGE_STATUS, &event, &[sender]);
     }

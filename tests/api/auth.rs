@@ -83,6 +83,23 @@ async fn register_login_me_and_update() {
     let (status, me) = app.get("/auth/me", &carol).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(me["name"], "Carol");
+    // /auth/me renews the HttpOnly upload cookie for the web app
+    let resp = app
+        .client
+        .get(format!("{}/auth/me", app.base))
+        .bearer_auth(&carol.token)
+        .send()
+        .await
+        .unwrap();
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.starts_with(&format!("natter_token={}", carol.token)),
+        "{cookie}"
+    );
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
 
     let (status, me) = app
         .patch(

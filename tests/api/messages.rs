@@ -497,3 +497,32 @@ async fn fifty_concurrent_senders_lose_nothing() {
         "every 201 message is in the history exactly once"
     );
 }
+
+#[tokio::test]
+async fn replying_marks_the_chat_read_for_the_sender() {
+    let app = spawn_app().await;
+    let alice = app.register("Alice").await;
+    let bob = app.register("Bob").await;
+    let chat = app.direct_chat(&alice, &bob).await;
+    let mut alice_ws = app.ws(&alice).await;
+    let first = app.send(&alice, chat, "one").await["id"].as_i64().unwrap();
+    app.send(&alice, chat, "two").await;
+    let (_, c) = app.get(&format!("/chat/{chat}"), &bob).await;
+    assert_eq!(c["unreadCount"], 2);
+    // bob answers (say from his phone) without marking anything read first
+    app.send(&bob, chat, "answer").await;
+    let (_, c) = app.get(&format!("/chat/{chat}"), &bob).await;
+    assert_eq!(c["unreadCount"], 0, "writing in a chat reads it");
+    let statuses = alice_ws
+        .collect_events("message:status", std::time::Duration::from_millis(500))
+        .await;
+    assert!(
+        statuses
+            .iter()
+            .any(|s| s["messageId"] == first && s["status"] == "READ"),
+        "alice's ticks turn blue: {statuses:?}"
+    );
+    // alice's own unread count now counts bob's answer
+    let (_, c) = app.get(&format!("/chat/{chat}"), &alice).await;
+    assert_eq!(c["unreadCount"], 1);
+}
