@@ -192,6 +192,27 @@ pub struct ServeArgs {
     #[arg(long, env = "NATTER_ASSETS_DIR")]
     pub assets_dir: Option<PathBuf>,
 
+    /// Login attempts per account per minute (per client IP: 12×); 0 = no limit.
+    #[arg(long, env = "NATTER_LOGIN_RATE", default_value_t = 10)]
+    pub login_rate: u32,
+
+    /// Registrations per client IP per hour (bursts of up to 100); 0 = no limit.
+    #[arg(long, env = "NATTER_REGISTER_RATE", default_value_t = 3600)]
+    pub register_rate: u32,
+
+    /// Messages per user per second (bursts of 10 s worth); 0 = no limit.
+    #[arg(long, env = "NATTER_SEND_RATE", default_value_t = 100)]
+    pub send_rate: u32,
+
+    /// Uploads per user per minute; 0 = no limit.
+    #[arg(long, env = "NATTER_UPLOAD_RATE", default_value_t = 60)]
+    pub upload_rate: u32,
+
+    /// Take the client IP (for rate limits) from the last X-Forwarded-For
+    /// entry: set this behind a reverse proxy, never when exposed directly.
+    #[arg(long, env = "NATTER_TRUST_PROXY")]
+    pub trust_proxy: bool,
+
     /// Enables GET /metrics (Prometheus) for requests bearing this token.
     #[arg(long, env = "NATTER_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
@@ -256,6 +277,10 @@ pub struct Config {
     pub sweep_interval: std::time::Duration,
     /// Token that unlocks `/metrics`; `None` keeps it off.
     pub metrics_token: Option<String>,
+    /// Rate limits.
+    pub rates: crate::limits::Rates,
+    /// Whether X-Forwarded-For names the client.
+    pub trust_proxy: bool,
 }
 
 impl Config {
@@ -290,6 +315,13 @@ impl Config {
             assets_dir: args.assets_dir.clone(),
             sweep_interval: std::time::Duration::from_secs(args.sweep_interval),
             metrics_token: args.metrics_token.clone().filter(|t| !t.is_empty()),
+            rates: crate::limits::Rates {
+                login_per_minute: args.login_rate,
+                register_per_hour: args.register_rate,
+                send_per_second: args.send_rate,
+                upload_per_minute: args.upload_rate,
+            },
+            trust_proxy: args.trust_proxy,
         })
     }
 

@@ -5,6 +5,7 @@ use std::sync::{Arc, Weak};
 
 use crate::config::Config;
 use crate::db::Db;
+use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::ops::receipts::DeliveryBatcher;
 use crate::realtime::hub::Hub;
@@ -15,6 +16,7 @@ struct Inner {
     hub: Hub,
     deliveries: DeliveryBatcher,
     metrics: Metrics,
+    limits: Limits,
 }
 
 /// Everything a request needs.
@@ -27,6 +29,7 @@ impl AppState {
     /// Builds the state; starts the delivery batcher (needs a tokio runtime).
     pub fn new(config: Config, db: Db) -> Self {
         let deliveries = DeliveryBatcher::new();
+        let limits = Limits::new(config.rates);
         let state = AppState {
             inner: Arc::new(Inner {
                 config,
@@ -34,6 +37,7 @@ impl AppState {
                 hub: Hub::new(),
                 deliveries,
                 metrics: Metrics::default(),
+                limits,
             }),
         };
         state.inner.deliveries.start(state.downgrade());
@@ -53,6 +57,11 @@ impl AppState {
     /// Live connections and fan-out.
     pub fn hub(&self) -> &Hub {
         &self.inner.hub
+    }
+
+    /// Rate limiters.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
     }
 
     /// Counters for `/metrics`.

@@ -1,8 +1,11 @@
 //! `/auth/*`: register, login, logout, me.
 
-use axum::extract::State;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use serde_json::json;
 
@@ -40,12 +43,38 @@ fn session_response(
     response
 }
 
+/// The client's IP: the peer, or with `--trust-proxy` the last
+/// `X-Forwarded-For` entry (what the proxy saw).
+pub fn client_ip(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+) -> Option<IpAddr> {
+    if state.config().trust_proxy {
+        let forwarded = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+            .next_back();
+        if forwarded.is_some() {
+            return forwarded;
+        }
+    }
+    peer.map(|p| p.ip())
+}
+
 /// `POST /auth/register` → 201 `{token, user}`.
 pub async fn register(
     State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     AppJson(input): AppJson<Register>,
 ) -> AppResult<Response> {
+    state
+        .limits()
+        .register(client_ip(&state, &headers, peer.map(|c| c.0 .0)))?;
     let session = users::register(&state, input).await?;
     Ok(session_response(
         &state,
@@ -58,9 +87,14 @@ pub async fn register(
 /// `POST /auth/login` → 200 `{token, user}`.
 pub async fn login(
     State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     AppJson(input): AppJson<Login>,
 ) -> AppResult<Response> {
+    state.limits().login(
+        &input.email,
+        client_ip(&state, &headers, peer.map(|c| c.0 .0)),
+    )?;
     let session = users::login(&state, input).await?;
     Ok(session_response(&state, &headers, StatusCode::OK, session))
 }

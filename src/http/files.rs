@@ -28,6 +28,7 @@ pub async fn upload(
     user: AuthUser,
     mut multipart: Multipart,
 ) -> AppResult<(StatusCode, Json<Uploaded>)> {
+    state.limits().upload(user.id)?;
     loop {
         let field = match multipart.next_field().await {
             Ok(Some(f)) => f,

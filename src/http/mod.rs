@@ -22,6 +22,7 @@ use axum::Router;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Level;
 
@@ -29,6 +30,9 @@ use crate::state::AppState;
 
 /// Largest JSON body (a 10,000-character message fits with room to spare).
 pub const JSON_BODY_LIMIT: usize = 256 * 1024;
+
+/// Longest silence between two chunks of a request body.
+pub const BODY_CHUNK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The content security policy of the web app (and every response).
 pub const CSP: &str = "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; \
@@ -120,6 +124,8 @@ pub fn router(state: AppState) -> Router {
                         .latency_unit(tower_http::LatencyUnit::Micros),
                 ),
         )
+        // A client trickling a body is cut off between chunks.
+        .layer(RequestBodyTimeoutLayer::new(BODY_CHUNK_TIMEOUT))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         // Outermost: every request gets an id (kept if the proxy sent one),
         // logged in its span and echoed in the response.
@@ -129,7 +135,7 @@ pub fn router(state: AppState) -> Router {
         if let Ok(origin) = HeaderValue::from_str(origin) {
             app = app.layer(
                 CorsLayer::new()
-                    .allow_origin(AllowOrigin::exact(origin))
+                    .allow_origin(AllowOrigin::list([origin]))
                     .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
                     .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
                     .max_age(Duration::from_secs(600)),

@@ -122,6 +122,7 @@ pub async fn send(
     input: SendMessage,
 ) -> AppResult<Sent> {
     let (content, client_id) = validate(&input)?;
+    state.limits().send(caller)?;
     let (message, members, created, receipts_changed) = state
         .db()
         .write(move |c| {

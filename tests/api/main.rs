@@ -8,3 +8,4 @@ mod helpers;
 mod messages;
 mod metrics;
 mod realtime;
+mod security;
