@@ -5,3 +5,4 @@ mod chats;
 mod helpers;
 mod messages;
 mod realtime;
+mod socketio;
