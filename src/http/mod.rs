@@ -86,6 +86,7 @@ pub fn router(state: AppState) -> Router {
 
     let mut app = api
         .fallback(assets::serve)
+        .layer(crate::realtime::socketio::layer(state.clone()))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CSP),

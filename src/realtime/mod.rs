@@ -10,6 +10,7 @@
 
 pub mod frames;
 pub mod hub;
+pub mod socketio;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -258,7 +259,8 @@ fn now_secs() -> i64 {
     START.get_or_init(Instant::now).elapsed().as_secs() as i64
 }
 
-fn spawn_presence(state: &AppState, t: hub::Transition) {
+/// Announces a presence transition in the background.
+pub(crate) fn spawn_presence(state: &AppState, t: hub::Transition) {
     let state = state.clone();
     tokio::spawn(async move {
         if let Err(e) = ops::users::announce_presence(&state, t).await {

@@ -9,3 +9,4 @@ mod messages;
 mod metrics;
 mod realtime;
 mod security;
+mod socketio;
