@@ -4,6 +4,7 @@
 //! generator call it too, on a listener they bound themselves (port 0).
 
 pub mod auth;
+pub mod bench;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -16,6 +16,7 @@ async fn main() -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.addr))?;
             natter::serve(config, listener, shutdown_signal()).await
         }
+        Command::Bench(args) => natter::bench::run(args).await,
     }
 }
 
