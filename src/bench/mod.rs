@@ -318,6 +318,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             .errors
             .push(format!("{} duplicate deliveries", report.duplicates));
     }
+    if report.errors.len() > 20 {
+        let more = report.errors.len() - 20;
+        report.errors.truncate(20);
+        report.errors.push(format!("... and {more} more"));
+    }
     report.print_table();
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
