@@ -27,6 +27,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the chat server (REST + WebSocket API and the web app).
     Serve(ServeArgs),
+    /// Load-test a natter (started here, or a loopback --url) and check
+    /// every message arrives exactly once; see BENCHMARKS.md.
+    Bench(crate::bench::BenchArgs),
     /// Manage accounts (works while the server runs).
     User {
         /// Data directory of the server.

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod bench;
 pub mod config;
 pub mod db;
 pub mod error;

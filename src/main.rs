@@ -39,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Backup { file, data_dir } => admin::backup(&data_dir, &file),
         Command::Restore { file, data_dir } => admin::restore(&data_dir, &file),
+        Command::Bench(args) => natter::bench::run(args).await,
     }
 }
 

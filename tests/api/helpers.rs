@@ -92,15 +92,20 @@ pub async fn spawn_in(dir: TempDir, adjust: impl FnOnce(&mut ServeArgs)) -> Test
     };
     // The listener is bound before serving starts, but the database opens
     // inside serve(): wait for /health, bounded.
-    for _ in 0..200 {
+    let mut app = app;
+    for _ in 0..1000 {
         if let Ok(r) = app.client.get(format!("{}/health", app.base)).send().await {
             if r.status().is_success() {
                 return app;
             }
         }
+        if app.handle.as_ref().is_some_and(|h| h.is_finished()) {
+            let result = app.handle.take().unwrap().await;
+            panic!("server exited before it was healthy: {result:?}");
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("server did not become healthy");
+    panic!("server did not become healthy in 10 s");
 }
 
 impl TestApp {
