@@ -134,8 +134,20 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
+/// Argon2 runs take 19 MiB each: at most this many at once, so a burst of
+/// sign-ups or logins costs bounded memory and leaves CPU for chat traffic.
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+async fn hashing_permit() -> AppResult<tokio::sync::SemaphorePermit<'static>> {
+    HASHING
+        .acquire()
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("hash permit: {e}")))
+}
+
 /// Hashes a password with argon2id (off the async threads).
 pub async fn hash_password(password: String) -> AppResult<String> {
+    let _permit = hashing_permit().await?;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
@@ -150,6 +162,7 @@ pub async fn hash_password(password: String) -> AppResult<String> {
 /// Checks a password against a stored hash (off the async threads). With no
 /// hash (unknown user) it still does the work, so timing does not tell.
 pub async fn verify_password(password: String, hash: Option<String>) -> AppResult<bool> {
+    let _permit = hashing_permit().await?;
     tokio::task::spawn_blocking(move || {
         static DUMMY: OnceLock<String> = OnceLock::new();
         let known = hash.is_some();

@@ -7,6 +7,7 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    release_large_allocations();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
@@ -73,5 +74,16 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+/// glibc raises its mmap threshold after the first large free, after which
+/// argon2's 19 MiB buffers stay in per-thread arenas for good (hundreds of MB
+/// after a burst of sign-ups). A fixed 1 MiB threshold hands them back.
+fn release_large_allocations() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator tunable; glibc serialises it.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }

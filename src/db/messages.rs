@@ -257,3 +257,23 @@ pub fn from_others_between(
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// Messages of `chat` in `(after, up_to]` that are not deleted, newest first,
+/// at most `limit`: `(id, sender)`.
+pub fn between(
+    conn: &Connection,
+    chat: ChatId,
+    after: MessageId,
+    up_to: MessageId,
+    limit: u32,
+) -> AppResult<Vec<(MessageId, UserId)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, sender_id FROM messages
+         WHERE chat_id = ?1 AND id > ?2 AND id <= ?3 AND is_deleted = 0
+         ORDER BY id DESC LIMIT ?4",
+    )?;
+    let rows = stmt.query_map(params![chat, after, up_to, limit], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -45,6 +45,11 @@ pub struct StatusEvent {
     pub message_status: Status,
 }
 
+/// Chats up to this size get a `message:status` for every member's receipt;
+/// larger groups only when a message's overall ticks change (a 1,000-member
+/// group would otherwise send its sender 999 frames per message).
+pub const PER_MEMBER_RECEIPTS_UP_TO: usize = 32;
+
 /// Moves `user`'s position in `chat` and returns the status events to send
 /// (sender, event). Runs inside a writer op.
 pub(crate) fn advance(
@@ -55,29 +60,66 @@ pub(crate) fn advance(
     up_to: MessageId,
     now: i64,
 ) -> AppResult<Vec<(UserId, StatusEvent)>> {
-    let Some(old) = q::advance(c, chat, user, kind, up_to, now)? else {
-        return Ok(Vec::new());
-    };
-    let changed = messages::from_others_between(c, chat, user, old, up_to, MAX_STATUS_EVENTS)?;
-    if changed.is_empty() {
-        return Ok(Vec::new());
+    advance_many(c, chat, kind, &[(user, up_to)], now)
+}
+
+/// Moves several members' positions in one chat (one positions read), and
+/// returns the status events to send.
+pub(crate) fn advance_many(
+    c: &rusqlite::Connection,
+    chat: ChatId,
+    kind: q::Kind,
+    moves: &[(UserId, MessageId)],
+    now: i64,
+) -> AppResult<Vec<(UserId, StatusEvent)>> {
+    let before = q::positions(c, chat)?;
+    let mut after = before.clone();
+    let mut moved = Vec::new();
+    for &(user, up_to) in moves {
+        let Some(old) = q::advance(c, chat, user, kind, up_to, now)? else {
+            continue;
+        };
+        moved.push((user, old, up_to));
+        if let Some(p) = after.0.iter_mut().find(|p| p.user_id == user) {
+            p.delivered = p.delivered.max(up_to);
+            if kind == q::Kind::Read {
+                p.read = p.read.max(up_to);
+            }
+        }
     }
-    let positions = q::positions(c, chat)?;
-    Ok(changed
-        .into_iter()
-        .map(|(message_id, sender)| {
-            (
-                sender,
-                StatusEvent {
-                    chat_id: chat,
-                    message_id,
-                    user_id: user,
-                    status: positions.status_for(user, message_id),
-                    message_status: positions.status(sender, message_id),
-                },
-            )
-        })
-        .collect())
+    let event = |sender: UserId, message_id: MessageId, user: UserId| {
+        (
+            sender,
+            StatusEvent {
+                chat_id: chat,
+                message_id,
+                user_id: user,
+                status: after.status_for(user, message_id),
+                message_status: after.status(sender, message_id),
+            },
+        )
+    };
+    let mut events = Vec::new();
+    if before.0.len() <= PER_MEMBER_RECEIPTS_UP_TO {
+        for &(user, old, up_to) in &moved {
+            for (message_id, sender) in
+                messages::from_others_between(c, chat, user, old, up_to, MAX_STATUS_EVENTS)?
+            {
+                events.push(event(sender, message_id, user));
+            }
+        }
+    } else if let (Some(lo), Some(hi), Some(&(last, _, _))) = (
+        moved.iter().map(|m| m.1).min(),
+        moved.iter().map(|m| m.2).max(),
+        moved.last(),
+    ) {
+        for (message_id, sender) in messages::between(c, chat, lo, hi, MAX_STATUS_EVENTS)? {
+            if before.status(sender, message_id) != after.status(sender, message_id) {
+                events.push(event(sender, message_id, last));
+            }
+        }
+    }
+    Ok(events)
 }
 
 /// Publishes `message:status` events to their senders.
@@ -193,11 +235,11 @@ impl DeliveryBatcher {
         };
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
-                let mut pending: HashMap<(ChatId, UserId), MessageId> = HashMap::new();
-                pending.insert((first.1, first.0), first.2);
+                let mut pending: HashMap<ChatId, HashMap<UserId, MessageId>> = HashMap::new();
+                pending.entry(first.1).or_default().insert(first.0, first.2);
                 tokio::time::sleep(DELIVERY_BATCH_WINDOW).await;
                 while let Ok((user, chat, msg)) = rx.try_recv() {
-                    let e = pending.entry((chat, user)).or_insert(msg);
+                    let e = pending.entry(chat).or_default().entry(user).or_insert(msg);
                     *e = (*e).max(msg);
                 }
                 let Some(state) = state.upgrade() else { break };
@@ -206,8 +248,9 @@ impl DeliveryBatcher {
                     .write(move |c| {
                         let now = now_ms();
                         let mut events = Vec::new();
-                        for ((chat, user), up_to) in pending {
-                            events.extend(advance(c, chat, user, q::Kind::Delivered, up_to, now)?);
+                        for (chat, users) in pending {
+                            let moves: Vec<_> = users.into_iter().collect();
+                            events.extend(advance_many(c, chat, q::Kind::Delivered, &moves, now)?);
                         }
                         Ok(events)
                     })

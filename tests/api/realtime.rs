@@ -529,3 +529,74 @@ async fn malformed_frames_get_errors_and_harm_nobody() {
         "server is fine"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_group_receipts_do_not_flood_the_sender() {
+    let app = spawn_app().await;
+    let sender = app.register("Sender").await;
+    let mut members = Vec::new();
+    for i in 0..40 {
+        members.push(app.register(&format!("M{i}")).await);
+    }
+    let refs: Vec<&TestUser> = members.iter().collect();
+    let group = app.group(&sender, &refs, "Big").await;
+    let mut sockets = Vec::new();
+    for m in &members {
+        sockets.push(app.ws(m).await);
+    }
+    let mut s = app.ws(&sender).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let r = s
+            .request(
+                "message:send",
+                json!({"chatId": group, "messageType": "TEXT", "content": format!("hello {i}")}),
+            )
+            .await;
+        assert_eq!(r["event"], "ack");
+        ids.push(r["data"]["id"].as_i64().unwrap());
+    }
+    for ws in &mut sockets {
+        for _ in 0..5 {
+            ws.expect_event("message:new").await;
+        }
+    }
+    // 40 members × 5 messages = 200 receipts, but the sender hears only when
+    // a message's ticks change: once per message (all delivered)
+    let statuses = s
+        .collect_events("message:status", Duration::from_millis(800))
+        .await;
+    assert!(
+        statuses.len() <= ids.len(),
+        "{} status frames",
+        statuses.len()
+    );
+    let newest = statuses.iter().filter(|e| e["messageId"] == ids[4]).count();
+    assert_eq!(newest, 1, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|e| e["messageStatus"] == "DELIVERED"),
+        "{statuses:?}"
+    );
+    // everyone reads: one READ for the newest message
+    for (m, ws) in members.iter().zip(sockets.iter_mut()) {
+        let _ = m;
+        ws.emit(
+            "message:read",
+            json!({"chatId": group, "upToMessageId": ids[4]}),
+        )
+        .await;
+    }
+    let reads = s
+        .collect_events("message:status", Duration::from_millis(800))
+        .await;
+    assert!(
+        reads
+            .iter()
+            .any(|e| e["messageId"] == ids[4] && e["messageStatus"] == "READ"),
+        "{reads:?}"
+    );
+    assert!(reads.len() <= ids.len(), "{} read frames", reads.len());
+    // and the sender's socket is alive
+    let r = s.request("chat:join", json!({"chatId": group})).await;
+    assert_eq!(r["event"], "ack");
+}
