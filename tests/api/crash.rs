@@ -263,3 +263,55 @@ async fn sigterm_closes_sockets_with_1001_and_exits_0() {
     let wal = dir.path().join("natter.db-wal");
     assert!(!wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_never_contain_passwords_tokens_or_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_natter"))
+        .args(["serve", "--port", "0", "--log-level", "debug", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut base = String::new();
+    for _ in 0..200 {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if let Some(at) = text.find("http://127.0.0.1:") {
+            base = text[at..].chars().take_while(|c| !c.is_whitespace()).collect();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!base.is_empty(), "server started");
+    let client = reqwest::Client::new();
+    let password = "Sup3r-Secret-Passw0rd";
+    let content = "the launch code is 0000-LEAK-CANARY";
+    let (_, a) = post(&client, format!("{base}/auth/register"), None, json!({"email": "log@x.io", "password": password, "name": "L"})).await.unwrap();
+    let (_, b) = post(&client, format!("{base}/auth/register"), None, json!({"email": "log2@x.io", "password": password, "name": "M"})).await.unwrap();
+    let token = a["token"].as_str().unwrap().to_string();
+    post(&client, format!("{base}/auth/login"), None, json!({"email": "log@x.io", "password": password})).await.unwrap();
+    post(&client, format!("{base}/auth/login"), None, json!({"email": "log@x.io", "password": "wrong-Passw0rd-xyz"})).await.unwrap();
+    let (_, chat) = post(&client, format!("{base}/chat"), Some(&token), json!({"participantIds": [b["user"]["id"]], "isGroup": false})).await.unwrap();
+    let chat = chat["id"].as_i64().unwrap();
+    post(&client, format!("{base}/chat/{chat}/messages"), Some(&token), json!({"messageType": "TEXT", "content": content})).await.unwrap();
+    let url = format!("{}/ws?token={token}", base.replace("http://", "ws://"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let _ = ws.next().await;
+    use futures_util::SinkExt;
+    ws.send(WsMessage::Text(json!({"event": "message:send", "data": {"chatId": chat, "messageType": "TEXT", "content": content}, "ack": 1}).to_string().into())).await.unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(2), ws.next()).await;
+    drop(ws);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    assert!(text.lines().count() > 10, "debug logging produced lines:\n{text}");
+    for secret in [password, "wrong-Passw0rd-xyz", token.as_str(), &token[token.len() - 20..], "LEAK-CANARY"] {
+        assert!(!text.contains(secret), "the log contains {secret:?}");
+    }
+}
