@@ -7,4 +7,5 @@ mod files;
 mod helpers;
 mod messages;
 mod metrics;
+mod openapi;
 mod realtime;
