@@ -18,7 +18,7 @@ use crate::state::AppState;
 #[into_params(parameter_in = Query)]
 pub struct SyncQuery {
     /// A cursor from `ready` or a previous page (default 0: from the start).
-    #[param(pattern = "^[0-9]*$", max_length = 18)]
+    #[param(pattern = "^[0-9]*$")]
     after: Option<String>,
     /// Page size (default 100).
     #[param(minimum = 1, maximum = 200)]

@@ -37,7 +37,7 @@ pub struct CreateChat {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateChat {
-    #[schema(max_length = 100)]
+    #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
     /// `null` clears the avatar.
     #[serde(default, deserialize_with = "double_option")]
@@ -49,7 +49,7 @@ pub struct UpdateChat {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AddParticipants {
-    #[schema(value_type = Vec<i64>, max_items = 1024)]
+    #[schema(value_type = Vec<i64>, min_items = 1, max_items = 1024)]
     pub user_ids: Vec<UserId>,
 }
 

@@ -67,7 +67,7 @@ impl MessageType {
 /// `PATCH /chat/:chatId/messages/:messageId`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EditMessage {
-    #[schema(max_length = 10000)]
+    #[schema(min_length = 1, max_length = 10000)]
     pub content: String,
 }
 

@@ -30,7 +30,7 @@ pub struct Register {
     pub email: String,
     #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
-    #[schema(max_length = 100)]
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
 }
 
@@ -46,7 +46,7 @@ pub struct Login {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateMe {
-    #[schema(max_length = 100)]
+    #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
     /// `null` clears the avatar.
     #[serde(default, deserialize_with = "double_option")]

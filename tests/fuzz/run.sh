@@ -7,7 +7,7 @@
 # status code, content type or body the document does not allow.
 #
 #   NATTER_BIN=target/debug/natter   the binary to test (not built here)
-#   FUZZ_EXAMPLES=25                 examples per operation and phase
+#   FUZZ_EXAMPLES=50                 examples per operation and phase
 #   FUZZ_SEED=<n>                    reproduce a run
 #
 # schemathesis is installed once into tests/fuzz/.venv (gitignored).
@@ -16,7 +16,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 bin="${NATTER_BIN:-$root/target/debug/natter}"
-examples="${FUZZ_EXAMPLES:-25}"
+examples="${FUZZ_EXAMPLES:-50}"
 schemathesis_version="4.32.5"
 venv="$here/.venv"
 
@@ -75,21 +75,42 @@ bob_id="$(json "['user']['id']" <<<"$bob")"
 chat="$(post /chat "$token" "{\"participantIds\":[$bob_id],\"isGroup\":false}")"
 chat_id="$(json "['id']" <<<"$chat")"
 group="$(post /chat "$token" "{\"participantIds\":[$bob_id],\"isGroup\":true,\"name\":\"Fuzzers\"}")"
+group_id="$(json "['id']" <<<"$group")"
 post "/chat/$chat_id/messages" "$token" '{"messageType":"TEXT","content":"hello"}' >/dev/null
-echo "fuzz: server at $url, user $(json "['user']['id']" <<<"$alice"), chats $chat_id and $(json "['id']" <<<"$group")"
+message="$(post "/chat/$group_id/messages" "$token" '{"messageType":"TEXT","content":"hello group"}')"
+message_id="$(json "['id']" <<<"$message")"
+printf 'fuzz' >"$data/file.txt"
+upload="$(curl -sS --fail-with-body -X POST "$url/chat/upload" \
+    -H "Authorization: Bearer $token" -F "file=@$data/file.txt")"
+file_name="$(json "['fileUrl'].rsplit('/', 1)[1]" <<<"$upload")"
+echo "fuzz: server at $url, chats $chat_id and $group_id, message $message_id, file $file_name"
+
+# Path parameters that exist, so operations get past 404 (the coverage phase
+# still tries invalid ones). userId is Bob: removing him is a valid outcome,
+# while the caller leaving would turn the rest of the run into 404s.
+cat >"$data/schemathesis.toml" <<TOML
+[parameters]
+"path.id" = $group_id
+"path.messageId" = $message_id
+"path.userId" = $bob_id
+"path.name" = "$file_name"
+TOML
 
 # --- the run --------------------------------------------------------------------
 # /ws is left out: an HTTP client cannot do the upgrade (tests/api/realtime.rs
 # covers it). The stateful phase follows links the document does not declare.
 started=$SECONDS
 set +e
-"$venv/bin/schemathesis" run "$url/api/openapi.json" \
+# From the temp dir: schemathesis keeps a crash cache in ./.schemathesis.
+cd "$data"
+# One worker: hypothesis's lambda descriptions are not thread-safe on 3.11.
+"$venv/bin/schemathesis" --config-file "$data/schemathesis.toml" run "$url/api/openapi.json" \
     --header "Authorization: Bearer $token" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --max-examples "$examples" \
     --phases examples,coverage,fuzzing \
     --exclude-path /ws \
-    --workers 2 \
+    --workers 1 \
     --request-timeout 10 \
     --generation-database none \
     --suppress-health-check all \
