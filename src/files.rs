@@ -17,6 +17,7 @@ use rand::RngCore;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
+use utoipa::ToSchema;
 
 use crate::db::{self, now_ms};
 use crate::error::{AppError, AppResult};
@@ -33,15 +34,18 @@ const MAX_DECODE_ALLOC: u64 = 512 * 1024 * 1024;
 pub const ORPHAN_AFTER_MS: i64 = 24 * 3600 * 1000;
 
 /// What `POST /chat/upload` answers.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Uploaded {
     pub file_url: String,
     pub file_name: String,
     pub file_size: i64,
     pub file_mime_type: String,
+    #[schema(required = true)]
     pub thumbnail_url: Option<String>,
+    #[schema(required = true)]
     pub width: Option<i64>,
+    #[schema(required = true)]
     pub height: Option<i64>,
 }
 

@@ -5,6 +5,7 @@
 //! memory, not in SQLite.
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// A user id.
 pub type UserId = i64;
@@ -22,44 +23,55 @@ pub fn rfc3339(ms: i64) -> String {
 
 /// A user as other users see it (the email is visible to logged-in users,
 /// as in the seed).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
+    #[schema(value_type = i64)]
     pub id: UserId,
     pub email: String,
     pub name: String,
+    #[schema(required = true)]
     pub avatar_url: Option<String>,
     pub online: bool,
+    #[schema(required = true, format = DateTime)]
     pub last_seen: Option<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
 /// A member of a chat.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Participant {
     pub user: User,
     pub is_admin: bool,
+    #[schema(format = DateTime)]
     pub joined_at: String,
 }
 
 /// A chat as one caller sees it (`unreadCount` is the caller's).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Chat {
+    #[schema(value_type = i64)]
     pub id: ChatId,
+    #[schema(required = true)]
     pub name: Option<String>,
     pub is_group: bool,
+    #[schema(required = true)]
     pub group_avatar: Option<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
     pub participants: Vec<Participant>,
+    #[schema(required = true)]
     pub last_message: Option<Message>,
     pub unread_count: i64,
 }
 
 /// Sender-side delivery state (the ticks).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Status {
     Sent,
@@ -68,42 +80,61 @@ pub enum Status {
 }
 
 /// A message.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Message {
+    #[schema(value_type = i64)]
     pub id: MessageId,
+    #[schema(value_type = i64)]
     pub chat_id: ChatId,
+    #[schema(value_type = i64)]
     pub sender_id: UserId,
+    #[schema(required = true)]
     pub content: Option<String>,
+    #[schema(value_type = crate::ops::messages::MessageType)]
     pub message_type: String,
+    #[schema(required = true)]
     pub file_url: Option<String>,
+    #[schema(required = true)]
     pub file_name: Option<String>,
+    #[schema(required = true)]
     pub file_size: Option<i64>,
+    #[schema(required = true)]
     pub file_mime_type: Option<String>,
+    #[schema(required = true)]
     pub thumbnail_url: Option<String>,
+    #[schema(required = true)]
     pub width: Option<i64>,
+    #[schema(required = true)]
     pub height: Option<i64>,
+    #[schema(value_type = Option<i64>, required = true)]
     pub reply_to_id: Option<MessageId>,
+    #[schema(required = true)]
     pub client_id: Option<String>,
     pub is_edited: bool,
     pub is_deleted: bool,
     pub is_read: bool,
     pub status: Status,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
 }
 
 /// One member's receipt for one message.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Receipt {
+    #[schema(value_type = i64)]
     pub user_id: UserId,
+    #[schema(required = true, format = DateTime)]
     pub delivered_at: Option<String>,
+    #[schema(required = true, format = DateTime)]
     pub read_at: Option<String>,
 }
 
 /// `{items: [...]}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Items<T> {
     pub items: Vec<T>,
 }

@@ -7,11 +7,13 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::auth::{AuthUser, COOKIE_NAME};
 use crate::error::AppResult;
 use crate::http::extract::AppJson;
+use crate::http::openapi::ErrorBody;
 use crate::model::User;
 use crate::ops::users::{self, Login, Register, Session, UpdateMe};
 use crate::state::AppState;
@@ -29,6 +31,14 @@ fn session_cookie(state: &AppState, headers: &HeaderMap, token: &str) -> String 
     )
 }
 
+/// `{token, user}`: the answer of register and login.
+#[derive(Serialize, ToSchema)]
+pub struct SessionBody {
+    /// A JWT for `Authorization: Bearer`.
+    pub token: String,
+    pub user: User,
+}
+
 fn session_response(
     state: &AppState,
     headers: &HeaderMap,
@@ -36,7 +46,11 @@ fn session_response(
     s: Session,
 ) -> Response {
     let cookie = session_cookie(state, headers, &s.token);
-    let mut response = (status, Json(json!({"token": s.token, "user": s.user}))).into_response();
+    let body = SessionBody {
+        token: s.token,
+        user: s.user,
+    };
+    let mut response = (status, Json(body)).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
@@ -66,6 +80,16 @@ pub fn client_ip(
 }
 
 /// `POST /auth/register` → 201 `{token, user}`.
+#[utoipa::path(post, path = "/auth/register", tag = "auth",
+    request_body = Register,
+    responses(
+        (status = 201, description = "registered; also sets the `natter_token` cookie", body = SessionBody),
+        (status = 400, description = "invalid email, password or name", body = ErrorBody),
+        (status = 403, description = "registration is closed", body = ErrorBody),
+        (status = 409, description = "email taken", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+        (status = 429, description = "rate limited; see `Retry-After`", body = ErrorBody),
+    ))]
 pub async fn register(
     State(state): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
@@ -85,6 +109,16 @@ pub async fn register(
 }
 
 /// `POST /auth/login` → 200 `{token, user}`.
+#[utoipa::path(post, path = "/auth/login", tag = "auth",
+    request_body = Login,
+    responses(
+        (status = 200, description = "logged in; also sets the `natter_token` cookie", body = SessionBody),
+        (status = 400, description = "invalid input", body = ErrorBody),
+        (status = 401, description = "wrong email or password (one message for both)", body = ErrorBody),
+        (status = 403, description = "account disabled", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+        (status = 429, description = "rate limited; see `Retry-After`", body = ErrorBody),
+    ))]
 pub async fn login(
     State(state): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
@@ -100,6 +134,8 @@ pub async fn login(
 }
 
 /// `POST /auth/logout`: clears the browser cookie (tokens are stateless).
+#[utoipa::path(post, path = "/auth/logout", tag = "auth",
+    responses((status = 204, description = "cookie cleared")))]
 pub async fn logout() -> Response {
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().insert(
@@ -111,6 +147,11 @@ pub async fn logout() -> Response {
 
 /// `GET /auth/me`. Also renews the browser's upload cookie, so a web app that
 /// kept its token but lost the cookie gets its images back.
+#[utoipa::path(get, path = "/auth/me", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "the caller", body = User),
+        (status = 401, description = "missing, invalid or expired token", body = ErrorBody),
+    ))]
 pub async fn me(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -127,6 +168,14 @@ pub async fn me(
 }
 
 /// `PATCH /auth/me`.
+#[utoipa::path(patch, path = "/auth/me", tag = "auth", security(("bearer" = [])),
+    request_body = UpdateMe,
+    responses(
+        (status = 200, description = "the updated caller", body = User),
+        (status = 400, description = "invalid input", body = ErrorBody),
+        (status = 401, description = "missing, invalid or expired token", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+    ))]
 pub async fn update_me(
     State(state): State<AppState>,
     user: AuthUser,

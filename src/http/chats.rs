@@ -4,12 +4,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::AuthUser;
 use crate::error::{AppError, AppResult};
 use crate::http::extract::{AppJson, AppPath, AppQuery};
+use crate::http::openapi::ErrorBody;
 use crate::model::{Chat, ChatId, UserId};
 use crate::ops::chats::{self, AddParticipants, CreateChat, SetAdmin, UpdateChat};
 use crate::state::AppState;
@@ -39,6 +40,16 @@ pub fn page_param(page: Option<i64>) -> AppResult<u32> {
 }
 
 /// `POST /chat`: 201 new, 200 for an existing 1-on-1.
+#[utoipa::path(post, path = "/chat", tag = "chats", security(("bearer" = [])),
+    request_body = CreateChat,
+    responses(
+        (status = 201, description = "created", body = Chat),
+        (status = 200, description = "the existing 1-on-1 with that user", body = Chat),
+        (status = 400, description = "invalid input, e.g. an unknown participant", body = ErrorBody),
+        (status = 401, description = "missing, invalid or expired token", body = ErrorBody),
+        (status = 404, description = "a participant does not exist", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+    ))]
 pub async fn create(
     State(state): State<AppState>,
     user: AuthUser,
@@ -54,27 +65,62 @@ pub async fn create(
 }
 
 /// `?page&limit`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// 1-based page (default 1).
+    #[param(minimum = 1, maximum = 1_000_000)]
     page: Option<i64>,
+    /// Page size (default 20).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
 }
 
+/// A page of chats, most recent activity first.
+#[derive(Serialize, ToSchema)]
+pub struct ChatPage {
+    pub items: Vec<Chat>,
+    pub page: u32,
+    pub limit: u32,
+    /// How many chats the caller has in all.
+    pub total: i64,
+}
+
 /// `GET /chat`.
+#[utoipa::path(get, path = "/chat", tag = "chats", security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "the caller's chats", body = ChatPage),
+        (status = 400, description = "page or limit out of range", body = ErrorBody),
+        (status = 401, description = "missing, invalid or expired token", body = ErrorBody),
+    ))]
 pub async fn list(
     State(state): State<AppState>,
     user: AuthUser,
     AppQuery(q): AppQuery<ListQuery>,
-) -> AppResult<Json<serde_json::Value>> {
+) -> AppResult<Json<ChatPage>> {
     let page = page_param(q.page)?;
     let limit = limit_param(q.limit, 20)?;
     let (items, total) = chats::list(&state, user.id, page, limit).await?;
-    Ok(Json(
-        json!({"items": items, "page": page, "limit": limit, "total": total}),
-    ))
+    Ok(Json(ChatPage {
+        items,
+        page,
+        limit,
+        total,
+    }))
 }
 
 /// `GET /chat/:id`.
+#[utoipa::path(get, path = "/chat/{id}", tag = "chats", security(("bearer" = [])),
+    params(
+        ("id" = i64, Path, description = "chat id"),
+    ),
+    responses(
+        (status = 200, description = "the chat with its participants", body = Chat),
+        (status = 400, description = "id is not an integer", body = ErrorBody),
+        (status = 401, description = "missing, invalid or expired token", body = ErrorBody),
+        (status = 404, description = "no such chat, or the caller is not a participant", body = ErrorBody),
+    ))]
 pub async fn get(
     State(state): State<AppState>,
     user: AuthUser,
@@ -84,6 +130,19 @@ pub async fn get(
 }
 
 /// `PATCH /chat/:id`.
+#[utoipa::path(patch, path = "/chat/{id}", tag = "chats", security(("bearer" = [])),
+    params(
+        ("id" = i64, Path, description = "chat id"),
+    ),
+    request_body = UpdateChat,
+    responses(
+        (status = 200, description = "the updated chat", body = Chat),
+        (status = 400, description = "invalid input", body = ErrorBody),
+        (status = 401, description = "missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "not a group admin, or not a group", body = ErrorBody),
+        (status = 404, description = "no such chat, or the caller is not a participant", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+    ))]
 pub async fn update(
     State(state): State<AppState>,
     user: AuthUser,
@@ -94,6 +153,19 @@ pub async fn update(
 }
 
 /// `POST /chat/:id/participants`.
+#[utoipa::path(post, path = "/chat/{id}/participants", tag = "chats", security(("bearer" = [])),
+    params(
+        ("id" = i64, Path, description = "chat id"),
+    ),
+    request_body = AddParticipants,
+    responses(
+        (status = 200, description = "the updated chat", body = Chat),
+        (status = 400, description = "invalid input, e.g. an unknown user or too many members", body = ErrorBody),
+        (status = 401, description = "missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "not a group admin, or not a group", body = ErrorBody),
+        (status = 404, description = "no such chat, or the caller is not a participant", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+    ))]
 pub async fn add_participants(
     State(state): State<AppState>,
     user: AuthUser,
@@ -106,6 +178,20 @@ pub async fn add_participants(
 }
 
 /// `DELETE /chat/:id/participants/:userId`: 200 with the chat, or 204 after leaving.
+#[utoipa::path(delete, path = "/chat/{id}/participants/{userId}", tag = "chats", security(("bearer" = [])),
+    params(
+        ("id" = i64, Path, description = "chat id"),
+        ("userId" = i64, Path, description = "the member to remove (the caller's own id to leave)"),
+    ),
+    responses(
+        (status = 200, description = "removed; the updated chat", body = Chat),
+        (status = 204, description = "the caller left the chat"),
+        (status = 400, description = "an id is not an integer", body = ErrorBody),
+        (status = 401, description = "missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "not a group admin", body = ErrorBody),
+        (status = 404, description = "no such chat or member, or the caller is not a participant", body = ErrorBody),
+        (status = 409, description = "conflicts with the chat's state", body = ErrorBody),
+    ))]
 pub async fn remove_participant(
     State(state): State<AppState>,
     user: AuthUser,
@@ -120,6 +206,21 @@ pub async fn remove_participant(
 }
 
 /// `PATCH /chat/:id/participants/:userId`.
+#[utoipa::path(patch, path = "/chat/{id}/participants/{userId}", tag = "chats", security(("bearer" = [])),
+    params(
+        ("id" = i64, Path, description = "chat id"),
+        ("userId" = i64, Path, description = "the member"),
+    ),
+    request_body = SetAdmin,
+    responses(
+        (status = 200, description = "the updated chat", body = Chat),
+        (status = 400, description = "invalid input", body = ErrorBody),
+        (status = 401, description = "missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "not a group admin, or not a group", body = ErrorBody),
+        (status = 404, description = "no such chat or member, or the caller is not a participant", body = ErrorBody),
+        (status = 409, description = "demoting the last admin", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+    ))]
 pub async fn set_admin(
     State(state): State<AppState>,
     user: AuthUser,

@@ -8,6 +8,7 @@
 //! served as an attachment under a sandboxing CSP, always with nosniff.
 
 use axum::body::Body;
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -20,15 +21,33 @@ use crate::db;
 use crate::error::{AppError, AppResult};
 use crate::files::{self, Uploaded};
 use crate::http::extract::AppPath;
+use crate::http::openapi::{Binary, ErrorBody, UploadForm};
 use crate::state::AppState;
 
 /// `POST /chat/upload`: multipart with a `file` field.
+#[utoipa::path(post, path = "/chat/upload", tag = "files", security(("bearer" = [])),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "stored; send its `fileUrl` in a message", body = Uploaded),
+        (status = 400, description = "not multipart, or no `file` field", body = ErrorBody),
+        (status = 401, description = "missing, invalid or expired token", body = ErrorBody),
+        (status = 413, description = "over `--upload-max-size`; nothing is kept", body = ErrorBody),
+        (status = 429, description = "rate limited; see `Retry-After`", body = ErrorBody),
+    ))]
 pub async fn upload(
     State(state): State<AppState>,
     user: AuthUser,
-    mut multipart: Multipart,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> AppResult<(StatusCode, Json<Uploaded>)> {
     state.limits().upload(user.id)?;
+    // axum's own rejection (no or a bad boundary) is plain text; ours is the
+    // contract's JSON error.
+    let mut multipart = multipart.map_err(|_| {
+        AppError::invalid(
+            "file",
+            "the body must be multipart/form-data with a file field",
+        )
+    })?;
     loop {
         let field = match multipart.next_field().await {
             Ok(Some(f)) => f,
@@ -56,6 +75,16 @@ pub async fn upload(
 }
 
 /// `GET /uploads/chat/:name`.
+#[utoipa::path(get, path = "/uploads/chat/{name}", tag = "files",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("name" = String, Path, description = "the stored name from a `fileUrl` or `thumbnailUrl`")),
+    responses(
+        (status = 200, description = "the file, with its MIME type (script-capable types as an attachment)", content_type = "*/*", body = Binary),
+        (status = 206, description = "a byte range", content_type = "*/*", body = Binary),
+        (status = 304, description = "not modified (`If-None-Match`)"),
+        (status = 404, description = "absent, or not visible to the caller (also without credentials)", body = ErrorBody),
+        (status = 416, description = "range not satisfiable"),
+    ))]
 pub async fn download(
     State(state): State<AppState>,
     AppPath(name): AppPath<String>,

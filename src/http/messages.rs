@@ -4,29 +4,70 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::AuthUser;
 use crate::db::messages::PageAt;
 use crate::error::{AppError, AppResult};
 use crate::http::chats::{limit_param, page_param};
 use crate::http::extract::{AppJson, AppPath, AppQuery};
+use crate::http::openapi::ErrorBody;
 use crate::model::{ChatId, Items, Message, MessageId, Receipt};
 use crate::ops::messages::{self, EditMessage, SendMessage};
 use crate::ops::receipts::{self, MarkRead};
 use crate::state::AppState;
 
 /// `?limit&page` or `?before` / `?after`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
+    /// Page size (default `--message-limit`, 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// 1 = the newest `limit` messages, 2 the block before (ignored with a cursor).
+    #[param(minimum = 1, maximum = 1_000_000)]
     page: Option<i64>,
+    /// The newest `limit` messages older than this id (not with `after`).
+    #[param(minimum = 0)]
     before: Option<i64>,
+    /// The oldest `limit` messages newer than this id; 0 = from the start.
+    #[param(minimum = 0)]
     after: Option<i64>,
 }
 
+/// A page of history, oldest first.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessagePage {
+    pub items: Vec<Message>,
+    /// More exist beyond this page in the direction of travel.
+    pub has_more: bool,
+}
+
+/// `{unreadCount}`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UnreadCount {
+    /// The caller's unread messages in the chat.
+    pub unread_count: i64,
+}
+
 /// `POST /chat/:id/messages`: 201, or 200 for a repeated `clientId`.
+#[utoipa::path(post, path = "/chat/{id}/messages", tag = "messages", security(("bearer" = [])),
+    params(
+        ("id" = i64, Path, description = "chat id"),
+    ),
+    request_body = SendMessage,
+    responses(
+        (status = 201, description = "stored", body = Message),
+        (status = 200, description = "the message first stored with this `clientId`", body = Message),
+        (status = 400, description = "invalid input", body = ErrorBody),
+        (status = 401, description = "missing, invalid or expired token", body = ErrorBody),
+        (status = 404, description = "no such chat, or the caller is not a participant", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+        (status = 429, description = "rate limited; see `Retry-After`", body = ErrorBody),
+    ))]
 pub async fn send(
     State(state): State<AppState>,
     user: AuthUser,
@@ -43,12 +84,23 @@ pub async fn send(
 }
 
 /// `GET /chat/:id/messages`.
+#[utoipa::path(get, path = "/chat/{id}/messages", tag = "messages", security(("bearer" = [])),
+    params(
+        ("id" = i64, Path, description = "chat id"),
+        HistoryQuery,
+    ),
+    responses(
+        (status = 200, description = "a page of history", body = MessagePage),
+        (status = 400, description = "invalid query, or both before and after", body = ErrorBody),
+        (status = 401, description = "missing, invalid or expired token", body = ErrorBody),
+        (status = 404, description = "no such chat, or the caller is not a participant", body = ErrorBody),
+    ))]
 pub async fn history(
     State(state): State<AppState>,
     user: AuthUser,
     AppPath(chat): AppPath<ChatId>,
     AppQuery(q): AppQuery<HistoryQuery>,
-) -> AppResult<Json<serde_json::Value>> {
+) -> AppResult<Json<MessagePage>> {
     let limit = limit_param(q.limit, state.config().message_limit)?;
     let at = match (q.before, q.after) {
         (Some(_), Some(_)) => {
@@ -68,10 +120,25 @@ pub async fn history(
         (None, None) => PageAt::Page(page_param(q.page)?),
     };
     let (items, has_more) = messages::history(&state, user.id, chat, at, limit).await?;
-    Ok(Json(json!({"items": items, "hasMore": has_more})))
+    Ok(Json(MessagePage { items, has_more }))
 }
 
 /// `PATCH /chat/:chatId/messages/:messageId`.
+#[utoipa::path(patch, path = "/chat/{id}/messages/{messageId}", tag = "messages", security(("bearer" = [])),
+    params(
+        ("id" = i64, Path, description = "chat id"),
+        ("messageId" = i64, Path, description = "message id"),
+    ),
+    request_body = EditMessage,
+    responses(
+        (status = 200, description = "the edited message", body = Message),
+        (status = 400, description = "invalid input", body = ErrorBody),
+        (status = 401, description = "missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "not the sender", body = ErrorBody),
+        (status = 404, description = "no such chat or message, or the caller is not a participant", body = ErrorBody),
+        (status = 409, description = "the message is deleted", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+    ))]
 pub async fn edit(
     State(state): State<AppState>,
     user: AuthUser,
@@ -84,6 +151,18 @@ pub async fn edit(
 }
 
 /// `DELETE /chat/:chatId/messages/:messageId`: 200 with the tombstone.
+#[utoipa::path(delete, path = "/chat/{id}/messages/{messageId}", tag = "messages", security(("bearer" = [])),
+    params(
+        ("id" = i64, Path, description = "chat id"),
+        ("messageId" = i64, Path, description = "message id"),
+    ),
+    responses(
+        (status = 200, description = "the tombstone (also when already deleted)", body = Message),
+        (status = 400, description = "an id is not an integer", body = ErrorBody),
+        (status = 401, description = "missing, invalid or expired token", body = ErrorBody),
+        (status = 403, description = "neither the sender nor a group admin", body = ErrorBody),
+        (status = 404, description = "no such chat or message, or the caller is not a participant", body = ErrorBody),
+    ))]
 pub async fn delete(
     State(state): State<AppState>,
     user: AuthUser,
@@ -95,6 +174,17 @@ pub async fn delete(
 }
 
 /// `GET /chat/:chatId/messages/:messageId/receipts`.
+#[utoipa::path(get, path = "/chat/{id}/messages/{messageId}/receipts", tag = "messages", security(("bearer" = [])),
+    params(
+        ("id" = i64, Path, description = "chat id"),
+        ("messageId" = i64, Path, description = "message id"),
+    ),
+    responses(
+        (status = 200, description = "each other member's receipt", body = Items<Receipt>),
+        (status = 400, description = "an id is not an integer", body = ErrorBody),
+        (status = 401, description = "missing, invalid or expired token", body = ErrorBody),
+        (status = 404, description = "no such chat or message, or the caller is not a participant", body = ErrorBody),
+    ))]
 pub async fn receipts(
     State(state): State<AppState>,
     user: AuthUser,
@@ -105,12 +195,24 @@ pub async fn receipts(
 }
 
 /// `POST /chat/:id/read` → `{unreadCount}`.
+#[utoipa::path(post, path = "/chat/{id}/read", tag = "messages", security(("bearer" = [])),
+    params(
+        ("id" = i64, Path, description = "chat id"),
+    ),
+    request_body = MarkRead,
+    responses(
+        (status = 200, description = "the caller's unread count afterwards", body = UnreadCount),
+        (status = 400, description = "neither messageIds nor upToMessageId, or too many ids", body = ErrorBody),
+        (status = 401, description = "missing, invalid or expired token", body = ErrorBody),
+        (status = 404, description = "no such chat, or the caller is not a participant", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+    ))]
 pub async fn mark_read(
     State(state): State<AppState>,
     user: AuthUser,
     AppPath(chat): AppPath<ChatId>,
     AppJson(input): AppJson<MarkRead>,
-) -> AppResult<Json<serde_json::Value>> {
-    let unread = receipts::mark_read(&state, user.id, chat, input).await?;
-    Ok(Json(json!({"unreadCount": unread})))
+) -> AppResult<Json<UnreadCount>> {
+    let unread_count = receipts::mark_read(&state, user.id, chat, input).await?;
+    Ok(Json(UnreadCount { unread_count }))
 }

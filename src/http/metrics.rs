@@ -13,6 +13,12 @@ use crate::error::AppError;
 use crate::state::AppState;
 
 /// The scrape endpoint.
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(("metrics_token" = [])),
+    responses(
+        (status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
+        (status = 401, description = "wrong or missing metrics token", body = crate::http::openapi::ErrorBody),
+        (status = 404, description = "metrics are off (no `--metrics-token`)", body = crate::http::openapi::ErrorBody),
+    ))]
 pub async fn metrics(State(state): State<AppState>, req: Request) -> Response {
     let Some(expected) = state.config().metrics_token.as_deref() else {
         return AppError::NotFound("no such endpoint".into()).into_response();

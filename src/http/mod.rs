@@ -10,6 +10,7 @@ pub mod files;
 pub mod health;
 pub mod messages;
 pub mod metrics;
+pub mod openapi;
 pub mod sync;
 pub mod users;
 
@@ -43,6 +44,7 @@ base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/health", get(health::health))
+        .route("/api/openapi.json", get(openapi::openapi_json))
         .route("/auth/register", post(auth::register))
         .route("/auth/login", post(auth::login))
         .route("/auth/logout", post(auth::logout))

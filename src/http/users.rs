@@ -3,22 +3,34 @@
 use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::AuthUser;
 use crate::error::AppResult;
 use crate::http::extract::{AppJson, AppQuery};
+use crate::http::openapi::ErrorBody;
 use crate::model::{Items, User};
 use crate::ops::users;
 use crate::state::AppState;
 
 /// `?q=`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
+    /// Part of a name or email (case-insensitive).
     #[serde(default)]
+    #[param(max_length = 100)]
     q: String,
 }
 
 /// Users whose name or email contains `q`.
+#[utoipa::path(get, path = "/chat/users/search", tag = "users", security(("bearer" = [])),
+    params(SearchQuery),
+    responses(
+        (status = 200, description = "at most 20 users, caller excluded", body = Items<User>),
+        (status = 400, description = "invalid query", body = ErrorBody),
+        (status = 401, description = "missing, invalid or expired token", body = ErrorBody),
+    ))]
 pub async fn search(
     State(state): State<AppState>,
     user: AuthUser,
@@ -29,12 +41,20 @@ pub async fn search(
 }
 
 /// `{online}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct StatusBody {
     online: bool,
 }
 
 /// Sets presence by hand.
+#[utoipa::path(post, path = "/chat/status", tag = "users", security(("bearer" = [])),
+    request_body = StatusBody,
+    responses(
+        (status = 200, description = "the caller", body = User),
+        (status = 400, description = "invalid input", body = ErrorBody),
+        (status = 401, description = "missing, invalid or expired token", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+    ))]
 pub async fn set_status(
     State(state): State<AppState>,
     user: AuthUser,

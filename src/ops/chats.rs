@@ -7,6 +7,7 @@
 use serde::Deserialize;
 use serde_json::json;
 use tracing::instrument;
+use utoipa::ToSchema;
 
 use crate::db::{self, chats as q, events, messages, now_ms, receipts};
 use crate::error::{AppError, AppResult};
@@ -17,34 +18,43 @@ use crate::realtime::frames::{CHAT_NEW, CHAT_REMOVED, CHAT_UPDATED};
 use crate::state::AppState;
 
 /// `POST /chat`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateChat {
+    /// The other members (the caller may be listed too).
+    #[schema(value_type = Vec<i64>, max_items = 1024)]
     pub participant_ids: Vec<UserId>,
     #[serde(default)]
     pub is_group: bool,
+    /// Required for a group.
+    #[schema(max_length = 100)]
     pub name: Option<String>,
+    #[schema(max_length = 2048)]
     pub group_avatar: Option<String>,
 }
 
 /// `PATCH /chat/:id`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateChat {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
+    /// `null` clears the avatar.
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>, max_length = 2048)]
     pub group_avatar: Option<Option<String>>,
 }
 
 /// `POST /chat/:id/participants`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AddParticipants {
+    #[schema(value_type = Vec<i64>, min_items = 1, max_items = 1024)]
     pub user_ids: Vec<UserId>,
 }
 
 /// `PATCH /chat/:id/participants/:userId`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SetAdmin {
     pub is_admin: bool,

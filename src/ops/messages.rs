@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use tracing::instrument;
+use utoipa::ToSchema;
 
 use crate::db::{self, chats, events, messages as q, now_ms, receipts};
 use crate::error::{AppError, AppResult};
@@ -23,21 +24,27 @@ pub const MAX_CONTENT_CHARS: usize = 10_000;
 pub const MAX_CLIENT_ID_CHARS: usize = 64;
 
 /// The body of a send (REST) or `message:send` (WebSocket, plus `chatId`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SendMessage {
     pub message_type: MessageType,
+    /// Required (non-blank) for TEXT and LINK.
+    #[schema(max_length = 10000)]
     pub content: Option<String>,
+    /// Required for IMAGE and FILE: a `fileUrl` from the caller's upload.
     pub file_url: Option<String>,
     pub file_name: Option<String>,
     pub file_size: Option<i64>,
     pub file_mime_type: Option<String>,
+    #[schema(value_type = Option<i64>)]
     pub reply_to_id: Option<MessageId>,
+    /// Makes the send idempotent per sender and chat.
+    #[schema(max_length = 64)]
     pub client_id: Option<String>,
 }
 
 /// Kinds of message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum MessageType {
     Text,
@@ -58,8 +65,9 @@ impl MessageType {
 }
 
 /// `PATCH /chat/:chatId/messages/:messageId`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct EditMessage {
+    #[schema(min_length = 1, max_length = 10000)]
     pub content: String,
 }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+use utoipa::ToSchema;
 
 use crate::db::{chats, messages, now_ms, receipts as q};
 use crate::error::{AppError, AppResult};
@@ -24,10 +25,13 @@ const MAX_STATUS_EVENTS: u32 = 200;
 const DELIVERY_BATCH_WINDOW: Duration = Duration::from_millis(5);
 
 /// `POST /chat/:id/read` (and `message:read`).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MarkRead {
+    /// The newest listed id of this chat counts; others are ignored.
+    #[schema(value_type = Option<Vec<i64>>, max_items = 1024)]
     pub message_ids: Option<Vec<MessageId>>,
+    #[schema(value_type = Option<i64>)]
     pub up_to_message_id: Option<MessageId>,
 }
 

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 use crate::db::{events, messages, receipts};
 use crate::error::AppResult;
@@ -14,17 +15,22 @@ use crate::realtime::frames::{CHAT_NEW, CHAT_REMOVED, CHAT_UPDATED};
 use crate::state::AppState;
 
 /// One replayed event.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SyncItem {
+    /// `message:new`, `message:updated`, `message:deleted`, `chat:new`,
+    /// `chat:updated` or `chat:removed`.
     pub event: String,
+    /// The event's payload, as on the WebSocket.
+    #[schema(value_type = Object)]
     pub data: Value,
 }
 
 /// A page of events.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncPage {
     pub items: Vec<SyncItem>,
+    /// The `after` of the next call.
     pub cursor: i64,
     pub has_more: bool,
 }

@@ -3,6 +3,7 @@
 use serde::Deserialize;
 use serde_json::json;
 use tracing::instrument;
+use utoipa::ToSchema;
 
 use crate::auth;
 use crate::db::{self, now_ms};
@@ -23,27 +24,35 @@ pub const MAX_EMAIL_CHARS: usize = 254;
 pub const SEARCH_LIMIT: u32 = 20;
 
 /// `POST /auth/register`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct Register {
+    #[schema(max_length = 254, example = "ada@example.com")]
     pub email: String,
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
 }
 
 /// `POST /auth/login`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct Login {
     pub email: String,
+    #[schema(max_length = 1024)]
     pub password: String,
 }
 
 /// `PATCH /auth/me`: absent fields stay as they are; `avatarUrl: null` clears.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateMe {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
+    /// `null` clears the avatar.
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>, max_length = 2048)]
     pub avatar_url: Option<Option<String>>,
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: Option<String>,
 }
 

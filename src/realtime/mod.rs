@@ -77,6 +77,17 @@ pub fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
 }
 
 /// The upgrade handler.
+#[utoipa::path(get, path = "/ws", tag = "realtime",
+    security(("bearer" = [])),
+    params(("token" = Option<String>, Query, description = "the JWT (or send `Authorization: Bearer`)")),
+    responses(
+        (status = 101, description = "switched to the WebSocket protocol; frames are described in docs/PROTOCOL.md"),
+        (status = 400, description = "not a WebSocket upgrade request", content_type = "text/plain", body = String),
+        (status = 401, description = "missing, invalid or expired token", body = crate::http::openapi::ErrorBody),
+        (status = 403, description = "browser Origin not allowed", body = crate::http::openapi::ErrorBody),
+        (status = 405, description = "not a GET", content_type = "text/plain", body = String),
+        (status = 426, description = "the connection cannot be upgraded", content_type = "text/plain", body = String),
+    ))]
 pub async fn ws_handler(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -282,7 +282,10 @@ async fn logs_never_contain_passwords_tokens_or_content() {
     for _ in 0..200 {
         let text = std::fs::read_to_string(&log_path).unwrap_or_default();
         if let Some(at) = text.find("http://127.0.0.1:") {
-            base = text[at..].chars().take_while(|c| !c.is_whitespace()).collect();
+            base = text[at..]
+                .chars()
+                .take_while(|c| !c.is_whitespace())
+                .collect();
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -291,14 +294,56 @@ async fn logs_never_contain_passwords_tokens_or_content() {
     let client = reqwest::Client::new();
     let password = "Sup3r-Secret-Passw0rd";
     let content = "the launch code is 0000-LEAK-CANARY";
-    let (_, a) = post(&client, format!("{base}/auth/register"), None, json!({"email": "log@x.io", "password": password, "name": "L"})).await.unwrap();
-    let (_, b) = post(&client, format!("{base}/auth/register"), None, json!({"email": "log2@x.io", "password": password, "name": "M"})).await.unwrap();
+    let (_, a) = post(
+        &client,
+        format!("{base}/auth/register"),
+        None,
+        json!({"email": "log@x.io", "password": password, "name": "L"}),
+    )
+    .await
+    .unwrap();
+    let (_, b) = post(
+        &client,
+        format!("{base}/auth/register"),
+        None,
+        json!({"email": "log2@x.io", "password": password, "name": "M"}),
+    )
+    .await
+    .unwrap();
     let token = a["token"].as_str().unwrap().to_string();
-    post(&client, format!("{base}/auth/login"), None, json!({"email": "log@x.io", "password": password})).await.unwrap();
-    post(&client, format!("{base}/auth/login"), None, json!({"email": "log@x.io", "password": "wrong-Passw0rd-xyz"})).await.unwrap();
-    let (_, chat) = post(&client, format!("{base}/chat"), Some(&token), json!({"participantIds": [b["user"]["id"]], "isGroup": false})).await.unwrap();
+    post(
+        &client,
+        format!("{base}/auth/login"),
+        None,
+        json!({"email": "log@x.io", "password": password}),
+    )
+    .await
+    .unwrap();
+    post(
+        &client,
+        format!("{base}/auth/login"),
+        None,
+        json!({"email": "log@x.io", "password": "wrong-Passw0rd-xyz"}),
+    )
+    .await
+    .unwrap();
+    let (_, chat) = post(
+        &client,
+        format!("{base}/chat"),
+        Some(&token),
+        json!({"participantIds": [b["user"]["id"]], "isGroup": false}),
+    )
+    .await
+    .unwrap();
     let chat = chat["id"].as_i64().unwrap();
-    post(&client, format!("{base}/chat/{chat}/messages"), Some(&token), json!({"messageType": "TEXT", "content": content})).await.unwrap();
+    post(
+        &client,
+        format!("{base}/chat/{chat}/messages"),
+        Some(&token),
+        json!({"messageType": "TEXT", "content": content}),
+    )
+    .await
+    .unwrap();
     let url = format!("{}/ws?token={token}", base.replace("http://", "ws://"));
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     let _ = ws.next().await;
@@ -310,8 +355,17 @@ async fn logs_never_contain_passwords_tokens_or_content() {
     child.kill().unwrap();
     child.wait().unwrap();
     let text = std::fs::read_to_string(&log_path).unwrap();
-    assert!(text.lines().count() > 10, "debug logging produced lines:\n{text}");
-    for secret in [password, "wrong-Passw0rd-xyz", token.as_str(), &token[token.len() - 20..], "LEAK-CANARY"] {
+    assert!(
+        text.lines().count() > 10,
+        "debug logging produced lines:\n{text}"
+    );
+    for secret in [
+        password,
+        "wrong-Passw0rd-xyz",
+        token.as_str(),
+        &token[token.len() - 20..],
+        "LEAK-CANARY",
+    ] {
         assert!(!text.contains(secret), "the log contains {secret:?}");
     }
 }

@@ -8,6 +8,7 @@ mod files;
 mod helpers;
 mod messages;
 mod metrics;
+mod openapi;
 mod realtime;
 mod security;
 mod socketio;
