@@ -240,3 +240,10 @@ pub fn revoked_since(conn: &Connection, after: i64) -> AppResult<Vec<(UserId, i6
     let rows = stmt.query_map([after], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// Whether a user holds the server administrator role (and is enabled).
+pub fn is_server_admin(conn: &Connection, id: UserId) -> AppResult<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM users WHERE id = ?1 AND is_admin = 1 AND disabled = 0")?
+        .exists([id])?)
+}

@@ -18,6 +18,7 @@ struct Assets;
 
 /// Paths that belong to the API: never answered with a web page.
 const API_PREFIXES: &[&str] = &[
+    "/admin",
     "/auth",
     "/chat",
     "/sync",

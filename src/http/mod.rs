@@ -2,6 +2,7 @@
 //! layers (request span, body limit, security headers, CORS). Handlers only
 //! extract, call `ops`, and shape the response.
 
+pub mod admin;
 pub mod assets;
 pub mod auth;
 pub mod chats;
@@ -72,6 +73,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/chat/{id}/read", post(messages::mark_read))
         .route("/sync", get(sync::sync))
+        .route("/admin/users", get(admin::list))
+        .route("/admin/users/{id}", patch(admin::update))
         .route("/ws", get(crate::realtime::ws_handler))
         .route("/uploads/chat/{name}", get(files::download))
         .route("/metrics", get(metrics::metrics))

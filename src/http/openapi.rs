@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::http::{auth, chats, files, health, messages, metrics, sync, users};
+use crate::http::{admin, auth, chats, files, health, messages, metrics, sync, users};
 
 /// The error body of every failure: `{"error": {code, message, field?}}`.
 #[derive(ToSchema)]
@@ -98,6 +98,8 @@ pub struct UploadForm {
         files::download,
         sync::sync,
         metrics::metrics,
+        admin::list,
+        admin::update,
         crate::realtime::ws_handler,
     ),
     components(schemas(ErrorBody, ErrorCode)),
@@ -111,6 +113,7 @@ pub struct UploadForm {
         (name = "sync", description = "catching up after a disconnect"),
         (name = "realtime", description = "the WebSocket"),
         (name = "operations", description = "health, metrics, this document"),
+        (name = "admin", description = "server administrators: accounts"),
     )
 )]
 pub struct ApiDoc;

@@ -309,3 +309,115 @@ async fn backup_under_load_then_restore() {
         .to_string_lossy()
         .starts_with("natter.db.before-restore-")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_admins_manage_accounts_over_the_api() {
+    let app = spawn_app().await;
+    let (ok, out) = natter(vec![
+        "user".into(),
+        "add".into(),
+        "--data-dir".into(),
+        dir_arg(&app),
+        "--email".into(),
+        "root@example.com".into(),
+        "--name".into(),
+        "Root".into(),
+        "--password".into(),
+        "admin password".into(),
+        "--admin".into(),
+    ])
+    .await;
+    assert!(ok, "{out}");
+    let (_, session) = login(&app, "root@example.com", "admin password").await;
+    let root = TestUser {
+        id: session["user"]["id"].as_i64().unwrap(),
+        token: session["token"].as_str().unwrap().into(),
+        email: "root@example.com".into(),
+        name: "Root".into(),
+    };
+    let bob = app.register("Bob").await;
+
+    let (status, body) = app.get("/admin/users", &bob).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (s, _) = app
+        .patch(
+            &format!("/admin/users/{}", root.id),
+            &bob,
+            json!({"disabled": true}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    let (status, body) = app.get("/admin/users", &root).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let items = body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert!(items
+        .iter()
+        .any(|u| u["email"] == bob.email && u["disabled"] == false && u["isAdmin"] == false));
+
+    let mut bob_ws = app.ws(&bob).await;
+    let (s, u) = app
+        .patch(
+            &format!("/admin/users/{}", bob.id),
+            &root,
+            json!({"disabled": true}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{u}");
+    assert_eq!(u["disabled"], true);
+    assert!(
+        bob_ws
+            .next_frame_within(Duration::from_secs(3))
+            .await
+            .is_none()
+            || bob_ws
+                .next_frame_within(Duration::from_secs(3))
+                .await
+                .is_none(),
+        "socket closed"
+    );
+    assert_eq!(
+        login(&app, &bob.email, "correct horse").await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.call(Method::GET, "/auth/me", Some(&bob.token), None)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (s, _) = app
+        .patch(
+            &format!("/admin/users/{}", bob.id),
+            &root,
+            json!({"disabled": false, "isAdmin": true}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        login(&app, &bob.email, "correct horse").await.0,
+        StatusCode::OK
+    );
+
+    let (s, _) = app
+        .patch(
+            &format!("/admin/users/{}", root.id),
+            &root,
+            json!({"disabled": true}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (s, _) = app
+        .patch("/admin/users/999999", &root, json!({"disabled": true}))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = app
+        .patch(
+            &format!("/admin/users/{}", bob.id),
+            &root,
+            json!({"disabled": "yes"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
