@@ -143,18 +143,26 @@ pub async fn user_reset_password(
     Ok(())
 }
 
-/// `natter user disable|enable`.
-pub async fn user_set_disabled(data_dir: &Path, email: &str, disabled: bool) -> anyhow::Result<()> {
+/// Runs one change on the account with this email.
+async fn update_account<F>(data_dir: &Path, email: &str, change: F) -> anyhow::Result<()>
+where
+    F: FnOnce(&Connection, crate::model::UserId) -> crate::error::AppResult<()> + Send + 'static,
+{
     let state = open(data_dir).await?;
-    let email_owned = email.to_string();
+    let email = email.to_string();
     state
         .db()
-        .write(move |c| {
-            let id = db::users::id_by_email(c, &email_owned)?;
-            db::users::set_disabled(c, id, disabled, now_ms())
-        })
+        .write(move |c| change(c, db::users::id_by_email(c, &email)?))
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// `natter user disable|enable`.
+pub async fn user_set_disabled(data_dir: &Path, email: &str, disabled: bool) -> anyhow::Result<()> {
+    update_account(data_dir, email, move |c, id| {
+        db::users::set_disabled(c, id, disabled, now_ms())
+    })
+    .await?;
     if disabled {
         println!("disabled {email}: it cannot log in, and its open connections are closed");
     } else {
@@ -165,16 +173,10 @@ pub async fn user_set_disabled(data_dir: &Path, email: &str, disabled: bool) -> 
 
 /// `natter user promote|demote`: the server administrator role.
 pub async fn user_set_admin(data_dir: &Path, email: &str, admin: bool) -> anyhow::Result<()> {
-    let state = open(data_dir).await?;
-    let email_owned = email.to_string();
-    state
-        .db()
-        .write(move |c| {
-            let id = db::users::id_by_email(c, &email_owned)?;
-            db::users::set_server_admin(c, id, admin)
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    update_account(data_dir, email, move |c, id| {
+        db::users::set_server_admin(c, id, admin)
+    })
+    .await?;
     println!(
         "{email} is {} a server administrator",
         if admin { "now" } else { "no longer" }

@@ -237,42 +237,24 @@ pub fn global_newest_id(conn: &Connection) -> AppResult<MessageId> {
         .query_row([], |r| r.get(0))?)
 }
 
-/// Messages of `chat` in `(after, up_to]` not sent by `user`: whose receipt
-/// changes when `user`'s position moves. Newest first, at most `limit`.
-pub fn from_others_between(
-    conn: &Connection,
-    chat: ChatId,
-    user: UserId,
-    after: MessageId,
-    up_to: MessageId,
-    limit: u32,
-) -> AppResult<Vec<(MessageId, UserId)>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, sender_id FROM messages
-         WHERE chat_id = ?1 AND id > ?2 AND id <= ?3 AND sender_id != ?4 AND is_deleted = 0
-         ORDER BY id DESC LIMIT ?5",
-    )?;
-    let rows = stmt.query_map(params![chat, after, up_to, user, limit], |r| {
-        Ok((r.get(0)?, r.get(1)?))
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
 /// Messages of `chat` in `(after, up_to]` that are not deleted, newest first,
-/// at most `limit`: `(id, sender)`.
+/// at most `limit`: `(id, sender)`. With `not_from`, only others' messages
+/// (those whose receipt changes when that member's position moves).
 pub fn between(
     conn: &Connection,
     chat: ChatId,
     after: MessageId,
     up_to: MessageId,
+    not_from: Option<UserId>,
     limit: u32,
 ) -> AppResult<Vec<(MessageId, UserId)>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, sender_id FROM messages
          WHERE chat_id = ?1 AND id > ?2 AND id <= ?3 AND is_deleted = 0
-         ORDER BY id DESC LIMIT ?4",
+           AND (?4 IS NULL OR sender_id != ?4)
+         ORDER BY id DESC LIMIT ?5",
     )?;
-    let rows = stmt.query_map(params![chat, after, up_to, limit], |r| {
+    let rows = stmt.query_map(params![chat, after, up_to, not_from, limit], |r| {
         Ok((r.get(0)?, r.get(1)?))
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

@@ -107,7 +107,7 @@ pub(crate) fn advance_many(
     if before.0.len() <= PER_MEMBER_RECEIPTS_UP_TO {
         for &(user, old, up_to) in &moved {
             for (message_id, sender) in
-                messages::from_others_between(c, chat, user, old, up_to, MAX_STATUS_EVENTS)?
+                messages::between(c, chat, old, up_to, Some(user), MAX_STATUS_EVENTS)?
             {
                 events.push(event(sender, message_id, user));
             }
@@ -117,7 +117,7 @@ pub(crate) fn advance_many(
         moved.iter().map(|m| m.2).max(),
         moved.last(),
     ) {
-        for (message_id, sender) in messages::between(c, chat, lo, hi, MAX_STATUS_EVENTS)? {
+        for (message_id, sender) in messages::between(c, chat, lo, hi, None, MAX_STATUS_EVENTS)? {
             if before.status(sender, message_id) != after.status(sender, message_id) {
                 events.push(event(sender, message_id, last));
             }
