@@ -65,6 +65,14 @@ fn quota(per: fn(NonZeroU32) -> Quota, rate: u32, burst: u32) -> Option<Quota> {
     Some(per(rate).allow_burst(burst))
 }
 
+/// The address per-IP limits apply to. A loopback peer is a reverse proxy
+/// (without `--trust-proxy`) or the machine itself: every client would share
+/// its one budget, so per-IP limits skip it (per-account and per-user limits
+/// still apply).
+fn client(ip: Option<IpAddr>) -> Option<IpAddr> {
+    ip.filter(|ip| !ip.is_loopback())
+}
+
 /// All limiters of one app.
 pub struct Limits {
     login_account: Limiter<String>,
@@ -108,7 +116,7 @@ impl Limits {
 
     /// A login attempt for `email` from `ip`.
     pub fn login(&self, email: &str, ip: Option<IpAddr>) -> AppResult<()> {
-        if let Some(ip) = ip {
+        if let Some(ip) = client(ip) {
             self.login_ip.check(&ip)?;
         }
         self.login_account.check(&email.trim().to_lowercase())
@@ -116,7 +124,7 @@ impl Limits {
 
     /// A registration from `ip`.
     pub fn register(&self, ip: Option<IpAddr>) -> AppResult<()> {
-        match ip {
+        match client(ip) {
             Some(ip) => self.register_ip.check(&ip),
             None => Ok(()),
         }
