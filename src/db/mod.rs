@@ -39,6 +39,8 @@ pub struct Db {
     pool: r2d2::Pool<SqliteConnectionManager>,
     writer: Writer,
     path: PathBuf,
+    /// Dropping the last clone ends the checkpoint thread.
+    _checkpointer: std::sync::Arc<std::sync::mpsc::Sender<()>>,
 }
 
 impl Db {
@@ -63,11 +65,17 @@ impl Db {
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
             .context("cannot open the read pool")?;
+        // Checkpoints run on their own thread and connection (PASSIVE: they
+        // never block the writer); SQLite's automatic checkpoint would run
+        // them inside the writer's commits instead.
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
+        let checkpointer = start_checkpointer(path)?;
         let writer = Writer::start(conn)?;
         Ok(Db {
             pool,
             writer,
             path: path.to_path_buf(),
+            _checkpointer: std::sync::Arc::new(checkpointer),
         })
     }
 
@@ -111,6 +119,27 @@ impl Db {
     pub async fn close(&self) {
         self.writer.shutdown().await;
     }
+}
+
+/// How often the WAL is checkpointed into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+fn start_checkpointer(path: &Path) -> anyhow::Result<std::sync::mpsc::Sender<()>> {
+    let conn = Connection::open(path)?;
+    conn.execute_batch("PRAGMA busy_timeout = 5000;")?;
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("natter-checkpoint".into())
+        .spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                rx.recv_timeout(CHECKPOINT_EVERY)
+            {
+                if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
+                    tracing::debug!(error = %e, "checkpoint skipped");
+                }
+            }
+        })?;
+    Ok(tx)
 }
 
 fn apply_pragmas(conn: &Connection, durability: Durability) -> anyhow::Result<()> {
