@@ -291,15 +291,6 @@ pub fn admin_count(conn: &Connection, chat: ChatId) -> AppResult<i64> {
         .query_row([chat], |r| r.get(0))?)
 }
 
-/// How many members a chat has.
-pub fn member_count(conn: &Connection, chat: ChatId) -> AppResult<i64> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT count(*) FROM chat_participants WHERE chat_id = ?1 AND left_at IS NULL",
-        )?
-        .query_row([chat], |r| r.get(0))?)
-}
-
 /// The member who joined first (promoted when the last admin leaves).
 pub fn oldest_member(conn: &Connection, chat: ChatId) -> AppResult<Option<UserId>> {
     Ok(conn

@@ -230,13 +230,6 @@ pub fn newest_at_or_before(
         .query_row(params![chat, up_to], |r| r.get(0))?)
 }
 
-/// The newest message id on the server (0 when none).
-pub fn global_newest_id(conn: &Connection) -> AppResult<MessageId> {
-    Ok(conn
-        .prepare_cached("SELECT coalesce(max(id), 0) FROM messages")?
-        .query_row([], |r| r.get(0))?)
-}
-
 /// Messages of `chat` in `(after, up_to]` that are not deleted, newest first,
 /// at most `limit`: `(id, sender)`. With `not_from`, only others' messages
 /// (those whose receipt changes when that member's position moves).
