@@ -38,8 +38,13 @@ async fn main() -> anyhow::Result<()> {
                 UserCommand::Demote { email } => admin::user_set_admin(d, &email, false).await,
             }
         }
-        Command::Backup { file, data_dir } => admin::backup(&data_dir, &file),
-        Command::Restore { file, data_dir } => admin::restore(&data_dir, &file),
+        // SQLite file work: off the async threads, like everything else.
+        Command::Backup { file, data_dir } => {
+            tokio::task::spawn_blocking(move || admin::backup(&data_dir, &file)).await?
+        }
+        Command::Restore { file, data_dir } => {
+            tokio::task::spawn_blocking(move || admin::restore(&data_dir, &file)).await?
+        }
         Command::Bench(args) => natter::bench::run(args).await,
     }
 }
