@@ -8,11 +8,10 @@ use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::load::{drain, read_loop, send_loop, Inbox, Pace};
+use super::load::{collect, drain, read_loop, send_loop, Pace};
 use super::server::{connect, Api, Target};
 use super::{BenchArgs, Percentiles, Progress, Report};
 
@@ -100,19 +99,7 @@ pub async fn run(
     let elapsed = base.elapsed();
     let cpu1 = target.cpu();
     finish.cancel();
-    let mut inboxes: Vec<Inbox> = Vec::new();
-    for r in readers {
-        inboxes.push(r.await.context("reader panicked")?);
-    }
-    let mut sent = 0u64;
-    for r in sent_results {
-        let (sink, count, err) = r.context("sender panicked")?;
-        sent += count;
-        if let Some(e) = err {
-            report.errors.push(e);
-        }
-        idle_sinks.push(sink);
-    }
+    let (inboxes, sent) = collect(readers, sent_results, &mut report.errors).await?;
     drop(idle_sinks);
     if !drained {
         report

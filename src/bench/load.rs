@@ -233,3 +233,28 @@ pub async fn roundtrip(api: &super::server::Api) -> anyhow::Result<Roundtrip> {
         latency_ms,
     })
 }
+
+/// What a sender task returns: its sink, how many messages it sent, its error.
+pub type SenderResult =
+    Result<(SplitSink<Ws, WsMessage>, u64, Option<String>), tokio::task::JoinError>;
+
+/// Joins a run's readers and senders: the inboxes and the number of messages
+/// sent; senders' errors go to `errors`. The sinks are dropped (closed) here.
+pub async fn collect(
+    readers: Vec<tokio::task::JoinHandle<Inbox>>,
+    senders: Vec<SenderResult>,
+    errors: &mut Vec<String>,
+) -> anyhow::Result<(Vec<Inbox>, u64)> {
+    use anyhow::Context;
+    let mut inboxes = Vec::with_capacity(readers.len());
+    for r in readers {
+        inboxes.push(r.await.context("reader panicked")?);
+    }
+    let mut sent = 0u64;
+    for r in senders {
+        let (_sink, count, err) = r.context("sender panicked")?;
+        sent += count;
+        errors.extend(err);
+    }
+    Ok((inboxes, sent))
+}
