@@ -190,6 +190,24 @@ pub fn unread_count(
         .query_row(params![chat, read_up_to, user], |r| r.get(0))?)
 }
 
+/// Whether `user` has an unread message from someone else in `chat` older
+/// than `below` (one index probe).
+pub fn has_unread_before(
+    conn: &Connection,
+    chat: ChatId,
+    user: UserId,
+    below: MessageId,
+) -> AppResult<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM chat_participants p JOIN messages m
+                 ON m.chat_id = p.chat_id AND m.id > p.read_up_to AND m.id < ?3
+             WHERE p.chat_id = ?1 AND p.user_id = ?2 AND m.sender_id != ?2 AND m.is_deleted = 0
+             LIMIT 1",
+        )?
+        .exists(params![chat, user, below])?)
+}
+
 /// Replaces the content and sets `isEdited`.
 pub fn edit(conn: &Connection, id: MessageId, content: &str, now: i64) -> AppResult<()> {
     conn.prepare_cached(

@@ -184,9 +184,15 @@ pub async fn send(
             let event = events::append(c, chat, MESSAGE_NEW, Some(id), None, now)?;
             chats::bump_activity(c, chat, id, event, now)?;
             // Whoever writes in a chat has read it (as in WhatsApp): their
-            // unread count drops to zero and earlier messages turn READ.
-            let receipts_changed =
-                crate::ops::receipts::advance(c, chat, caller, receipts::Kind::Read, id, now)?;
+            // unread count drops to zero and earlier messages turn READ. Only
+            // when something from others is unread: the sender's position
+            // over their own messages is never observable, and skipping it
+            // spares the writer four row writes per message.
+            let receipts_changed = if q::has_unread_before(c, chat, caller, id)? {
+                crate::ops::receipts::advance(c, chat, caller, receipts::Kind::Read, id, now)?
+            } else {
+                Vec::new()
+            };
             let positions = receipts::positions(c, chat)?;
             let members = positions.0.iter().map(|p| p.user_id).collect();
             let message =
