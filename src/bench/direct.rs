@@ -13,8 +13,8 @@ use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::load::{collect, drain, read_loop, send_loop, Pace};
-use super::server::{connect, Api, Target};
+use super::load::{collect, connect_all, drain, read_loop, send_loop, Pace};
+use super::server::{Api, Target};
 use super::{BenchArgs, Progress, Report};
 
 /// Runs the scenario into `report`.
@@ -41,13 +41,7 @@ pub async fn run(
         .into_iter()
         .collect::<anyhow::Result<_>>()?;
     progress.set_stage("connecting");
-    let sockets: Vec<_> = futures_util::stream::iter(users.iter())
-        .map(|u| connect(&api.base, &u.token))
-        .buffered(32)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<_>>()?;
+    let sockets = connect_all(&api.base, &users, 32).await?;
 
     progress.set_stage("sending");
     let base = Instant::now();

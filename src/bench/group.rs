@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use super::load::{collect, drain, read_loop, send_loop, Pace};
-use super::server::{connect, Api, Target};
+use super::load::{collect, connect_all, drain, read_loop, send_loop, Pace};
+use super::server::{Api, Target};
 use super::{BenchArgs, Percentiles, Progress, Report};
 
 /// Runs the scenario into `report`.
@@ -35,13 +35,7 @@ pub async fn run(
     let others: Vec<i64> = users[1..].iter().map(|u| u.id).collect();
     let chat = api.create_chat(&users[0], &others, true).await?;
     progress.set_stage("connecting");
-    let sockets: Vec<_> = futures_util::stream::iter(users.iter())
-        .map(|u| connect(&api.base, &u.token))
-        .buffered(64)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<_>>()?;
+    let sockets = connect_all(&api.base, &users, 64).await?;
 
     progress.set_stage("sending");
     let base = Instant::now();

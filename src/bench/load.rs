@@ -258,3 +258,18 @@ pub async fn collect(
     }
     Ok((inboxes, sent))
 }
+
+/// Opens one WebSocket per user, `concurrency` handshakes at a time.
+pub async fn connect_all(
+    base: &str,
+    users: &[super::server::User],
+    concurrency: usize,
+) -> anyhow::Result<Vec<(Ws, i64)>> {
+    futures_util::stream::iter(users.iter())
+        .map(|u| super::server::connect(base, &u.token))
+        .buffered(concurrency)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
