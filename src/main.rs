@@ -13,10 +13,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => {
             init_tracing(args.log_format, &args.log_level);
             let config = Config::from_args(&args)?;
+            let shutdown = shutdown_signal()?;
             let listener = tokio::net::TcpListener::bind(config.addr)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.addr))?;
-            natter::serve(config, listener, shutdown_signal()).await
+            natter::serve(config, listener, shutdown).await
         }
         Command::User { data_dir, action } => {
             init_tracing(LogFormat::Text, "warn");
@@ -60,25 +61,28 @@ fn init_tracing(format: LogFormat, level: &str) {
     }
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Installs the SIGINT (Ctrl-C) and SIGTERM handlers now, before the port is
+/// bound, and returns a future that resolves on either. Registering lazily
+/// (on first poll) left a window after start in which SIGTERM still had its
+/// default action and killed the process without a graceful stop.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {},
+                _ = terminate.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
 

@@ -369,3 +369,30 @@ async fn logs_never_contain_passwords_tokens_or_content() {
         assert!(!text.contains(secret), "the log contains {secret:?}");
     }
 }
+
+/// SIGTERM the moment the server says it is listening (what a service
+/// manager or a benchmark does right after a health check) must still be a
+/// graceful stop with exit 0, never the default "killed by signal".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_right_after_start_is_graceful() {
+    for _ in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = start(dir.path());
+        // SAFETY: sending a signal to our own child process.
+        unsafe {
+            libc::kill(server.child.id() as i32, libc::SIGTERM);
+        }
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = server.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "exits within a few seconds"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert!(status.success(), "exit status {status:?}");
+    }
+}
