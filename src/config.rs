@@ -292,9 +292,19 @@ impl Config {
         std::fs::create_dir_all(&args.data_dir)
             .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
         let jwt_secret = match &args.jwt_secret {
-            Some(s) if s.len() < 16 => anyhow::bail!("--jwt-secret must be at least 16 bytes"),
-            Some(s) => s.as_bytes().to_vec(),
-            None => load_or_create_secret(&args.data_dir.join("jwt-secret"))?,
+            Some(s) if !s.is_empty() => {
+                // Refusing to start over a short secret would break the
+                // seed's deployments (`JWT_SECRET=secret` is common); say so.
+                if s.len() < 32 {
+                    tracing::warn!(
+                        "--jwt-secret / JWT_SECRET is {} bytes; use 32 or more random bytes \
+                         (or leave it unset to have one generated)",
+                        s.len()
+                    );
+                }
+                s.as_bytes().to_vec()
+            }
+            _ => load_or_create_secret(&args.data_dir.join("jwt-secret"))?,
         };
         let frontend_origin = match args.frontend_url.as_deref().map(str::trim) {
             None | Some("") => None,

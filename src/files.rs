@@ -82,14 +82,20 @@ pub fn sanitize_file_name(raw: Option<&str>) -> String {
 }
 
 /// The MIME type: from the content's magic bytes where they say, else from the
-/// file name.
-fn detect_mime(head: &[u8], file_name: &str) -> String {
+/// file name's extension, else the type the client declared for the part
+/// (a browser sends a pasted image as `blob` with `image/png`), else
+/// `application/octet-stream`.
+fn detect_mime(head: &[u8], file_name: &str, declared: Option<&str>) -> String {
     if let Some(kind) = infer::get(head) {
         return kind.mime_type().to_string();
     }
-    mime_guess::from_path(file_name)
-        .first()
-        .map(|m| m.essence_str().to_string())
+    if let Some(guess) = mime_guess::from_path(file_name).first() {
+        return guess.essence_str().to_string();
+    }
+    declared
+        .and_then(|d| d.parse::<mime_guess::mime::Mime>().ok())
+        .map(|m| m.essence_str().to_ascii_lowercase())
+        .filter(|m| m.len() <= 100)
         .unwrap_or_else(|| "application/octet-stream".to_string())
 }
 
@@ -134,6 +140,7 @@ pub async fn store_upload(
     mut field: Field<'_>,
 ) -> AppResult<Uploaded> {
     let file_name = sanitize_file_name(field.file_name());
+    let declared = field.content_type().map(str::to_string);
     let max = state.config().upload_max_size;
     let tmp = tmp_dir(state);
     tokio::fs::create_dir_all(&tmp)
@@ -179,7 +186,7 @@ pub async fn store_upload(
         .map_err(|e| AppError::Internal(e.into()))?;
     drop(out);
 
-    let mime = detect_mime(&head, &file_name);
+    let mime = detect_mime(&head, &file_name, declared.as_deref());
     let sha256 = format!("{:x}", hasher.finalize());
     let name = format!("{}.{}", random_hex(16), extension_for(&mime));
     let final_path = chat_dir(state).join(&name);

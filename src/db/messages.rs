@@ -4,6 +4,8 @@
 //! A message's `status` is derived from the members' receipt positions
 //! ([`receipts::Positions`]), never stored per message.
 
+use std::collections::HashMap;
+
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::db::receipts::Positions;
@@ -46,7 +48,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Message> {
     })
 }
 
-fn with_status(mut m: Message, positions: &Positions) -> Message {
+/// Sets `status`/`isRead` from the members' positions.
+pub fn with_status(mut m: Message, positions: &Positions) -> Message {
     m.status = positions.status(m.sender_id, m.id);
     m.is_read = m.status == crate::model::Status::Read;
     m
@@ -122,6 +125,25 @@ pub fn load(conn: &Connection, id: MessageId, positions: &Positions) -> AppResul
         .query_row([id], from_row)
         .optional()?
         .map(|m| with_status(m, positions)))
+}
+
+/// Several messages by id in one query, keyed by id, without their status
+/// (apply [`with_status`] with the chat's positions). Missing ids are absent.
+pub fn load_many(conn: &Connection, ids: &[MessageId]) -> AppResult<HashMap<MessageId, Message>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let marks = vec!["?"; ids.len()].join(",");
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {MESSAGE_COLUMNS} {FROM} WHERE m.id IN ({marks})"
+    ))?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(ids), from_row)?;
+    let mut out = HashMap::with_capacity(ids.len());
+    for m in rows {
+        let m = m?;
+        out.insert(m.id, m);
+    }
+    Ok(out)
 }
 
 /// Where a page starts.

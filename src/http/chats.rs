@@ -35,7 +35,10 @@ pub fn page_param(page: Option<i64>) -> AppResult<u32> {
     match page {
         None => Ok(1),
         Some(p) if (1..=1_000_000).contains(&p) => Ok(p as u32),
-        Some(_) => Err(AppError::invalid("page", "page must be a positive integer")),
+        Some(_) => Err(AppError::invalid(
+            "page",
+            "page must be an integer between 1 and 1000000",
+        )),
     }
 }
 

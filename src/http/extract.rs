@@ -74,7 +74,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for AppQuery<T> {
                 let reason = text
                     .strip_prefix("Failed to deserialize query string: ")
                     .unwrap_or(&text);
-                AppError::invalid("query", format!("invalid query: {reason}"))
+                // serde names the parameter first: "limit: invalid digit …"
+                let field = reason
+                    .split_once(": ")
+                    .map(|(name, _)| name)
+                    .filter(|n| {
+                        !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    })
+                    .unwrap_or("query");
+                AppError::invalid(field, format!("invalid query: {reason}"))
             })
     }
 }

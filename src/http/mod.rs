@@ -18,7 +18,8 @@ pub mod users;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::Response;
 use axum::routing::{get, patch, post};
 use axum::Router;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -87,7 +88,9 @@ pub fn router(state: AppState) -> Router {
     let uploads = Router::new()
         .route("/chat/upload", post(files::upload))
         .layer(DefaultBodyLimit::max(upload_limit));
-    let api = api.merge(uploads);
+    let api = api
+        .merge(uploads)
+        .layer(axum::middleware::map_response(method_not_allowed_body));
 
     let mut app = api
         .fallback(assets::serve)
@@ -149,4 +152,25 @@ pub fn router(state: AppState) -> Router {
         }
     }
     app.with_state(state)
+}
+
+/// axum answers a known path with an unsupported method with an empty 405;
+/// give it the contract's error envelope (the `Allow` header is kept).
+async fn method_not_allowed_body(response: Response) -> Response {
+    if response.status() != StatusCode::METHOD_NOT_ALLOWED
+        || response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let body = serde_json::json!({"error": {
+        "code": "method_not_allowed",
+        "message": "this method is not allowed on this path",
+    }});
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, axum::body::Body::from(body.to_string()))
 }

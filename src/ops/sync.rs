@@ -2,13 +2,16 @@
 //! the WebSocket pushes, rebuilt from the current rows (so a deleted message's
 //! content never comes back).
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+
 use serde::Serialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use crate::db::{events, messages, receipts};
 use crate::error::AppResult;
-use crate::model::UserId;
+use crate::model::{ChatId, UserId};
 use crate::ops::chats::chat_views;
 use crate::ops::fill_chat;
 use crate::realtime::frames::{CHAT_NEW, CHAT_REMOVED, CHAT_UPDATED};
@@ -45,6 +48,10 @@ pub async fn page(state: &AppState, user: UserId, after: i64, limit: u32) -> App
             let has_more = rows.len() > limit as usize;
             rows.truncate(limit as usize);
             let cursor = rows.last().map_or(after, |r| r.id);
+            // One query for the page's messages, one positions read per chat.
+            let ids: Vec<_> = rows.iter().filter_map(|r| r.message_id).collect();
+            let loaded = messages::load_many(c, &ids)?;
+            let mut positions: HashMap<ChatId, receipts::Positions> = HashMap::new();
             let mut items = Vec::with_capacity(rows.len());
             for row in rows {
                 let data = match row.kind.as_str() {
@@ -58,11 +65,16 @@ pub async fn page(state: &AppState, user: UserId, after: i64, limit: u32) -> App
                     },
                     _ => {
                         let Some(id) = row.message_id else { continue };
-                        let positions = receipts::positions(c, row.chat_id)?;
-                        match messages::load(c, id, &positions)? {
-                            Some(m) => serde_json::to_value(m).unwrap_or(Value::Null),
-                            None => continue,
-                        }
+                        // an id can recur (new, then updated): clone, don't take
+                        let Some(m) = loaded.get(&id).cloned() else {
+                            continue;
+                        };
+                        let positions = match positions.entry(row.chat_id) {
+                            Entry::Occupied(e) => e.into_mut(),
+                            Entry::Vacant(e) => e.insert(receipts::positions(c, row.chat_id)?),
+                        };
+                        serde_json::to_value(messages::with_status(m, positions))
+                            .unwrap_or(Value::Null)
                     }
                 };
                 items.push(SyncItem {

@@ -24,6 +24,9 @@ pub const QUEUE_LEN: usize = 1024;
 /// Typing expires without a refresh after this long.
 pub const TYPING_TTL: Duration = Duration::from_secs(5);
 
+/// A typing refresh is passed on again at most this often.
+pub const TYPING_REANNOUNCE: Duration = Duration::from_secs(1);
+
 /// A connection id, unique in the process.
 pub type ConnId = u64;
 
@@ -49,8 +52,8 @@ struct Inner {
     rooms: HashMap<ChatId, HashSet<(UserId, ConnId)>>,
     /// Presence set by hand (`POST /chat/status`), until the next transition.
     manual: HashMap<UserId, bool>,
-    /// (chat, user) → typing deadline.
-    typing: HashMap<(ChatId, UserId), Instant>,
+    /// (chat, user) → typing deadline and when it was last announced.
+    typing: HashMap<(ChatId, UserId), (Instant, Instant)>,
 }
 
 /// A presence change to announce.
@@ -208,17 +211,29 @@ impl Hub {
             .is_some_and(|r| r.contains(&(user, conn)))
     }
 
-    /// Records a typing state; returns whether it should be announced (a
-    /// refresh of an ongoing "typing" is not re-announced).
+    /// Records a typing state; returns whether it should be announced: a
+    /// change, or a refresh of an ongoing "typing" at most once per
+    /// [`TYPING_REANNOUNCE`] (so a connection that joined meanwhile sees it).
     pub fn set_typing(&self, chat: ChatId, user: UserId, typing: bool) -> bool {
         let mut inner = self.lock();
-        if typing {
-            inner
-                .typing
-                .insert((chat, user), Instant::now() + TYPING_TTL)
-                .is_none()
-        } else {
-            inner.typing.remove(&(chat, user)).is_some()
+        let now = Instant::now();
+        if !typing {
+            return inner.typing.remove(&(chat, user)).is_some();
+        }
+        match inner.typing.get_mut(&(chat, user)) {
+            Some((deadline, announced)) => {
+                *deadline = now + TYPING_TTL;
+                if now.duration_since(*announced) >= TYPING_REANNOUNCE {
+                    *announced = now;
+                    true
+                } else {
+                    false
+                }
+            }
+            None => {
+                inner.typing.insert((chat, user), (now + TYPING_TTL, now));
+                true
+            }
         }
     }
 
@@ -228,7 +243,7 @@ impl Hub {
         let expired: Vec<_> = inner
             .typing
             .iter()
-            .filter(|(_, &deadline)| deadline <= now)
+            .filter(|(_, &(deadline, _))| deadline <= now)
             .map(|(&key, _)| key)
             .collect();
         for key in &expired {

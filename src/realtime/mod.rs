@@ -317,11 +317,7 @@ struct WsRead {
 async fn handle_frame(state: &AppState, user: UserId, conn: u64, text: &str) -> Option<String> {
     let parsed: Result<ClientFrame, _> = serde_json::from_str(text);
     let Ok(client) = parsed else {
-        let e = AppError::invalid(
-            "frame",
-            "a frame must be JSON: {\"event\", \"data\", \"ack\"?}",
-        );
-        return Some(frame(ERROR, &e.body(), None));
+        return Some(malformed_frame_error(text));
     };
     let ack = client.ack;
     let data = client.data.as_deref().map_or("{}", |d| d.get());
@@ -334,6 +330,35 @@ async fn handle_frame(state: &AppState, user: UserId, conn: u64, text: &str) -> 
             e.log();
             Some(frame(ERROR, &e.body(), ack))
         }
+    }
+}
+
+/// The `error` reply to a frame that is not `{event, data?, ack?}`: it names
+/// what is wrong and carries the frame's `ack` whenever one can be read, so
+/// a client waiting on that ack is answered.
+fn malformed_frame_error(text: &str) -> String {
+    let value: Option<Value> = serde_json::from_str(text).ok();
+    let ack = value
+        .as_ref()
+        .and_then(|v| v.get("ack"))
+        .filter(|a| a.is_number());
+    let (field, message) = match &value {
+        Some(Value::Object(o)) if !o.get("event").is_some_and(Value::is_string) => {
+            ("event", "event must be a string")
+        }
+        Some(Value::Object(o)) if o.get("ack").is_some_and(|a| a.as_u64().is_none()) => {
+            ("ack", "ack must be a non-negative integer")
+        }
+        Some(Value::Object(_)) => ("data", "data must be an object"),
+        _ => (
+            "frame",
+            "a frame must be JSON: {\"event\", \"data\", \"ack\"?}",
+        ),
+    };
+    let body = AppError::invalid(field, message).body();
+    match ack {
+        Some(ack) => json!({"event": ERROR, "data": body, "ack": ack}).to_string(),
+        None => frame(ERROR, &body, None),
     }
 }
 

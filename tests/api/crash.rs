@@ -272,7 +272,8 @@ async fn logs_never_contain_passwords_tokens_or_content() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_natter"))
         .args(["serve", "--port", "0", "--log-level", "debug", "--data-dir"])
         .arg(dir.path().join("data"))
-        .env("NO_COLOR", "1")
+        // no NO_COLOR: a log file gets plain text all the same
+        .env_remove("NO_COLOR")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
@@ -358,6 +359,10 @@ async fn logs_never_contain_passwords_tokens_or_content() {
     assert!(
         text.lines().count() > 10,
         "debug logging produced lines:\n{text}"
+    );
+    assert!(
+        !text.contains('\x1b'),
+        "no terminal colour codes in a log file"
     );
     for secret in [
         password,

@@ -504,3 +504,47 @@ async fn retention_sweep_removes_old_messages_and_orphans_only() {
     let (_, list) = app.get("/chat", &bob).await;
     assert_eq!(list["items"][0]["lastMessage"]["id"], new_text);
 }
+
+/// A browser sends a pasted image as a part named `blob` with its declared
+/// type: with no magic bytes or extension to go by, the declared type counts.
+#[tokio::test]
+async fn a_declared_type_is_used_when_content_and_name_say_nothing() {
+    let app = spawn_app().await;
+    let alice = app.register("Alice").await;
+    let form = Form::new().part(
+        "file",
+        Part::bytes(b"not really decodable".to_vec())
+            .file_name("blob")
+            .mime_str("image/png")
+            .unwrap(),
+    );
+    let resp = app
+        .client
+        .post(format!("{}/chat/upload", app.base))
+        .bearer_auth(&alice.token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let up: Value = resp.json().await.unwrap();
+    assert_eq!(up["fileMimeType"], "image/png", "{up}");
+    // magic bytes still win over a declared type
+    let form = Form::new().part(
+        "file",
+        Part::bytes(image_bytes(4, 4, image::ImageFormat::Png))
+            .file_name("blob")
+            .mime_str("text/html")
+            .unwrap(),
+    );
+    let resp = app
+        .client
+        .post(format!("{}/chat/upload", app.base))
+        .bearer_auth(&alice.token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let up: Value = resp.json().await.unwrap();
+    assert_eq!(up["fileMimeType"], "image/png", "{up}");
+}

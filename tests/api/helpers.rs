@@ -348,6 +348,29 @@ impl WsClient {
         }
     }
 
+    /// Collects frames of `event` until one satisfies `done` (giving up after
+    /// `WAIT`), then keeps collecting for `settle` to catch any extras — so a
+    /// slow machine delays the test instead of failing it.
+    pub async fn collect_until(
+        &mut self,
+        event: &str,
+        done: impl Fn(&Value) -> bool,
+        settle: Duration,
+    ) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut out = Vec::new();
+        while !out.iter().any(&done) {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next_frame_within(left).await {
+                Some(f) if f["event"] == event => out.push(f["data"].clone()),
+                Some(_) => {}
+                None => return out,
+            }
+        }
+        out.extend(self.collect_events(event, settle).await);
+        out
+    }
+
     /// Asserts no frame of this event arrives within `wait`.
     pub async fn expect_no_event(&mut self, event: &str, wait: Duration) {
         let got = self.collect_events(event, wait).await;

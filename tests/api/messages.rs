@@ -514,7 +514,11 @@ async fn replying_marks_the_chat_read_for_the_sender() {
     let (_, c) = app.get(&format!("/chat/{chat}"), &bob).await;
     assert_eq!(c["unreadCount"], 0, "writing in a chat reads it");
     let statuses = alice_ws
-        .collect_events("message:status", std::time::Duration::from_millis(500))
+        .collect_until(
+            "message:status",
+            |s| s["messageId"] == first && s["status"] == "READ",
+            std::time::Duration::ZERO,
+        )
         .await;
     assert!(
         statuses

@@ -48,7 +48,9 @@ async fn message_new_reaches_every_device_and_no_outsider() {
         )
         .await;
     assert_eq!(again["data"]["id"], id, "a retried clientId is stored once");
-    let got = bob_phone.collect_events("message:new", QUIET).await;
+    let got = bob_phone
+        .collect_until("message:new", |m| m["id"] == id, QUIET)
+        .await;
     assert_eq!(got.len(), 1, "retry published nothing new: {got:?}");
     assert_eq!(got[0]["id"], id);
     let acks = alice_ws.collect_events("ack", QUIET).await;
@@ -201,6 +203,27 @@ async fn typing_reaches_the_room_and_expires() {
     a.emit("typing:update", json!({"chatId": chat, "isTyping": false}))
         .await;
     assert_eq!(b.expect_event("typing:update").await["isTyping"], false);
+
+    // someone who joins while Alice is typing learns it from her next
+    // refresh (refreshes are passed on at most once a second)
+    a.emit("typing:update", json!({"chatId": chat, "isTyping": true}))
+        .await;
+    assert_eq!(b.expect_event("typing:update").await["isTyping"], true);
+    let mut late = app.ws(&bob).await;
+    let r = late.request("chat:join", json!({"chatId": chat})).await;
+    assert_eq!(r["event"], "ack", "{r}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    a.emit("typing:update", json!({"chatId": chat, "isTyping": true}))
+        .await;
+    let ev = late.expect_event("typing:update").await;
+    assert_eq!(
+        ev,
+        json!({"chatId": chat, "userId": alice.id, "isTyping": true})
+    );
+    // a quick second refresh is not passed on again
+    a.emit("typing:update", json!({"chatId": chat, "isTyping": true}))
+        .await;
+    late.expect_no_event("typing:update", QUIET).await;
 }
 
 #[tokio::test]
@@ -246,7 +269,13 @@ async fn receipts_reach_the_sender_as_message_status() {
         json!({"messageIds": [m2]}),
     )
     .await;
-    let statuses = a.collect_events("message:status", QUIET).await;
+    let statuses = a
+        .collect_until(
+            "message:status",
+            |e| e["messageId"] == m2 && e["status"] == "READ",
+            Duration::ZERO,
+        )
+        .await;
     assert!(
         statuses
             .iter()
@@ -504,6 +533,31 @@ async fn malformed_frames_get_errors_and_harm_nobody() {
     // errors carry the ack of the frame that caused them
     let r = bad.request("no:such:event", json!({})).await;
     assert_eq!(r["event"], "error");
+    // ... also when the envelope itself is wrong, as long as an ack is in it
+    for (frame, ack, field) in [
+        (json!({"data": {}, "ack": 101}), json!(101), "event"),
+        (
+            json!({"event": 5, "data": {}, "ack": 102}),
+            json!(102),
+            "event",
+        ),
+        (
+            json!({"event": "chat:join", "data": {"chatId": chat}, "ack": -3}),
+            json!(-3),
+            "ack",
+        ),
+        (
+            json!({"event": "chat:join", "data": {"chatId": chat}, "ack": 1.5}),
+            json!(1.5),
+            "ack",
+        ),
+    ] {
+        bad.send_text(&frame.to_string()).await;
+        let reply = bad.next_frame().await.expect("a reply");
+        assert_eq!(reply["event"], "error", "{frame} → {reply}");
+        assert_eq!(reply["ack"], ack, "{frame} → {reply}");
+        assert_eq!(reply["data"]["field"], field, "{frame} → {reply}");
+    }
     // the same connection still works, and so does everyone else's
     let r = bad
         .request(
@@ -564,7 +618,11 @@ async fn big_group_receipts_do_not_flood_the_sender() {
     // 40 members × 5 messages = 200 receipts, but the sender hears only when
     // a message's ticks change: once per message (all delivered)
     let statuses = s
-        .collect_events("message:status", Duration::from_millis(800))
+        .collect_until(
+            "message:status",
+            |e| e["messageId"] == ids[4],
+            Duration::from_millis(400),
+        )
         .await;
     assert!(
         statuses.len() <= ids.len(),
@@ -587,7 +645,11 @@ async fn big_group_receipts_do_not_flood_the_sender() {
         .await;
     }
     let reads = s
-        .collect_events("message:status", Duration::from_millis(800))
+        .collect_until(
+            "message:status",
+            |e| e["messageId"] == ids[4] && e["messageStatus"] == "READ",
+            Duration::from_millis(400),
+        )
         .await;
     assert!(
         reads

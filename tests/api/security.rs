@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::*;
@@ -293,4 +293,83 @@ async fn security_headers_are_set() {
         same.headers().get("access-control-allow-origin").is_none(),
         "no CORS without FRONTEND_URL"
     );
+}
+
+/// A known path with the wrong method answers 405 with the contract's error
+/// envelope (axum's default is an empty body) and keeps `Allow`.
+#[tokio::test]
+async fn wrong_methods_get_405_with_the_error_envelope() {
+    let app = spawn_app().await;
+    let alice = app.register("Alice").await;
+    for (method, path) in [
+        (Method::GET, "/auth/login"),
+        (Method::PUT, "/chat"),
+        (Method::DELETE, "/chat/1"),
+        (Method::POST, "/health"),
+        (Method::GET, "/chat/upload"),
+        (Method::POST, "/sync"),
+    ] {
+        let resp = app
+            .client
+            .request(method.clone(), format!("{}{}", app.base, path))
+            .bearer_auth(&alice.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        assert!(resp.headers().contains_key("allow"), "{method} {path}");
+        assert_eq!(
+            resp.headers()["content-type"],
+            "application/json",
+            "{method} {path}"
+        );
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
+        assert!(body["error"]["message"].is_string(), "{body}");
+    }
+}
+
+/// A non-numeric query value names the parameter as the field.
+#[tokio::test]
+async fn bad_query_values_name_their_parameter() {
+    let app = spawn_app().await;
+    let alice = app.register("Alice").await;
+    let bob = app.register("Bob").await;
+    let chat = app.direct_chat(&alice, &bob).await;
+    for (path, field) in [
+        ("/chat?limit=abc".to_string(), "limit"),
+        ("/chat?page=x".to_string(), "page"),
+        (format!("/chat/{chat}/messages?before=abc"), "before"),
+        ("/sync?limit=1.5".to_string(), "limit"),
+    ] {
+        let (status, body) = app.get(&path, &alice).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(body["error"]["field"], field, "{path}: {body}");
+    }
+}
+
+/// The seed's deployments often use a short `JWT_SECRET`; natter starts with
+/// it (warning in the log) and signs with exactly that secret.
+#[tokio::test]
+async fn a_short_jwt_secret_is_accepted() {
+    let app = spawn_with(|a| a.jwt_secret = Some("secret".into())).await;
+    let alice = app.register("Alice").await;
+    let (status, _) = app.get("/auth/me", &alice).await;
+    assert_eq!(status, StatusCode::OK);
+    let claims =
+        json!({"sub": alice.id.to_string(), "iat": now_secs(), "exp": now_secs() + 600, "ver": 0});
+    let own = sign_token(b"secret", claims.clone());
+    let (status, _) = app.call(Method::GET, "/auth/me", Some(&own), None).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "signed with exactly the given secret"
+    );
+    let forged = sign_token(b"another secret", claims);
+    let (status, _) = app.call(Method::GET, "/auth/me", Some(&forged), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
