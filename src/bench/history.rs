@@ -100,6 +100,13 @@ pub async fn run(
         format!("/sync?after={after}&limit=100")
     })
     .await?;
+    // A device that was away for half the history: the first catch-up page
+    // from a cursor far back (must not cost in proportion to the gap).
+    let sync_far = time_requests(&api, &b, n.min(200), budget, |_| {
+        let after = rand::rng().random_range(0..=(max_event / 2).max(1));
+        format!("/sync?after={after}&limit=100")
+    })
+    .await?;
 
     progress.set_stage("checking");
     let rt = roundtrip(&api).await?;
@@ -125,7 +132,12 @@ pub async fn run(
     report.msgs_per_sec = total_requests as f64 / total_time.as_secs_f64();
     let mut page = newest.0;
     report.latencies(&mut page);
-    for (name, (mut lat, _)) in [("before", before), ("chatList", list), ("sync", sync)] {
+    for (name, (mut lat, _)) in [
+        ("before", before),
+        ("chatList", list),
+        ("sync", sync),
+        ("syncFar", sync_far),
+    ] {
         let p = Percentiles::of(&mut lat);
         report.put(&format!("{name}P50Ms"), p.p50);
         report.put(&format!("{name}P99Ms"), p.p99);

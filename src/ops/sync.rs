@@ -6,7 +6,8 @@ use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
+use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use crate::db::{events, messages, receipts};
@@ -25,7 +26,7 @@ pub struct SyncItem {
     pub event: String,
     /// The event's payload, as on the WebSocket.
     #[schema(value_type = Object)]
-    pub data: Value,
+    pub data: Box<RawValue>,
 }
 
 /// A page of events.
@@ -55,11 +56,11 @@ pub async fn page(state: &AppState, user: UserId, after: i64, limit: u32) -> App
             let mut items = Vec::with_capacity(rows.len());
             for row in rows {
                 let data = match row.kind.as_str() {
-                    CHAT_REMOVED => json!({"chatId": row.chat_id}),
+                    CHAT_REMOVED => raw(&json!({"chatId": row.chat_id})),
                     CHAT_NEW | CHAT_UPDATED => match chat_views(c, row.chat_id, &[user])?.pop() {
                         Some((_, mut chat)) => {
                             fill_chat(&st, &mut chat);
-                            serde_json::to_value(chat).unwrap_or(Value::Null)
+                            raw(&chat)
                         }
                         None => continue,
                     },
@@ -73,8 +74,7 @@ pub async fn page(state: &AppState, user: UserId, after: i64, limit: u32) -> App
                             Entry::Occupied(e) => e.into_mut(),
                             Entry::Vacant(e) => e.insert(receipts::positions(c, row.chat_id)?),
                         };
-                        serde_json::to_value(messages::with_status(m, positions))
-                            .unwrap_or(Value::Null)
+                        raw(&messages::with_status(m, positions))
                     }
                 };
                 items.push(SyncItem {
@@ -90,4 +90,10 @@ pub async fn page(state: &AppState, user: UserId, after: i64, limit: u32) -> App
         })
         .await?;
     Ok(page)
+}
+
+/// A payload serialised once, straight into the page (no `Value` tree).
+fn raw<T: Serialize>(value: &T) -> Box<RawValue> {
+    serde_json::value::to_raw_value(value)
+        .unwrap_or_else(|_| RawValue::from_string("null".into()).expect("valid JSON"))
 }
