@@ -142,13 +142,20 @@ fn start_checkpointer(path: &Path) -> anyhow::Result<std::sync::mpsc::Sender<()>
     Ok(tx)
 }
 
+/// `page_size` only takes effect when the database file is created (an
+/// existing database keeps its size until a `VACUUM`). 1 KiB instead of the
+/// default 4 KiB: every commit writes each page it dirtied to the WAL in
+/// full, and one message dirties a handful of scattered index pages, so
+/// small pages cut the writer's bytes and checksums per message (direct
+/// bench +15 % msgs/s, p99 126 → 91 ms; history reads unchanged or faster).
 fn apply_pragmas(conn: &Connection, durability: Durability) -> anyhow::Result<()> {
     let synchronous = match durability {
         Durability::Normal => "NORMAL",
         Durability::Full => "FULL",
     };
     conn.execute_batch(&format!(
-        "PRAGMA journal_mode = WAL;
+        "PRAGMA page_size = 1024;
+         PRAGMA journal_mode = WAL;
          PRAGMA synchronous = {synchronous};
          PRAGMA foreign_keys = ON;
          PRAGMA busy_timeout = 5000;

@@ -422,3 +422,22 @@ async fn server_admins_manage_accounts_over_the_api() {
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
+
+/// A new database is created with 1 KiB pages in WAL mode: each commit
+/// rewrites every page it touched, and a message touches a handful of
+/// index pages, so small pages cut the writer's work (BENCHMARKS.md).
+#[tokio::test]
+async fn new_databases_use_small_pages_in_wal_mode() {
+    let app = spawn_app().await;
+    let alice = app.register("Alice").await;
+    let bob = app.register("Bob").await;
+    let chat = app.direct_chat(&alice, &bob).await;
+    app.send(&alice, chat, "hello").await;
+    let db = rusqlite::Connection::open(app.dir.path().join("natter.db")).unwrap();
+    let page_size: i64 = db.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+    let mode: String = db
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(page_size, 1024);
+    assert_eq!(mode, "wal");
+}
