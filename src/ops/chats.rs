@@ -4,6 +4,8 @@
 //! existence does not leak); group changes need a group admin (403); a group
 //! never ends without an admin (the oldest member is promoted).
 
+use std::collections::{BTreeMap, HashSet};
+
 use serde::Deserialize;
 use serde_json::json;
 use tracing::instrument;
@@ -401,7 +403,10 @@ pub async fn set_admin(
     get(state, caller, chat).await
 }
 
-/// Publishes chat events: each member gets the chat with its own unread count.
+/// Publishes chat events: each member gets the chat with its own unread
+/// count. The chat (with every participant) is loaded and serialised once per
+/// distinct (event, unread count), not once per member: in a 1,000-member
+/// group a per-member copy was ~1,000 × the whole member list in memory.
 async fn notify(state: &AppState, chat: ChatId, notice: Notice) -> AppResult<()> {
     if notice.new_for.is_empty() && notice.updated_for.is_empty() && notice.removed_for.is_empty() {
         return Ok(());
@@ -416,14 +421,21 @@ async fn notify(state: &AppState, chat: ChatId, notice: Notice) -> AppResult<()>
         .db()
         .read(move |c| chat_views(c, chat, &viewers))
         .await?;
-    for (user, mut view) in views {
-        fill_chat(state, &mut view);
-        let event = if notice.new_for.contains(&user) {
-            CHAT_NEW
-        } else {
-            CHAT_UPDATED
-        };
-        publish(state, event, &view, &[user]);
+    if let Some(ChatViews { mut chat, unread }) = views {
+        fill_chat(state, &mut chat);
+        let new_for: HashSet<UserId> = notice.new_for.iter().copied().collect();
+        let mut groups: BTreeMap<(bool, i64), Vec<UserId>> = BTreeMap::new();
+        for (user, count) in unread {
+            groups
+                .entry((new_for.contains(&user), count))
+                .or_default()
+                .push(user);
+        }
+        for ((is_new, count), users) in groups {
+            chat.unread_count = count;
+            let event = if is_new { CHAT_NEW } else { CHAT_UPDATED };
+            publish(state, event, &chat, &users);
+        }
     }
     publish(
         state,
@@ -434,27 +446,35 @@ async fn notify(state: &AppState, chat: ChatId, notice: Notice) -> AppResult<()>
     Ok(())
 }
 
-/// The chat as each viewer sees it (one load, then each viewer's unread count).
+/// A chat loaded once, and each viewer's unread count in it.
+pub struct ChatViews {
+    /// The chat as the first viewer sees it (its `unreadCount` is theirs).
+    pub chat: Chat,
+    /// (viewer, unread count), in the order asked.
+    pub unread: Vec<(UserId, i64)>,
+}
+
+/// The chat and each viewer's unread count (one load of the chat); `None`
+/// when the chat is gone.
 pub fn chat_views(
     conn: &rusqlite::Connection,
     chat: ChatId,
     viewers: &[UserId],
-) -> AppResult<Vec<(UserId, Chat)>> {
+) -> AppResult<Option<ChatViews>> {
     let Some(&first) = viewers.first() else {
-        return Ok(Vec::new());
+        return Ok(None);
     };
     let Some(base) = q::load_chat(conn, chat, first)? else {
-        return Ok(Vec::new());
+        return Ok(None);
     };
     let positions = receipts::positions(conn, chat)?;
-    let mut views = Vec::with_capacity(viewers.len());
+    let mut unread = Vec::with_capacity(viewers.len());
     for &viewer in viewers {
-        let mut view = base.clone();
-        view.unread_count = match positions.0.iter().find(|p| p.user_id == viewer) {
+        let count = match positions.0.iter().find(|p| p.user_id == viewer) {
             Some(p) => messages::unread_count(conn, chat, viewer, p.read)?,
             None => 0,
         };
-        views.push((viewer, view));
+        unread.push((viewer, count));
     }
-    Ok(views)
+    Ok(Some(ChatViews { chat: base, unread }))
 }

@@ -57,8 +57,10 @@ pub async fn page(state: &AppState, user: UserId, after: i64, limit: u32) -> App
             for row in rows {
                 let data = match row.kind.as_str() {
                     CHAT_REMOVED => raw(&json!({"chatId": row.chat_id})),
-                    CHAT_NEW | CHAT_UPDATED => match chat_views(c, row.chat_id, &[user])?.pop() {
-                        Some((_, mut chat)) => {
+                    CHAT_NEW | CHAT_UPDATED => match chat_views(c, row.chat_id, &[user])? {
+                        Some(views) => {
+                            let mut chat = views.chat;
+                            chat.unread_count = views.unread.first().map_or(0, |u| u.1);
                             fill_chat(&st, &mut chat);
                             raw(&chat)
                         }

@@ -662,3 +662,50 @@ async fn big_group_receipts_do_not_flood_the_sender() {
     let r = s.request("chat:join", json!({"chatId": group})).await;
     assert_eq!(r["event"], "ack");
 }
+
+/// `chat:updated` carries each member's own unread count (the chat is
+/// serialised once per distinct count, not once per member).
+#[tokio::test]
+async fn chat_updates_carry_each_members_own_unread_count() {
+    let app = spawn_app().await;
+    let admin = app.register("Admin").await;
+    let bob = app.register("Bob").await;
+    let carol = app.register("Carol").await;
+    let dave = app.register("Dave").await;
+    let group = app.group(&admin, &[&bob, &carol, &dave], "G").await;
+    let first = app.send(&admin, group, "one").await["id"].as_i64().unwrap();
+    app.send(&admin, group, "two").await;
+    // bob reads one of two, carol both, dave none
+    app.post(
+        &format!("/chat/{group}/read"),
+        &bob,
+        json!({"upToMessageId": first}),
+    )
+    .await;
+    app.post(
+        &format!("/chat/{group}/read"),
+        &carol,
+        json!({"upToMessageId": first + 1000}),
+    )
+    .await;
+    let mut sockets = Vec::new();
+    for user in [&admin, &bob, &carol, &dave] {
+        sockets.push(app.ws(user).await);
+    }
+    let (s, _) = app
+        .patch(
+            &format!("/chat/{group}"),
+            &admin,
+            json!({"name": "Renamed"}),
+        )
+        .await;
+    assert_eq!(s, reqwest::StatusCode::OK);
+    let mut counts = Vec::new();
+    for ws in &mut sockets {
+        let ev = ws.expect_event("chat:updated").await;
+        assert_eq!(ev["name"], "Renamed");
+        assert_eq!(ev["participants"].as_array().unwrap().len(), 4);
+        counts.push(ev["unreadCount"].as_i64().unwrap());
+    }
+    assert_eq!(counts, vec![0, 1, 0, 2], "admin, bob, carol, dave");
+}
