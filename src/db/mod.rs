@@ -30,6 +30,9 @@ use crate::error::{AppError, AppResult};
 
 pub use writer::Writer;
 
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 256;
+
 /// Connections in the read pool.
 const READ_POOL_SIZE: u32 = 8;
 
@@ -50,7 +53,12 @@ impl Db {
             .with_context(|| format!("cannot open database {}", path.display()))?;
         apply_pragmas(&conn, durability)?;
         migrate::migrate(&mut conn)?;
+        // Room for every statement of the hot paths: rusqlite's default of
+        // 16 made the send and receipt ops evict and re-parse each other's
+        // statements.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         let manager = SqliteConnectionManager::file(path).with_init(|c| {
+            c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
             c.execute_batch(
                 "PRAGMA busy_timeout = 5000;
                  PRAGMA foreign_keys = ON;

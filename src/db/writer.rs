@@ -125,33 +125,42 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Msg>) {
     }
 }
 
+/// Runs a statement without parameters through the statement cache, so
+/// the per-op `SAVEPOINT`/`RELEASE` are not parsed again for every op.
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 fn commit_batch(conn: &Connection, batch: &mut Vec<Job>, completions: &mut Vec<Completion>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         tracing::error!(error = %e, "cannot begin a write transaction");
         // Dropping the jobs drops their reply senders: callers get an error.
         batch.clear();
         return;
     }
+    let undo = |conn: &Connection| {
+        let _ = exec(conn, "ROLLBACK TO op").and_then(|()| exec(conn, "RELEASE op"));
+    };
     for job in batch.drain(..) {
-        if conn.execute_batch("SAVEPOINT op").is_err() {
+        if exec(conn, "SAVEPOINT op").is_err() {
             continue;
         }
         match catch_unwind(AssertUnwindSafe(|| job(conn))) {
             Ok((ok, completion)) => {
                 if ok {
-                    let _ = conn.execute_batch("RELEASE op");
+                    let _ = exec(conn, "RELEASE op");
                 } else {
-                    let _ = conn.execute_batch("ROLLBACK TO op; RELEASE op");
+                    undo(conn);
                 }
                 completions.push(completion);
             }
             Err(_) => {
                 tracing::error!("a write op panicked; rolled back alone");
-                let _ = conn.execute_batch("ROLLBACK TO op; RELEASE op");
+                undo(conn);
             }
         }
     }
-    let committed = match conn.execute_batch("COMMIT") {
+    let committed = match exec(conn, "COMMIT") {
         Ok(()) => true,
         Err(e) => {
             tracing::error!(error = %e, "commit failed");
