@@ -129,7 +129,18 @@ pub async fn send(
     chat: ChatId,
     input: SendMessage,
 ) -> AppResult<Sent> {
-    let (content, client_id) = validate(&input)?;
+    let (content, client_id) = match validate(&input) {
+        Ok(valid) => valid,
+        // Someone outside the chat learns nothing from the body's problems:
+        // 404 as for every other request about a chat they are not in.
+        Err(e) => {
+            let member = state
+                .db()
+                .read(move |c| chats::membership(c, chat, caller))
+                .await?;
+            return Err(member.map_or_else(AppError::chat_not_found, |_| e));
+        }
+    };
     state.limits().send(caller)?;
     let (message, members, created, receipts_changed) = state
         .db()
@@ -307,7 +318,17 @@ pub async fn edit(
     message: MessageId,
     input: EditMessage,
 ) -> AppResult<Message> {
-    let content = valid_content(Some(&input.content), true)?.unwrap_or_default();
+    let content = match valid_content(Some(&input.content), true) {
+        Ok(content) => content.unwrap_or_default(),
+        // as for a send: outside the chat (or no such message) it is a 404
+        Err(e) => {
+            state
+                .db()
+                .read(move |c| member_message(c, caller, chat, message))
+                .await?;
+            return Err(e);
+        }
+    };
     let (updated, members) = state
         .db()
         .write(move |c| {

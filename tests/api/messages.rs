@@ -52,10 +52,22 @@ async fn sending_is_validated() {
         ),
         (json!({"messageType": "TEXT", "content": 5}), "content"),
     ];
+    let eve = app.register("Eve").await;
     for (body, field) in cases {
         let (status, resp) = app.post(&path, &alice, body.clone()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body} → {resp}");
         assert_eq!(resp["error"]["field"], field, "{resp}");
+    }
+    // someone outside the chat gets 404 whatever the body (nothing to learn
+    // from its problems), as long as the body is JSON of the right shape
+    for body in [
+        json!({"messageType": "TEXT"}),
+        json!({"messageType": "TEXT", "content": "x".repeat(10_001)}),
+        json!({"messageType": "IMAGE"}),
+        json!({"messageType": "TEXT", "content": "hi"}),
+    ] {
+        let (status, resp) = app.post(&path, &eve, body.clone()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body} → {resp}");
     }
     // 10,000 characters — counted as characters, not bytes — is fine
     let (status, m) = app
@@ -279,6 +291,10 @@ async fn edit_and_delete_by_the_right_people() {
     );
     let (s, _) = app.patch(&path, &bob, json!({"content": ""})).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
+    // an outsider learns nothing, even from an invalid edit
+    let eve = app.register("Eve").await;
+    let (s, _) = app.patch(&path, &eve, json!({"content": ""})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, edited) = app.patch(&path, &bob, json!({"content": "fixed"})).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(edited["content"], "fixed");
