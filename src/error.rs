@@ -29,6 +29,9 @@ pub enum AppError {
     /// 404: absent, or not visible to the caller.
     #[error("{0}")]
     NotFound(String),
+    /// 405: a known path with a method it does not have.
+    #[error("this method is not allowed on this path")]
+    MethodNotAllowed,
     /// 409: conflicts with existing state.
     #[error("{0}")]
     Conflict(String),
@@ -72,6 +75,7 @@ impl AppError {
             AppError::Unauthorized(_) => "unauthorized",
             AppError::Forbidden(_) => "forbidden",
             AppError::NotFound(_) => "not_found",
+            AppError::MethodNotAllowed => "method_not_allowed",
             AppError::Conflict(_) => "conflict",
             AppError::TooLarge(_) => "payload_too_large",
             AppError::RateLimited { .. } => "rate_limited",
@@ -86,6 +90,7 @@ impl AppError {
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,

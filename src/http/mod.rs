@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::Router;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -29,6 +29,7 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Level;
 
+use crate::error::AppError;
 use crate::state::AppState;
 
 /// Largest JSON body (a 10,000-character message fits with room to spare).
@@ -162,15 +163,9 @@ async fn method_not_allowed_body(response: Response) -> Response {
     {
         return response;
     }
-    let (mut parts, _) = response.into_parts();
-    parts.headers.remove(header::CONTENT_LENGTH);
-    let body = serde_json::json!({"error": {
-        "code": "method_not_allowed",
-        "message": "this method is not allowed on this path",
-    }});
-    parts.headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    Response::from_parts(parts, axum::body::Body::from(body.to_string()))
+    let mut answer = AppError::MethodNotAllowed.into_response();
+    if let Some(allow) = response.headers().get(header::ALLOW) {
+        answer.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    answer
 }

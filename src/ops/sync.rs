@@ -15,7 +15,7 @@ use crate::error::AppResult;
 use crate::model::{ChatId, UserId};
 use crate::ops::chats::chat_views;
 use crate::ops::fill_chat;
-use crate::realtime::frames::{CHAT_NEW, CHAT_REMOVED, CHAT_UPDATED};
+use crate::realtime::frames::{raw_json, CHAT_NEW, CHAT_REMOVED, CHAT_UPDATED};
 use crate::state::AppState;
 
 /// One replayed event.
@@ -56,13 +56,13 @@ pub async fn page(state: &AppState, user: UserId, after: i64, limit: u32) -> App
             let mut items = Vec::with_capacity(rows.len());
             for row in rows {
                 let data = match row.kind.as_str() {
-                    CHAT_REMOVED => raw(&json!({"chatId": row.chat_id})),
+                    CHAT_REMOVED => raw_json(&json!({"chatId": row.chat_id})),
                     CHAT_NEW | CHAT_UPDATED => match chat_views(c, row.chat_id, &[user])? {
                         Some(views) => {
                             let mut chat = views.chat;
                             chat.unread_count = views.unread.first().map_or(0, |u| u.1);
                             fill_chat(&st, &mut chat);
-                            raw(&chat)
+                            raw_json(&chat)
                         }
                         None => continue,
                     },
@@ -76,7 +76,7 @@ pub async fn page(state: &AppState, user: UserId, after: i64, limit: u32) -> App
                             Entry::Occupied(e) => e.into_mut(),
                             Entry::Vacant(e) => e.insert(receipts::positions(c, row.chat_id)?),
                         };
-                        raw(&messages::with_status(m, positions))
+                        raw_json(&messages::with_status(m, positions))
                     }
                 };
                 items.push(SyncItem {
@@ -92,10 +92,4 @@ pub async fn page(state: &AppState, user: UserId, after: i64, limit: u32) -> App
         })
         .await?;
     Ok(page)
-}
-
-/// A payload serialised once, straight into the page (no `Value` tree).
-fn raw<T: Serialize>(value: &T) -> Box<RawValue> {
-    serde_json::value::to_raw_value(value)
-        .unwrap_or_else(|_| RawValue::from_string("null".into()).expect("valid JSON"))
 }

@@ -76,11 +76,17 @@ pub struct Delivery {
     pub sender_id: UserId,
 }
 
+/// Serialises a payload once, straight to JSON text (no `Value` tree); `{}`
+/// if it cannot be (our payloads always can).
+pub fn raw_json<T: Serialize>(data: &T) -> Box<RawValue> {
+    serde_json::value::to_raw_value(data)
+        .unwrap_or_else(|_| RawValue::from_string("{}".into()).expect("valid json"))
+}
+
 impl Published {
     /// Serialises an event once.
     pub fn new<T: Serialize>(event: &'static str, data: &T) -> Published {
-        let data = serde_json::value::to_raw_value(data)
-            .unwrap_or_else(|_| RawValue::from_string("{}".into()).expect("valid json"));
+        let data = raw_json(data);
         let frame = frame(event, &data, None);
         Published {
             event,
