@@ -60,6 +60,21 @@ fn start(dir: &std::path::Path) -> Server {
     Server { child, base }
 }
 
+/// The child's exit status; fails the test if it is still running 10 s
+/// after `since` (a graceful stop takes well under that).
+async fn exit_within_10s(server: &mut Server, since: Instant) -> std::process::ExitStatus {
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(10),
+            "exits within a few seconds"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn kill9(server: &mut Server) {
     server.child.kill().expect("SIGKILL");
     server.child.wait().expect("reaped");
@@ -248,16 +263,7 @@ async fn sigterm_closes_sockets_with_1001_and_exits_0() {
         }
     }
     assert_eq!(code, Some(1001), "going-away close frame");
-    let status = loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "exits within a few seconds"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = exit_within_10s(&mut server, started).await;
     assert!(status.success(), "exit status {status:?}");
     // the WAL was checkpointed into the main file
     let wal = dir.path().join("natter.db-wal");
@@ -387,17 +393,7 @@ async fn sigterm_right_after_start_is_graceful() {
         unsafe {
             libc::kill(server.child.id() as i32, libc::SIGTERM);
         }
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = server.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "exits within a few seconds"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        };
+        let status = exit_within_10s(&mut server, Instant::now()).await;
         assert!(status.success(), "exit status {status:?}");
     }
 }

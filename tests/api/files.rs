@@ -10,7 +10,12 @@ use serde_json::{json, Value};
 use crate::helpers::*;
 
 async fn upload(app: &TestApp, user: &TestUser, name: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
-    let form = Form::new().part("file", Part::bytes(bytes).file_name(name.to_string()));
+    upload_part(app, user, Part::bytes(bytes).file_name(name.to_string())).await
+}
+
+/// Uploads one multipart part as the `file` field.
+async fn upload_part(app: &TestApp, user: &TestUser, part: Part) -> (StatusCode, Value) {
+    let form = Form::new().part("file", part);
     let resp = app
         .client
         .post(format!("{}/chat/upload", app.base))
@@ -511,40 +516,18 @@ async fn retention_sweep_removes_old_messages_and_orphans_only() {
 async fn a_declared_type_is_used_when_content_and_name_say_nothing() {
     let app = spawn_app().await;
     let alice = app.register("Alice").await;
-    let form = Form::new().part(
-        "file",
-        Part::bytes(b"not really decodable".to_vec())
-            .file_name("blob")
-            .mime_str("image/png")
-            .unwrap(),
-    );
-    let resp = app
-        .client
-        .post(format!("{}/chat/upload", app.base))
-        .bearer_auth(&alice.token)
-        .multipart(form)
-        .send()
-        .await
+    let part = Part::bytes(b"not really decodable".to_vec())
+        .file_name("blob")
+        .mime_str("image/png")
         .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED);
-    let up: Value = resp.json().await.unwrap();
+    let (status, up) = upload_part(&app, &alice, part).await;
+    assert_eq!(status, StatusCode::CREATED);
     assert_eq!(up["fileMimeType"], "image/png", "{up}");
     // magic bytes still win over a declared type
-    let form = Form::new().part(
-        "file",
-        Part::bytes(image_bytes(4, 4, image::ImageFormat::Png))
-            .file_name("blob")
-            .mime_str("text/html")
-            .unwrap(),
-    );
-    let resp = app
-        .client
-        .post(format!("{}/chat/upload", app.base))
-        .bearer_auth(&alice.token)
-        .multipart(form)
-        .send()
-        .await
+    let part = Part::bytes(image_bytes(4, 4, image::ImageFormat::Png))
+        .file_name("blob")
+        .mime_str("text/html")
         .unwrap();
-    let up: Value = resp.json().await.unwrap();
+    let (_, up) = upload_part(&app, &alice, part).await;
     assert_eq!(up["fileMimeType"], "image/png", "{up}");
 }
