@@ -119,7 +119,7 @@ pub async fn user_reset_password(
     let state = open(data_dir).await?;
     let (password, generated) = read_password(password)?;
     crate::ops::users::valid_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let hash = crate::auth::hash_password(password.clone())
+    let hash = crate::auth::hash_password(state.limits().hashing(), password.clone())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let email_owned = email.to_string();

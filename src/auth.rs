@@ -134,20 +134,72 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
-/// Argon2 runs take 19 MiB each: at most this many at once, so a burst of
-/// sign-ups or logins costs bounded memory and leaves CPU for chat traffic.
-static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+/// Password hashes that run at once: argon2 runs take 19 MiB each, so a
+/// burst of sign-ups or logins costs bounded memory and leaves CPU for chat
+/// traffic.
+const HASH_SLOTS: usize = 2;
 
-async fn hashing_permit() -> AppResult<tokio::sync::SemaphorePermit<'static>> {
-    HASHING
-        .acquire()
-        .await
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("hash permit: {e}")))
+/// Requests waiting for a hashing slot at most; more fail fast with 503 and
+/// `Retry-After` instead of parking (a burst of bogus logins must not make a
+/// real one wait for many seconds). A hash takes ~50 ms on one core, so a
+/// full queue drains in about half a second.
+pub const MAX_HASH_QUEUE: usize = 16;
+
+/// The hashing slots of one app, and its bounded queue for them.
+pub struct HashSlots {
+    slots: tokio::sync::Semaphore,
+    /// Requests waiting for or holding a slot.
+    queued: std::sync::atomic::AtomicUsize,
+}
+
+impl Default for HashSlots {
+    fn default() -> Self {
+        HashSlots {
+            slots: tokio::sync::Semaphore::new(HASH_SLOTS),
+            queued: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+}
+
+/// A hashing slot; gives its queue place back when dropped.
+struct HashPermit<'a> {
+    _slot: tokio::sync::SemaphorePermit<'a>,
+    _place: QueuePlace<'a>,
+}
+
+struct QueuePlace<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+impl HashSlots {
+    async fn permit(&self) -> AppResult<HashPermit<'_>> {
+        use std::sync::atomic::Ordering;
+        if self.queued.fetch_add(1, Ordering::AcqRel) >= MAX_HASH_QUEUE + HASH_SLOTS {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(AppError::Busy {
+                retry_after_secs: 1,
+            });
+        }
+        let place = QueuePlace(&self.queued);
+        let slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("hash permit: {e}")))?;
+        Ok(HashPermit {
+            _slot: slot,
+            _place: place,
+        })
+    }
 }
 
 /// Hashes a password with argon2id (off the async threads).
-pub async fn hash_password(password: String) -> AppResult<String> {
-    let _permit = hashing_permit().await?;
+pub async fn hash_password(slots: &HashSlots, password: String) -> AppResult<String> {
+    let _permit = slots.permit().await?;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
@@ -161,8 +213,12 @@ pub async fn hash_password(password: String) -> AppResult<String> {
 
 /// Checks a password against a stored hash (off the async threads). With no
 /// hash (unknown user) it still does the work, so timing does not tell.
-pub async fn verify_password(password: String, hash: Option<String>) -> AppResult<bool> {
-    let _permit = hashing_permit().await?;
+pub async fn verify_password(
+    slots: &HashSlots,
+    password: String,
+    hash: Option<String>,
+) -> AppResult<bool> {
+    let _permit = slots.permit().await?;
     tokio::task::spawn_blocking(move || {
         static DUMMY: OnceLock<String> = OnceLock::new();
         let known = hash.is_some();

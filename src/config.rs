@@ -168,6 +168,17 @@ pub struct ServeArgs {
     #[arg(long, env = "UPLOAD_MAX_SIZE", default_value_t = 52_428_800)]
     pub upload_max_size: u64,
 
+    /// Bytes a user may hold in uploads not (yet) sent in a message; more
+    /// uploads get 413 `quota_exceeded` until some are sent or swept (an
+    /// hour after upload). 0 = no limit.
+    #[arg(long, env = "NATTER_UPLOAD_QUOTA", default_value_t = 500_000_000)]
+    pub upload_quota: u64,
+
+    /// Free bytes the disk of the data dir keeps: below this, uploads are
+    /// refused with 507 (messages still work). 0 = no floor.
+    #[arg(long, env = "NATTER_MIN_FREE_DISK", default_value_t = 1_073_741_824)]
+    pub min_free_disk: u64,
+
     /// Default page size of message history.
     #[arg(long, env = "CHAT_MESSAGE_LIMIT", default_value_t = 50,
           value_parser = clap::value_parser!(u32).range(1..=200))]
@@ -211,17 +222,20 @@ pub struct ServeArgs {
     #[arg(long, env = "NATTER_UPLOAD_RATE", default_value_t = 60)]
     pub upload_rate: u32,
 
-    /// Take the client IP (for rate limits) from the last X-Forwarded-For
-    /// entry: set this behind a reverse proxy, never when exposed directly.
-    #[arg(long, env = "NATTER_TRUST_PROXY")]
-    pub trust_proxy: bool,
+    /// Reverse proxies whose X-Forwarded-For / X-Forwarded-Host are believed:
+    /// comma-separated addresses or CIDRs (`10.0.0.0/8,::1`); the flag alone
+    /// means `loopback` (127.0.0.0/8 and ::1). Absent: no header is believed.
+    #[arg(long, env = "NATTER_TRUST_PROXY", num_args = 0..=1,
+          default_missing_value = "loopback", value_name = "CIDRS",
+          value_parser = TrustedProxies::parse)]
+    pub trust_proxy: Option<TrustedProxies>,
 
     /// Enables GET /metrics (Prometheus) for requests bearing this token.
     #[arg(long, env = "NATTER_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
 
     /// Seconds between retention sweeps (old messages, unsent and orphaned files).
-    #[arg(long, env = "NATTER_SWEEP_INTERVAL", default_value_t = 3600,
+    #[arg(long, env = "NATTER_SWEEP_INTERVAL", default_value_t = 600,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub sweep_interval: u64,
 
@@ -264,6 +278,10 @@ pub struct Config {
     pub frontend_origin: Option<String>,
     /// Largest upload in bytes.
     pub upload_max_size: u64,
+    /// Unsent upload bytes per user (0 = no limit).
+    pub upload_quota: u64,
+    /// Free disk bytes kept (0 = no floor).
+    pub min_free_disk: u64,
     /// Default history page size.
     pub message_limit: u32,
     /// Retention in days; 0 keeps everything.
@@ -282,8 +300,22 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// Rate limits.
     pub rates: crate::limits::Rates,
-    /// Whether X-Forwarded-For names the client.
-    pub trust_proxy: bool,
+    /// Peers whose forwarding headers are believed (empty: none).
+    pub trust_proxy: TrustedProxies,
+}
+
+/// Makes the data dir 0700 (also one an older natter created 0755), so no
+/// other local user can read the database, uploads or secrets inside.
+/// A folder we do not own (say, made by root for us) is left as it is, with
+/// a warning.
+pub fn restrict_dir(dir: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot make the data dir private (chmod 0700)");
+        }
+    }
 }
 
 impl Config {
@@ -291,6 +323,7 @@ impl Config {
     pub fn from_args(args: &ServeArgs) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&args.data_dir)
             .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
+        restrict_dir(&args.data_dir);
         let jwt_secret = match &args.jwt_secret {
             Some(s) if !s.is_empty() => {
                 // Refusing to start over a short secret would break the
@@ -320,6 +353,8 @@ impl Config {
             jwt_secret,
             frontend_origin,
             upload_max_size: args.upload_max_size,
+            upload_quota: args.upload_quota,
+            min_free_disk: args.min_free_disk,
             message_limit: args.message_limit,
             history_days: args.history_days,
             registration_open: args.registration == Registration::Open,
@@ -334,7 +369,7 @@ impl Config {
                 send_per_second: args.send_rate,
                 upload_per_minute: args.upload_rate,
             },
-            trust_proxy: args.trust_proxy,
+            trust_proxy: args.trust_proxy.clone().unwrap_or_default(),
         })
     }
 
@@ -346,6 +381,63 @@ impl Config {
     /// Root of stored uploads.
     pub fn uploads_dir(&self) -> PathBuf {
         self.data_dir.join("uploads")
+    }
+}
+
+/// The reverse proxies of `--trust-proxy`: the only peers whose
+/// `X-Forwarded-For` and `X-Forwarded-Host` headers natter believes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    /// Parses `loopback`, `none`, or a comma-separated list of addresses and
+    /// CIDRs (`true`/`1`/`yes` mean `loopback` and `false`/`0`/`no` mean
+    /// `none`, for the old boolean `NATTER_TRUST_PROXY`).
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let mut nets = Vec::new();
+        for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part.to_ascii_lowercase().as_str() {
+                "loopback" | "true" | "1" | "yes" | "on" => {
+                    nets.push("127.0.0.0/8".parse().expect("valid CIDR"));
+                    nets.push("::1/128".parse().expect("valid CIDR"));
+                }
+                "none" | "false" | "0" | "no" | "off" => {}
+                _ => {
+                    let net = part
+                        .parse::<ipnet::IpNet>()
+                        .or_else(|_| part.parse::<IpAddr>().map(ipnet::IpNet::from))
+                        .map_err(|_| {
+                            format!(
+                                "'{part}' is not an IP address or CIDR \
+                                 (e.g. 10.0.0.0/8, ::1, loopback)"
+                            )
+                        })?;
+                    nets.push(net.trunc());
+                }
+            }
+        }
+        Ok(TrustedProxies(nets))
+    }
+
+    /// Whether a direct peer is one of the trusted proxies.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical_ip(ip);
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    /// Whether no proxy is trusted.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// An IPv4-mapped IPv6 address (`::ffff:1.2.3.4`) as the IPv4 address it is.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
     }
 }
 

@@ -44,6 +44,19 @@ pub enum AppError {
         /// Seconds until a retry may succeed.
         retry_after_secs: u64,
     },
+    /// 413: the caller's stored-but-unsent uploads would pass their quota.
+    #[error("{0}")]
+    QuotaExceeded(String),
+    /// 503: too many requests queued for a scarce resource (password
+    /// hashing); retry after this many seconds.
+    #[error("the server is busy, retry in {retry_after_secs} s")]
+    Busy {
+        /// Seconds until a retry may succeed.
+        retry_after_secs: u64,
+    },
+    /// 507: the disk is below `--min-free-disk`; uploads are refused.
+    #[error("{0}")]
+    InsufficientStorage(String),
     /// 500: our fault; the cause is logged, never shown.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
@@ -79,6 +92,9 @@ impl AppError {
             AppError::Conflict(_) => "conflict",
             AppError::TooLarge(_) => "payload_too_large",
             AppError::RateLimited { .. } => "rate_limited",
+            AppError::QuotaExceeded(_) => "quota_exceeded",
+            AppError::Busy { .. } => "server_busy",
+            AppError::InsufficientStorage(_) => "insufficient_storage",
             AppError::Internal(_) => "internal_error",
         }
     }
@@ -94,6 +110,9 @@ impl AppError {
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::QuotaExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -128,7 +147,9 @@ impl IntoResponse for AppError {
         self.log();
         let status = self.status();
         let mut response = (status, axum::Json(json!({ "error": self.body() }))).into_response();
-        if let AppError::RateLimited { retry_after_secs } = self {
+        if let AppError::RateLimited { retry_after_secs } | AppError::Busy { retry_after_secs } =
+            self
+        {
             response.headers_mut().insert(
                 header::RETRY_AFTER,
                 HeaderValue::from(retry_after_secs.max(1)),

@@ -28,10 +28,16 @@ use crate::state::{AppState, WeakState};
 pub const THUMB_SIZE: u32 = 320;
 /// Images larger than this in either dimension are stored but not previewed.
 const MAX_DECODE_SIDE: u32 = 16_384;
-/// Memory an image decode may use.
-const MAX_DECODE_ALLOC: u64 = 512 * 1024 * 1024;
+/// Images with more pixels than this (40 MP: a 7,700 × 5,200 photo) are
+/// stored but not previewed; the header says so before anything is decoded,
+/// so a decompression bomb costs nothing.
+pub const MAX_DECODE_PIXELS: u64 = 40_000_000;
+/// Memory all image decodes of the server may use together, in MiB: each
+/// decode first takes its estimated size from this budget, so parallel
+/// uploads of big images wait for each other instead of adding up.
+pub const DECODE_BUDGET_MIB: u32 = 256;
 /// Uploads never sent in a message are removed after this long.
-pub const ORPHAN_AFTER_MS: i64 = 24 * 3600 * 1000;
+pub const ORPHAN_AFTER_MS: i64 = 3600 * 1000;
 
 /// What `POST /chat/upload` answers.
 #[derive(Debug, Serialize, ToSchema)]
@@ -142,6 +148,21 @@ pub async fn store_upload(
     let file_name = sanitize_file_name(field.file_name());
     let declared = field.content_type().map(str::to_string);
     let max = state.config().upload_max_size;
+    let quota = state.config().upload_quota;
+    let room = if quota > 0 {
+        let unsent = state
+            .db()
+            .read(move |c| db::uploads::unsent_bytes(c, user))
+            .await?;
+        let room = quota.saturating_sub(u64::try_from(unsent).unwrap_or(0));
+        if room == 0 {
+            return Err(over_quota(quota));
+        }
+        room
+    } else {
+        u64::MAX
+    };
+    check_free_disk(state).await?;
     let tmp = tmp_dir(state);
     tokio::fs::create_dir_all(&tmp)
         .await
@@ -168,9 +189,16 @@ pub async fn store_upload(
                 ))
             }
         };
+        let before = size;
         size += chunk.len() as u64;
         if size > max {
             return Err(too_large(max));
+        }
+        if size > room {
+            return Err(over_quota(quota));
+        }
+        if before / DISK_CHECK_EVERY != size / DISK_CHECK_EVERY {
+            check_free_disk(state).await?;
         }
         if head.len() < 8192 {
             let take = (8192 - head.len()).min(chunk.len());
@@ -200,17 +228,14 @@ pub async fn store_upload(
         mime.as_str(),
         "image/png" | "image/jpeg" | "image/gif" | "image/webp"
     ) {
-        let src = final_path.clone();
         let thumb_name = format!(
             "{}.thumb.jpg",
             name.trim_end_matches(&format!(".{}", extension_for(&mime)))
         );
         let thumb_path = chat_dir(state).join(&thumb_name);
-        tokio::task::spawn_blocking(move || {
-            make_preview(&src, &thumb_path).map(|(w, h, made)| (w, h, made.then_some(thumb_name)))
-        })
-        .await
-        .map_err(|e| AppError::Internal(e.into()))?
+        make_preview(state, final_path.clone(), thumb_path)
+            .await?
+            .map(|(w, h, made)| (w, h, made.then_some(thumb_name)))
     } else {
         None
     };
@@ -229,6 +254,12 @@ pub async fn store_upload(
     state
         .db()
         .write(move |c| {
+            // Parallel uploads all passed the early check: the writer, one
+            // at a time, decides for good.
+            if quota > 0 && db::uploads::unsent_bytes(c, user)?.saturating_add(size) > quota as i64
+            {
+                return Err(over_quota(quota));
+            }
             db::uploads::insert(
                 c,
                 &db::uploads::NewUpload {
@@ -258,6 +289,60 @@ pub async fn store_upload(
     })
 }
 
+/// Bytes between two free-disk checks while an upload streams in.
+const DISK_CHECK_EVERY: u64 = 4 * 1024 * 1024;
+
+fn over_quota(quota: u64) -> AppError {
+    AppError::QuotaExceeded(format!(
+        "your unsent uploads would pass the limit of {quota} bytes ({:.1} MB): send or \
+         remove some first (unsent uploads are removed an hour after upload)",
+        quota as f64 / 1_048_576.0
+    ))
+}
+
+/// 507 while the data dir's disk has less than `--min-free-disk` free.
+async fn check_free_disk(state: &AppState) -> AppResult<()> {
+    let floor = state.config().min_free_disk;
+    if floor == 0 {
+        return Ok(());
+    }
+    let dir = state.config().uploads_dir();
+    let free = tokio::task::spawn_blocking(move || free_disk_bytes(&dir))
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?;
+    match free {
+        Some(free) if free < floor => {
+            tracing::warn!(free, floor, "disk nearly full: refusing uploads");
+            Err(AppError::InsufficientStorage(
+                "the server's disk is nearly full: uploads are paused (messages still work)"
+                    .into(),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Bytes available to us on the file system holding `dir`.
+fn free_disk_bytes(dir: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+        let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: `path` is a valid C string and `stat` a valid out-pointer.
+        if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+            return None;
+        }
+        #[allow(clippy::unnecessary_cast)]
+        Some((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
+    }
+}
+
 fn too_large(max: u64) -> AppError {
     let mb = max as f64 / 1_048_576.0;
     AppError::TooLarge(format!(
@@ -265,39 +350,192 @@ fn too_large(max: u64) -> AppError {
     ))
 }
 
+/// What an image's header says, read without decoding it.
+struct Probe {
+    width: u32,
+    height: u32,
+    format: image::ImageFormat,
+    /// Bytes of the decoded image.
+    decoded_bytes: u64,
+}
+
+fn probe(src: &Path) -> Option<Probe> {
+    use image::ImageDecoder;
+    let reader = image::ImageReader::open(src)
+        .ok()?
+        .with_guessed_format()
+        .ok()?;
+    let format = reader.format()?;
+    let decoder = reader.into_decoder().ok()?;
+    let (width, height) = decoder.dimensions();
+    Some(Probe {
+        width,
+        height,
+        format,
+        decoded_bytes: decoder.total_bytes(),
+    })
+}
+
 /// Reads an image's size and writes a JPEG preview (longest side
 /// [`THUMB_SIZE`]). Returns `(width, height, preview_written)`, or None when
-/// the file is not a decodable image.
-fn make_preview(src: &Path, thumb: &Path) -> Option<(u32, u32, bool)> {
+/// the file is not an image we can read.
+///
+/// Memory stays bounded whatever the file claims: the header's dimensions
+/// are checked against [`MAX_DECODE_SIDE`] and [`MAX_DECODE_PIXELS`] before
+/// any pixel is decoded; non-interlaced PNGs are decoded row by row into the
+/// preview (memory of a row, not of the image); everything else is decoded
+/// whole, after taking its estimated size from the server's
+/// [`DECODE_BUDGET_MIB`].
+async fn make_preview(
+    state: &AppState,
+    src: PathBuf,
+    thumb: PathBuf,
+) -> AppResult<Option<(u32, u32, bool)>> {
+    let blocking = |f: Box<dyn FnOnce() -> Option<(u32, u32, bool)> + Send>| async move {
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| AppError::Internal(e.into()))
+    };
+    let probe_src = src.clone();
+    let Some(p) = tokio::task::spawn_blocking(move || probe(&probe_src))
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?
+    else {
+        return Ok(None);
+    };
+    let (w, h) = (p.width, p.height);
+    let pixels = u64::from(w) * u64::from(h);
+    if w == 0 || h == 0 || w > MAX_DECODE_SIDE || h > MAX_DECODE_SIDE || pixels > MAX_DECODE_PIXELS
+    {
+        return Ok(Some((w, h, false)));
+    }
+    let budget = state.limits().decode_budget();
+    if p.format == image::ImageFormat::Png {
+        // A row (16-bit RGBA at most) and the preview's accumulators.
+        let mib = (u64::from(w) * 16 + 8 * 1024 * 1024).div_ceil(1 << 20);
+        let _permit = budget
+            .acquire_many(u32::try_from(mib).unwrap_or(u32::MAX))
+            .await
+            .map_err(|e| AppError::Internal(e.into()))?;
+        let (src2, thumb2) = (src.clone(), thumb.clone());
+        if let Some(done) = blocking(Box::new(move || png_rows_preview(&src2, &thumb2))).await? {
+            return Ok(Some(done));
+        }
+        // Interlaced (or unusual) PNGs take the whole-image path below.
+    }
+    // The decoded image, plus the decoder's own buffers (a progressive JPEG
+    // keeps its coefficients: about twice the image again).
+    let factor = if p.format == image::ImageFormat::Jpeg { 3 } else { 2 };
+    let mib = (p.decoded_bytes.saturating_mul(factor)).div_ceil(1 << 20).max(1);
+    if mib > u64::from(DECODE_BUDGET_MIB) {
+        return Ok(Some((w, h, false)));
+    }
+    let _permit = budget
+        .acquire_many(mib as u32)
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?;
+    let limit = mib << 20;
+    blocking(Box::new(move || whole_image_preview(&src, &thumb, limit)))
+        .await
+        .map(|made| made.or(Some((w, h, false))))
+}
+
+/// The whole-image path: decode (within `max_alloc` bytes), downscale,
+/// write the preview.
+fn whole_image_preview(src: &Path, thumb: &Path, max_alloc: u64) -> Option<(u32, u32, bool)> {
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_DECODE_SIDE);
     limits.max_image_height = Some(MAX_DECODE_SIDE);
-    limits.max_alloc = Some(MAX_DECODE_ALLOC);
-    let open = || -> Option<image::ImageReader<std::io::BufReader<std::fs::File>>> {
-        let mut reader = image::ImageReader::open(src)
-            .ok()?
-            .with_guessed_format()
-            .ok()?;
-        reader.limits(limits.clone());
-        Some(reader)
-    };
-    let (w, h) = open()?.into_dimensions().ok()?;
-    let Some(img) = open().and_then(|r| r.decode().ok()) else {
-        return Some((w, h, false));
-    };
+    limits.max_alloc = Some(max_alloc);
+    let mut reader = image::ImageReader::open(src)
+        .ok()?
+        .with_guessed_format()
+        .ok()?;
+    reader.limits(limits);
+    let img = reader.decode().ok()?;
+    let (w, h) = (img.width(), img.height());
     // Never enlarge: a small image is its own preview (re-encoded as JPEG).
     let preview = if w <= THUMB_SIZE && h <= THUMB_SIZE {
         img.into_rgb8()
     } else {
         img.thumbnail(THUMB_SIZE, THUMB_SIZE).into_rgb8()
     };
+    write_preview(preview, thumb).map(|made| (w, h, made))
+}
+
+fn write_preview(preview: image::RgbImage, thumb: &Path) -> Option<bool> {
     let mut bytes = Cursor::new(Vec::new());
     let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 80);
     if preview.write_with_encoder(encoder).is_err() {
+        return Some(false);
+    }
+    Some(std::fs::write(thumb, bytes.into_inner()).is_ok())
+}
+
+/// The preview's size for an image: longest side [`THUMB_SIZE`], never
+/// larger than the image.
+fn preview_size(w: u32, h: u32) -> (u32, u32) {
+    if w <= THUMB_SIZE && h <= THUMB_SIZE {
+        return (w, h);
+    }
+    let long = u64::from(w.max(h));
+    let scale = |side: u32| {
+        u32::try_from((u64::from(side) * u64::from(THUMB_SIZE) + long / 2) / long)
+            .unwrap_or(THUMB_SIZE)
+            .max(1)
+    };
+    (scale(w), scale(h))
+}
+
+/// A downscaling decoder for non-interlaced PNGs: rows are decoded one at a
+/// time and averaged into the preview's pixels (a box filter), so memory is
+/// one row plus the preview whatever the image's size. None when the PNG is
+/// interlaced or unreadable (the caller falls back to the whole-image path).
+fn png_rows_preview(src: &Path, thumb: &Path) -> Option<(u32, u32, bool)> {
+    let file = std::io::BufReader::new(std::fs::File::open(src).ok()?);
+    let mut decoder = png::Decoder::new(file);
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = decoder.read_info().ok()?;
+    let (w, h) = (reader.info().width, reader.info().height);
+    if reader.info().interlaced || w == 0 || h == 0 {
+        return None;
+    }
+    let channels = reader.output_color_type().0.samples();
+    let (tw, th) = preview_size(w, h);
+    let (tw_us, w_us) = (tw as usize, w as usize);
+    // Which preview column each source column falls in.
+    let column: Vec<usize> = (0..w_us).map(|x| x * tw_us / w_us).collect();
+    let mut sums = vec![0u64; tw_us * th as usize * 3];
+    let mut counts = vec![0u32; tw_us * th as usize];
+    let mut y: u64 = 0;
+    while let Ok(Some(row)) = reader.next_row() {
+        let ty = (y * u64::from(th) / u64::from(h)) as usize;
+        let data = row.data();
+        for (x, px) in data.chunks_exact(channels).take(w_us).enumerate() {
+            let t = ty * tw_us + column[x];
+            let (r, g, b) = if channels >= 3 {
+                (px[0], px[1], px[2])
+            } else {
+                (px[0], px[0], px[0])
+            };
+            sums[t * 3] += u64::from(r);
+            sums[t * 3 + 1] += u64::from(g);
+            sums[t * 3 + 2] += u64::from(b);
+            counts[t] += 1;
+        }
+        y += 1;
+    }
+    if y < u64::from(h) {
+        // Truncated or corrupt: dimensions are known, no preview.
         return Some((w, h, false));
     }
-    let written = std::fs::write(thumb, bytes.into_inner()).is_ok();
-    Some((w, h, written))
+    let preview = image::RgbImage::from_fn(tw, th, |x, y| {
+        let t = y as usize * tw_us + x as usize;
+        let n = u64::from(counts[t].max(1));
+        let avg = |c: usize| (sums[t * 3 + c] / n) as u8;
+        image::Rgb([avg(0), avg(1), avg(2)])
+    });
+    write_preview(preview, thumb).map(|made| (w, h, made))
 }
 
 /// Removes a temporary upload unless kept.

@@ -34,6 +34,19 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::state::AppState;
 
+/// Makes every file and folder natter creates private to its user: umask
+/// 077, so the database, WAL, uploads, backups and temp files are 0600 and
+/// folders 0700 whatever the caller's umask (the process-wide setting, set
+/// before any file is created; `main` calls it first thing, `serve` again
+/// for embedders and tests).
+pub fn private_files() {
+    #[cfg(unix)]
+    // SAFETY: umask only sets the process's file-creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
 /// Opens the data dir and database and builds the shared state.
 pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
     std::fs::create_dir_all(config.uploads_dir().join("chat"))
@@ -63,6 +76,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    private_files();
     let _lock = admin::lock_data_dir(&config.data_dir)?;
     let state = open_state(config).await?;
     ops::typing::start_expiry(state.downgrade());

@@ -65,12 +65,22 @@ fn quota(per: fn(NonZeroU32) -> Quota, rate: u32, burst: u32) -> Option<Quota> {
     Some(per(rate).allow_burst(burst))
 }
 
-/// The address per-IP limits apply to. A loopback peer is a reverse proxy
-/// (without `--trust-proxy`) or the machine itself: every client would share
-/// its one budget, so per-IP limits skip it (per-account and per-user limits
-/// still apply).
+/// The bucket of a client address (`None`: no per-IP budget, see
+/// `http::auth::client_ip`). An IPv6 client usually holds a whole /64, so
+/// all of it is one client; IPv4 addresses are their own bucket.
+pub fn ip_bucket(ip: IpAddr) -> IpAddr {
+    match crate::config::canonical_ip(ip) {
+        IpAddr::V6(v6) => {
+            let mut seg = v6.segments();
+            seg[4..].fill(0);
+            IpAddr::V6(seg.into())
+        }
+        v4 => v4,
+    }
+}
+
 fn client(ip: Option<IpAddr>) -> Option<IpAddr> {
-    ip.filter(|ip| !ip.is_loopback())
+    ip.map(ip_bucket)
 }
 
 /// All limiters of one app.
@@ -80,6 +90,8 @@ pub struct Limits {
     register_ip: Limiter<IpAddr>,
     send: Limiter<UserId>,
     upload: Limiter<UserId>,
+    hashing: crate::auth::HashSlots,
+    decode_budget: tokio::sync::Semaphore,
 }
 
 impl Limits {
@@ -111,7 +123,19 @@ impl Limits {
                 r.upload_per_minute,
                 r.upload_per_minute,
             )),
+            hashing: crate::auth::HashSlots::default(),
+            decode_budget: tokio::sync::Semaphore::new(crate::files::DECODE_BUDGET_MIB as usize),
         }
+    }
+
+    /// MiB that image decodes may still take (see `files::make_preview`).
+    pub fn decode_budget(&self) -> &tokio::sync::Semaphore {
+        &self.decode_budget
+    }
+
+    /// The password-hashing slots and their bounded queue.
+    pub fn hashing(&self) -> &crate::auth::HashSlots {
+        &self.hashing
     }
 
     /// A login attempt for `email` from `ip`.
@@ -188,6 +212,14 @@ mod tests {
         assert!(
             limits.register(Some([127, 0, 0, 1].into())).is_ok(),
             "0 = off"
+        );
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        assert_eq!(ip_bucket(a), ip_bucket(b), "one /64, one client");
+        assert_ne!(
+            ip_bucket(a),
+            ip_bucket("2001:db8:1:3::1".parse().unwrap()),
+            "another /64"
         );
         match limits.upload(1).and_then(|_| limits.upload(1)) {
             Err(AppError::RateLimited { retry_after_secs }) => {

@@ -8,6 +8,7 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     release_large_allocations();
+    natter::private_files();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {

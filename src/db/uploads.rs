@@ -101,9 +101,27 @@ pub fn find_by_any_name(conn: &Connection, name: &str) -> AppResult<Option<(Uplo
     }
 }
 
+/// Whether upload `u` (an alias in SQL) is someone's avatar or a group's
+/// photo: those are kept although no message carries them.
+const IS_AVATAR: &str = "(EXISTS (SELECT 1 FROM users a WHERE a.avatar_url = '/uploads/chat/' || u.name)
+     OR EXISTS (SELECT 1 FROM chats g WHERE g.group_avatar = '/uploads/chat/' || u.name))";
+
+/// Bytes of `user`'s uploads that no message carries (and that are not an
+/// avatar): what the per-user upload quota counts.
+pub fn unsent_bytes(conn: &Connection, user: UserId) -> AppResult<i64> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT coalesce(sum(u.file_size), 0) FROM uploads u
+             WHERE u.uploader_id = ?1
+               AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.upload_id = u.id)
+               AND NOT {IS_AVATAR}"
+        ))?
+        .query_row([user], |r| r.get(0))?)
+}
+
 /// Retention: deletes messages created before `cutoff` (if any) with their
 /// events, then uploads created before `orphan_before` that no message
-/// references. Returns the number of messages deleted and the stored file
+/// references and that are nobody's avatar. Returns the number of messages deleted and the stored file
 /// names (uploads and previews) to remove from disk.
 pub fn sweep(
     conn: &Connection,
@@ -128,10 +146,11 @@ pub fn sweep(
             )?;
         }
     }
-    let mut stmt = conn.prepare_cached(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT id, name, thumb_name FROM uploads u
-         WHERE u.created_at < ?1 AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.upload_id = u.id)",
-    )?;
+         WHERE u.created_at < ?1 AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.upload_id = u.id)
+           AND NOT {IS_AVATAR}"
+    ))?;
     let rows: Vec<(i64, String, Option<String>)> = stmt
         .query_map([orphan_before], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<_, _>>()?;

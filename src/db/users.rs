@@ -130,7 +130,10 @@ pub fn update_profile(conn: &Connection, id: UserId, change: &ProfileChange) -> 
     Ok(())
 }
 
-/// Users whose name or email contains `q` (case-insensitive), except `caller`.
+/// Users whose name or email contains `q` (case-insensitive), except
+/// `caller`; an email is only shown to people who share a chat with its
+/// owner or who typed it exactly (the way WhatsApp shows numbers only to
+/// contacts): other results carry it masked (`a•••@example.com`).
 pub fn search(conn: &Connection, caller: UserId, q: &str, limit: u32) -> AppResult<Vec<User>> {
     let pattern = format!(
         "%{}%",
@@ -140,13 +143,35 @@ pub fn search(conn: &Connection, caller: UserId, q: &str, limit: u32) -> AppResu
             .replace('_', "\\_")
     );
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {USER_COLUMNS} FROM users u
+        "SELECT {USER_COLUMNS},
+                u.email_norm = ?4 OR EXISTS (
+                    SELECT 1 FROM chat_participants a
+                    JOIN chat_participants b ON b.chat_id = a.chat_id AND b.user_id = u.id
+                    WHERE a.user_id = ?1 AND a.left_at IS NULL AND b.left_at IS NULL)
+         FROM users u
          WHERE u.id != ?1 AND u.disabled = 0
            AND (lower(u.name) LIKE ?2 ESCAPE '\\' OR u.email_norm LIKE ?2 ESCAPE '\\')
          ORDER BY lower(u.name), u.id LIMIT ?3"
     ))?;
-    let rows = stmt.query_map(params![caller, pattern, limit], |r| user_from_row(r, 0))?;
+    let rows = stmt.query_map(params![caller, pattern, limit, q.to_lowercase()], |r| {
+        let mut user = user_from_row(r, 0)?;
+        if !r.get::<_, bool>(6)? {
+            user.email = mask_email(&user.email);
+        }
+        Ok(user)
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// `ana@example.com` → `a•••@example.com`.
+pub fn mask_email(email: &str) -> String {
+    match email.split_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}•••@{domain}")
+        }
+        None => "•••".to_string(),
+    }
 }
 
 /// Records when a user was last online.

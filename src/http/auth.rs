@@ -11,6 +11,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::auth::{AuthUser, COOKIE_NAME};
+use crate::config::canonical_ip;
 use crate::error::AppResult;
 use crate::http::extract::AppJson;
 use crate::http::openapi::ErrorBody;
@@ -57,26 +58,63 @@ fn session_response(
     response
 }
 
-/// The client's IP: the peer, or with `--trust-proxy` the last
-/// `X-Forwarded-For` entry (what the proxy saw).
+/// The client's address for per-IP limits, or `None` for no per-IP budget.
+///
+/// A direct peer is the client, except a loopback peer, which is a local
+/// reverse proxy or the host itself and gets no per-IP budget (every user
+/// would share it). A peer listed in `--trust-proxy` is a proxy: the
+/// `X-Forwarded-For` chain is read right to left, skipping trusted proxies,
+/// and the first other entry is the client (entries left of it were written
+/// by the client and are ignored). A forwarded address is never exempt, not
+/// even `127.0.0.1`. Unparsable entries end the walk at the last trusted hop.
 pub fn client_ip(
     state: &AppState,
     headers: &HeaderMap,
     peer: Option<SocketAddr>,
 ) -> Option<IpAddr> {
-    if state.config().trust_proxy {
-        let forwarded = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-            .next_back();
-        if forwarded.is_some() {
-            return forwarded;
-        }
+    let peer = canonical_ip(peer?.ip());
+    let proxies = &state.config().trust_proxy;
+    if !proxies.contains(peer) {
+        return (!peer.is_loopback()).then_some(peer);
     }
-    peer.map(|p| p.ip())
+    let entries: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    if entries.is_empty() {
+        // A proxy that forwards nothing: it is the client.
+        return (!peer.is_loopback()).then_some(peer);
+    }
+    let mut hop = peer;
+    for entry in entries.iter().rev() {
+        let Some(ip) = parse_forwarded(entry) else {
+            return Some(hop);
+        };
+        if !proxies.contains(ip) {
+            return Some(ip);
+        }
+        hop = ip;
+    }
+    Some(hop)
+}
+
+/// One `X-Forwarded-For` entry: `1.2.3.4`, `1.2.3.4:5678`, `::1`, `[::1]`
+/// or `[::1]:80`.
+fn parse_forwarded(entry: &str) -> Option<IpAddr> {
+    let ip = entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|s| s.ip()))
+        .or_else(|| {
+            entry
+                .strip_prefix('[')
+                .and_then(|e| e.strip_suffix(']'))
+                .and_then(|e| e.parse::<IpAddr>().ok())
+        })?;
+    Some(canonical_ip(ip))
 }
 
 /// `POST /auth/register` → 201 `{token, user}`.

@@ -164,7 +164,9 @@ async fn serve(state: &AppState, name: &str, req: Request) -> AppResult<Response
     );
     headers.insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=86400"),
+        // Revalidated on every use (a cheap 304 with the ETag): a member
+        // removed from the chat gets 404, not a copy from their cache.
+        HeaderValue::from_static("private, no-cache"),
     );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,

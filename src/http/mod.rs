@@ -39,8 +39,10 @@ pub const JSON_BODY_LIMIT: usize = 256 * 1024;
 pub const BODY_CHUNK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The content security policy of the web app (and every response).
+/// `connect-src 'self'` covers the app's own `ws:`/`wss:` origin (CSP 3);
+/// no other host can be reached from the app.
 pub const CSP: &str = "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; \
-connect-src 'self' ws: wss:; style-src 'self'; script-src 'self'; object-src 'none'; \
+connect-src 'self'; style-src 'self'; script-src 'self'; object-src 'none'; \
 base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The whole application.

@@ -72,7 +72,33 @@ pub fn valid_name(field: &str, value: &str) -> AppResult<String> {
             format!("{field} must not contain control characters"),
         ));
     }
+    if trimmed.chars().any(is_invisible_or_bidi) {
+        return Err(AppError::invalid(
+            field,
+            format!("{field} must not contain invisible or text-direction override characters"),
+        ));
+    }
     Ok(trimmed.to_string())
+}
+
+/// Characters that hide or reorder text without showing: bidi embeddings,
+/// overrides and isolates (`U+202E` turns `exe.txt` into `txt.exe`), marks,
+/// zero-width space and word joiner, BOM, soft hyphen. The zero-width
+/// (non-)joiners stay allowed: emoji sequences and several scripts need them.
+pub fn is_invisible_or_bidi(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'
+            | '\u{200E}'
+            | '\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+    )
 }
 
 /// An optional URL field (avatar): at most [`MAX_URL_CHARS`], empty = none.

@@ -72,7 +72,7 @@ pub struct Session {
 }
 
 fn valid_email(email: &str) -> AppResult<String> {
-    let email = email.trim();
+    let email = normalize_email(email);
     let ok = email.chars().count() <= MAX_EMAIL_CHARS
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && email.split_once('@').is_some_and(|(local, domain)| {
@@ -81,7 +81,57 @@ fn valid_email(email: &str) -> AppResult<String> {
     if !ok {
         return Err(AppError::invalid("email", "email must be a valid address"));
     }
-    Ok(email.to_string())
+    if email
+        .chars()
+        .any(|c| super::is_invisible_or_bidi(c) || matches!(c, '\u{200C}' | '\u{200D}'))
+    {
+        return Err(AppError::invalid(
+            "email",
+            "email must not contain invisible or text-direction characters",
+        ));
+    }
+    if email.split(['@', '.']).any(mixes_scripts) {
+        return Err(AppError::invalid(
+            "email",
+            "email must not mix Latin, Greek or Cyrillic letters in one part (look-alikes)",
+        ));
+    }
+    Ok(email)
+}
+
+/// An email as natter stores and compares it: trimmed and in Unicode NFKC
+/// form, so fullwidth `ａｎａ@…` and `ana@…` are one address.
+pub fn normalize_email(raw: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    raw.trim().nfkc().collect()
+}
+
+/// Whether `part` has letters of more than one of the scripts whose letters
+/// look alike (Latin `a`, Cyrillic `а`, Greek `α`).
+fn mixes_scripts(part: &str) -> bool {
+    #[derive(PartialEq, Clone, Copy)]
+    enum Script {
+        Latin,
+        Greek,
+        Cyrillic,
+    }
+    let script = |c: char| match c as u32 {
+        0x41..=0x5A | 0x61..=0x7A | 0xC0..=0x24F | 0x1E00..=0x1EFF => Some(Script::Latin),
+        0x370..=0x3FF | 0x1F00..=0x1FFF => Some(Script::Greek),
+        0x400..=0x52F | 0x1C80..=0x1C8F | 0x2DE0..=0x2DFF | 0xA640..=0xA69F => {
+            Some(Script::Cyrillic)
+        }
+        _ => None,
+    };
+    let mut seen = None;
+    for s in part.chars().filter_map(script) {
+        match seen {
+            None => seen = Some(s),
+            Some(first) if first != s => return true,
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Checks the length rule of passwords.
@@ -113,7 +163,7 @@ pub async fn create_account(
     let email = valid_email(email)?;
     valid_password(password)?;
     let name = valid_name("name", name)?;
-    let hash = auth::hash_password(password.to_string()).await?;
+    let hash = auth::hash_password(state.limits().hashing(), password.to_string()).await?;
     let id = state
         .db()
         .write(move |c| {
@@ -160,13 +210,13 @@ pub async fn login(state: &AppState, input: Login) -> AppResult<Session> {
             format!("password must be at most {MAX_PASSWORD_CHARS} characters"),
         ));
     }
-    let email = input.email.trim().to_string();
+    let email = normalize_email(&input.email);
     let creds = state
         .db()
         .read(move |c| db::users::credentials_by_email(c, &email))
         .await?;
     let hash = creds.as_ref().map(|c| c.password_hash.clone());
-    if !auth::verify_password(input.password, hash).await? {
+    if !auth::verify_password(state.limits().hashing(), input.password, hash).await? {
         return Err(bad());
     }
     let creds = creds.ok_or_else(bad)?;
@@ -205,7 +255,7 @@ pub async fn update_me(state: &AppState, id: UserId, input: UpdateMe) -> AppResu
     }
     if let Some(password) = input.password {
         valid_password(&password)?;
-        change.password_hash = Some(auth::hash_password(password).await?);
+        change.password_hash = Some(auth::hash_password(state.limits().hashing(), password).await?);
     }
     state
         .db()
@@ -216,7 +266,7 @@ pub async fn update_me(state: &AppState, id: UserId, input: UpdateMe) -> AppResu
 
 /// Users matching `q`, the caller excluded.
 pub async fn search(state: &AppState, caller: UserId, q: &str) -> AppResult<Vec<User>> {
-    let q = q.trim().to_string();
+    let q = normalize_email(q);
     if q.chars().count() > 100 {
         return Err(AppError::invalid("q", "q must be at most 100 characters"));
     }
