@@ -314,8 +314,7 @@ async fn check_free_disk(state: &AppState) -> AppResult<()> {
         Some(free) if free < floor => {
             tracing::warn!(free, floor, "disk nearly full: refusing uploads");
             Err(AppError::InsufficientStorage(
-                "the server's disk is nearly full: uploads are paused (messages still work)"
-                    .into(),
+                "the server's disk is nearly full: uploads are paused (messages still work)".into(),
             ))
         }
         _ => Ok(()),
@@ -425,8 +424,14 @@ async fn make_preview(
     }
     // The decoded image, plus the decoder's own buffers (a progressive JPEG
     // keeps its coefficients: about twice the image again).
-    let factor = if p.format == image::ImageFormat::Jpeg { 3 } else { 2 };
-    let mib = (p.decoded_bytes.saturating_mul(factor)).div_ceil(1 << 20).max(1);
+    let factor = if p.format == image::ImageFormat::Jpeg {
+        3
+    } else {
+        2
+    };
+    let mib = (p.decoded_bytes.saturating_mul(factor))
+        .div_ceil(1 << 20)
+        .max(1);
     if mib > u64::from(DECODE_BUDGET_MIB) {
         return Ok(Some((w, h, false)));
     }

@@ -103,7 +103,8 @@ pub fn find_by_any_name(conn: &Connection, name: &str) -> AppResult<Option<(Uplo
 
 /// Whether upload `u` (an alias in SQL) is someone's avatar or a group's
 /// photo: those are kept although no message carries them.
-const IS_AVATAR: &str = "(EXISTS (SELECT 1 FROM users a WHERE a.avatar_url = '/uploads/chat/' || u.name)
+const IS_AVATAR: &str =
+    "(EXISTS (SELECT 1 FROM users a WHERE a.avatar_url = '/uploads/chat/' || u.name)
      OR EXISTS (SELECT 1 FROM chats g WHERE g.group_avatar = '/uploads/chat/' || u.name))";
 
 /// Bytes of `user`'s uploads that no message carries (and that are not an

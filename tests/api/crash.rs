@@ -3,8 +3,7 @@
 //! (WebSockets closed with 1001, exit 0).
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -12,52 +11,10 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-/// A natter child process on a data dir.
-struct Server {
-    child: Child,
-    base: String,
-}
+use crate::helpers::{spawn_binary, Server};
 
 fn start(dir: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_natter"))
-        .args([
-            "serve",
-            "--port",
-            "0",
-            "--send-rate",
-            "0",
-            "--login-rate",
-            "0",
-            "--data-dir",
-        ])
-        .arg(dir)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start natter");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if !sent {
-                if let Some(at) = line.find("http://127.0.0.1:") {
-                    let url: String = line[at..]
-                        .chars()
-                        .take_while(|c| !c.is_whitespace())
-                        .collect();
-                    let _ = tx.send(url);
-                    sent = true;
-                }
-            }
-        }
-    });
-    let base = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("listening line");
-    Server { child, base }
+    spawn_binary(dir, &["--send-rate", "0", "--login-rate", "0"], |_| {})
 }
 
 /// The child's exit status; fails the test if it is still running 10 s

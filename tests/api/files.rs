@@ -9,12 +9,17 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-async fn upload(app: &TestApp, user: &TestUser, name: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
+pub(crate) async fn upload(
+    app: &TestApp,
+    user: &TestUser,
+    name: &str,
+    bytes: Vec<u8>,
+) -> (StatusCode, Value) {
     upload_part(app, user, Part::bytes(bytes).file_name(name.to_string())).await
 }
 
 /// Uploads one multipart part as the `file` field.
-async fn upload_part(app: &TestApp, user: &TestUser, part: Part) -> (StatusCode, Value) {
+pub(crate) async fn upload_part(app: &TestApp, user: &TestUser, part: Part) -> (StatusCode, Value) {
     let form = Form::new().part("file", part);
     let resp = app
         .client
@@ -36,7 +41,7 @@ async fn fetch(app: &TestApp, url: &str, token: Option<&str>) -> reqwest::Respon
     req.send().await.unwrap()
 }
 
-fn image_bytes(w: u32, h: u32, format: image::ImageFormat) -> Vec<u8> {
+pub(crate) fn image_bytes(w: u32, h: u32, format: image::ImageFormat) -> Vec<u8> {
     let img = image::RgbImage::from_fn(w, h, |x, y| {
         image::Rgb([(x % 256) as u8, (y % 256) as u8, 99])
     });

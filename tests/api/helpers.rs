@@ -48,6 +48,75 @@ fn init_logs() {
     }
 }
 
+/// A `natter serve` child process (the real binary) on a data dir.
+pub struct Server {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// A line of the child's `/proc/<pid>/status`, in kB (`VmRSS`, `VmHWM`).
+    pub fn status_kb(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("/proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{field}:")))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("{field} in /proc status"))
+    }
+}
+
+/// Starts the real binary: `natter serve --port 0 --data-dir DIR ARGS...`,
+/// `adjust` may change the command (environment, umask); returns once it
+/// logged the URL it listens on.
+pub fn spawn_binary(
+    dir: &std::path::Path,
+    args: &[&str],
+    adjust: impl FnOnce(&mut std::process::Command),
+) -> Server {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_natter"));
+    cmd.args(["serve", "--port", "0", "--data-dir"])
+        .arg(dir)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    adjust(&mut cmd);
+    let mut child = cmd.spawn().expect("start natter");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if !sent {
+                if let Some(at) = line.find("http://127.0.0.1:") {
+                    let url: String = line[at..]
+                        .chars()
+                        .take_while(|c| !c.is_whitespace())
+                        .collect();
+                    let _ = tx.send(url);
+                    sent = true;
+                }
+            }
+        }
+    });
+    let base = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("listening line");
+    Server { child, base }
+}
+
 /// Starts natter with default settings.
 pub async fn spawn_app() -> TestApp {
     spawn_with(|_| {}).await

@@ -1,5 +1,6 @@
 //! Black-box tests of natter over real HTTP and WebSockets.
 
+mod abuse;
 mod admin;
 mod auth;
 mod chats;
