@@ -127,6 +127,7 @@ fn parse_forwarded(entry: &str) -> Option<IpAddr> {
         (status = 409, description = "email taken", body = ErrorBody),
         (status = 413, description = "body too large", body = ErrorBody),
         (status = 429, description = "rate limited; see `Retry-After`", body = ErrorBody),
+        (status = 503, description = "too many password checks queued (`server_busy`); see `Retry-After`", body = ErrorBody),
     ))]
 pub async fn register(
     State(state): State<AppState>,
@@ -156,6 +157,7 @@ pub async fn register(
         (status = 403, description = "account disabled", body = ErrorBody),
         (status = 413, description = "body too large", body = ErrorBody),
         (status = 429, description = "rate limited; see `Retry-After`", body = ErrorBody),
+        (status = 503, description = "too many password checks queued (`server_busy`); see `Retry-After`", body = ErrorBody),
     ))]
 pub async fn login(
     State(state): State<AppState>,
@@ -213,6 +215,7 @@ pub async fn me(
         (status = 400, description = "invalid input", body = ErrorBody),
         (status = 401, description = "missing, invalid or expired token", body = ErrorBody),
         (status = 413, description = "body too large", body = ErrorBody),
+        (status = 503, description = "too many password hashes queued (`server_busy`); see `Retry-After`", body = ErrorBody),
     ))]
 pub async fn update_me(
     State(state): State<AppState>,

@@ -31,8 +31,9 @@ use crate::state::AppState;
         (status = 201, description = "stored; send its `fileUrl` in a message", body = Uploaded),
         (status = 400, description = "not multipart, or no `file` field", body = ErrorBody),
         (status = 401, description = "missing, invalid or expired token", body = ErrorBody),
-        (status = 413, description = "over `--upload-max-size`; nothing is kept", body = ErrorBody),
+        (status = 413, description = "over `--upload-max-size` (`payload_too_large`) or over the caller's quota of unsent uploads, `--upload-quota` (`quota_exceeded`); nothing is kept", body = ErrorBody),
         (status = 429, description = "rate limited; see `Retry-After`", body = ErrorBody),
+        (status = 507, description = "the server's disk is below `--min-free-disk` (`insufficient_storage`); messages still work", body = ErrorBody),
     ))]
 pub async fn upload(
     State(state): State<AppState>,
