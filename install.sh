@@ -26,7 +26,7 @@ while [ $# -gt 0 ]; do
     --systemd) systemd=1; shift ;;
     --uninstall) uninstall=1; shift ;;
     --print-unit) print_unit=1; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done

@@ -12,7 +12,7 @@ echo "== cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
 echo "== cargo test"
 cargo build --quiet
-cargo test --quiet 2>&1 | tee /tmp/natter-cargo-test.log
+cargo test --quiet 2>&1 | tee target/natter-cargo-test.log
 for script in tests/e2e/run.sh tests/socketio/run.sh tests/fuzz/run.sh; do
   if [ -f "$script" ]; then
     echo "== $script"

@@ -37,9 +37,42 @@ pub fn lock_data_dir(data_dir: &Path) -> anyhow::Result<File> {
     }
 }
 
+/// Opens an existing data dir for an admin command. Only `serve` creates
+/// one (a typo in `--data-dir` must not make a new, empty one), and only
+/// `serve` migrates a schema: a database of another version is refused.
 async fn open(data_dir: &Path) -> anyhow::Result<AppState> {
+    let db_path = data_dir.join("natter.db");
+    if !db_path.is_file() {
+        bail!(
+            "no natter database at {} — is the path right? (serve creates it on first start)",
+            data_dir.display()
+        );
+    }
+    let probe = db_path.clone();
+    let version = tokio::task::spawn_blocking(move || schema_version(&probe)).await??;
+    if version != db::migrate::CURRENT_VERSION {
+        let which = if version < db::migrate::CURRENT_VERSION {
+            "older"
+        } else {
+            "newer"
+        };
+        bail!(
+            "the database at {} has schema {version}, {which} than this natter's {}: \
+             admin commands never migrate it; run the matching natter, or start this one's \
+             `natter serve` once to migrate",
+            db_path.display(),
+            db::migrate::CURRENT_VERSION
+        );
+    }
     let config = Config::from_args(&ServeArgs::with_data_dir(data_dir))?;
     crate::open_state(config).await
+}
+
+/// `PRAGMA user_version` of a database file, read without changing it.
+fn schema_version(path: &Path) -> anyhow::Result<i64> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
 }
 
 fn read_password(given: Option<String>) -> anyhow::Result<(String, bool)> {
@@ -228,6 +261,10 @@ pub fn backup(data_dir: &Path, target: &Path) -> anyhow::Result<()> {
             }
         }
         eprintln!("\rbackup: 100%                                  ");
+        drop(backup);
+        // The copy carries the source's WAL mode; a backup is one
+        // self-contained file, so switch it to a rollback journal.
+        dest.pragma_update(None, "journal_mode", "DELETE")?;
     }
     let check = verify(&partial)?;
     std::fs::rename(&partial, target)?;
@@ -249,8 +286,28 @@ fn partial_path(target: &Path) -> PathBuf {
     target.with_file_name(name)
 }
 
-/// Integrity check of a database file; returns its message count.
+/// Integrity check of a database file; returns its message count. Opening a
+/// WAL-mode file (a backup from an older natter) makes SQLite create
+/// `-wal`/`-shm` beside it: those are removed again unless they were there.
 fn verify(path: &Path) -> anyhow::Result<i64> {
+    let side = |suffix: &str| {
+        let mut name = path.as_os_str().to_os_string();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    let made: Vec<PathBuf> = ["-wal", "-shm"]
+        .iter()
+        .map(|s| side(s))
+        .filter(|p| !p.exists())
+        .collect();
+    let result = verify_open(path);
+    for p in made {
+        let _ = std::fs::remove_file(p);
+    }
+    result
+}
+
+fn verify_open(path: &Path) -> anyhow::Result<i64> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let result: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
     if result != "ok" {

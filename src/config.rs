@@ -69,10 +69,13 @@ pub enum UserCommand {
     /// Create an account. Without --password, reads one line from stdin, or
     /// generates and prints one.
     Add {
+        /// Email address to sign in with (unique, case-insensitive).
         #[arg(long)]
         email: String,
+        /// Display name (1–100 characters).
         #[arg(long)]
         name: String,
+        /// The password (else read from stdin, or generated and printed).
         #[arg(long, env = "NATTER_USER_PASSWORD", hide_env_values = true)]
         password: Option<String>,
         /// Make the user a server administrator.
@@ -83,28 +86,34 @@ pub enum UserCommand {
     List,
     /// Set a new password and sign the user out everywhere.
     ResetPassword {
+        /// Email address of the account.
         #[arg(long)]
         email: String,
+        /// The new password (else read from stdin, or generated and printed).
         #[arg(long, env = "NATTER_USER_PASSWORD", hide_env_values = true)]
         password: Option<String>,
     },
     /// Stop an account from logging in and close its connections.
     Disable {
+        /// Email address of the account.
         #[arg(long)]
         email: String,
     },
     /// Allow a disabled account again.
     Enable {
+        /// Email address of the account.
         #[arg(long)]
         email: String,
     },
     /// Make a user a server administrator.
     Promote {
+        /// Email address of the account.
         #[arg(long)]
         email: String,
     },
     /// Remove the server administrator role.
     Demote {
+        /// Email address of the account.
         #[arg(long)]
         email: String,
     },
@@ -146,8 +155,9 @@ pub struct ServeArgs {
     #[arg(long, env = "PORT", default_value_t = 4000)]
     pub port: u16,
 
-    /// Address to bind: 127.0.0.1 for this machine only, 0.0.0.0 for the LAN.
-    #[arg(long, env = "NATTER_BIND", default_value = "127.0.0.1")]
+    /// Address to bind: 127.0.0.1 (or `localhost`) for this machine only,
+    /// 0.0.0.0 for the LAN.
+    #[arg(long, env = "NATTER_BIND", default_value = "127.0.0.1", value_parser = parse_bind)]
     pub bind: IpAddr,
 
     /// Directory for the database, uploads and the generated JWT secret.
@@ -165,7 +175,8 @@ pub struct ServeArgs {
     pub frontend_url: Option<String>,
 
     /// Largest accepted upload, in bytes.
-    #[arg(long, env = "UPLOAD_MAX_SIZE", default_value_t = 52_428_800)]
+    #[arg(long, env = "UPLOAD_MAX_SIZE", default_value_t = 52_428_800,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub upload_max_size: u64,
 
     /// Bytes a user may hold in uploads not (yet) sent in a message; more
@@ -179,7 +190,7 @@ pub struct ServeArgs {
     #[arg(long, env = "NATTER_MIN_FREE_DISK", default_value_t = 1_073_741_824)]
     pub min_free_disk: u64,
 
-    /// Default page size of message history.
+    /// Default page size of message history (1–200).
     #[arg(long, env = "CHAT_MESSAGE_LIMIT", default_value_t = 50,
           value_parser = clap::value_parser!(u32).range(1..=200))]
     pub message_limit: u32,
@@ -251,8 +262,17 @@ pub struct ServeArgs {
 
 impl ServeArgs {
     /// Defaults for a data directory, as if no flag and no variable were set.
+    /// The environment is not read: admin commands and tests get the same
+    /// settings whatever `serve`'s variables say in their shell.
     pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
-        let mut args = ServeCli::parse_from(["natter-serve"]).args;
+        use clap::{CommandFactory, FromArgMatches};
+        let command = ServeCli::command().mut_args(|arg| arg.env(None));
+        let matches = command
+            .try_get_matches_from(["natter-serve"])
+            .expect("serve's defaults parse");
+        let mut args = ServeCli::from_arg_matches(&matches)
+            .expect("serve's defaults parse")
+            .args;
         args.data_dir = data_dir.into();
         args
     }
@@ -382,6 +402,77 @@ impl Config {
     pub fn uploads_dir(&self) -> PathBuf {
         self.data_dir.join("uploads")
     }
+}
+
+/// Parses the command line; a bad value that came from an environment
+/// variable is reported with the variable's name (clap names only the flag).
+pub fn parse_cli() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let mut command = Cli::command();
+    let given: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let error = match command.try_get_matches_from_mut(&given) {
+        Ok(matches) => match Cli::from_arg_matches(&matches) {
+            Ok(cli) => return cli,
+            Err(e) => e,
+        },
+        Err(e) => e,
+    };
+    if let Some(var) = env_source_of(&command, &error, &given) {
+        let value = std::env::var_os(&var).unwrap_or_default();
+        let _ = error.print();
+        eprintln!(
+            "note: the value came from the environment variable {var}={} (unset it or fix it)",
+            value.to_string_lossy()
+        );
+        std::process::exit(2);
+    }
+    error.exit()
+}
+
+/// The environment variable behind a clap value error, if that flag was not
+/// on the command line but its variable is set.
+fn env_source_of(
+    command: &clap::Command,
+    error: &clap::Error,
+    given: &[std::ffi::OsString],
+) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        error.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let long = arg.split_whitespace().next()?.trim_start_matches("--");
+    let on_command_line = given.iter().any(|g| {
+        let g = g.to_string_lossy();
+        g == format!("--{long}") || g.starts_with(&format!("--{long}="))
+    });
+    if on_command_line {
+        return None;
+    }
+    std::iter::once(command)
+        .chain(command.get_subcommands())
+        .flat_map(|c| c.get_arguments())
+        .filter(|a| a.get_long() == Some(long))
+        .find_map(|a| a.get_env())
+        .map(|e| e.to_string_lossy().to_string())
+        .filter(|e| std::env::var_os(e).is_some())
+}
+
+/// `--bind`: an IP address, or `localhost` (127.0.0.1).
+fn parse_bind(raw: &str) -> Result<IpAddr, String> {
+    if raw.eq_ignore_ascii_case("localhost") {
+        return Ok(IpAddr::from([127, 0, 0, 1]));
+    }
+    raw.parse().map_err(|_| {
+        format!(
+            "'{raw}' is not an IP address: use 127.0.0.1 (this machine only) or 0.0.0.0 (the LAN)"
+        )
+    })
 }
 
 /// The reverse proxies of `--trust-proxy`: the only peers whose

@@ -1,15 +1,23 @@
 //! The `natter` binary: parse flags, set up logging, dispatch.
 
-use clap::Parser;
 use natter::admin;
-use natter::config::{Cli, Command, Config, LogFormat, UserCommand};
+use natter::config::{Command, Config, LogFormat, UserCommand};
 use tracing_subscriber::EnvFilter;
 
+fn main() {
+    // A failure is one line (`error: ...` with its causes), never a
+    // backtrace, whatever RUST_BACKTRACE says.
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn run() -> anyhow::Result<()> {
     release_large_allocations();
     natter::private_files();
-    let cli = Cli::parse();
+    let cli = natter::config::parse_cli();
     match cli.command {
         Command::Serve(args) => {
             init_tracing(args.log_format, &args.log_level);

@@ -12,10 +12,20 @@ use serde_json::json;
 use crate::helpers::*;
 
 /// Runs the real binary; returns (success, stdout + stderr).
-async fn natter(args: Vec<String>) -> (bool, String) {
+pub(crate) async fn natter(args: Vec<String>) -> (bool, String) {
+    natter_with_env(args, &[]).await
+}
+
+/// Runs the real binary with extra environment variables.
+pub(crate) async fn natter_with_env(args: Vec<String>, env: &[(&str, &str)]) -> (bool, String) {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     tokio::task::spawn_blocking(move || {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_natter"))
             .args(&args)
+            .envs(env)
             .stdin(std::process::Stdio::null())
             .output()
             .expect("run natter");
@@ -28,6 +38,16 @@ async fn natter(args: Vec<String>) -> (bool, String) {
     })
     .await
     .unwrap()
+}
+
+/// The names in a folder, sorted.
+fn dir_entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    names.sort();
+    names
 }
 
 fn dir_arg(app: &TestApp) -> String {
@@ -223,6 +243,11 @@ async fn backup_under_load_then_restore() {
     .await;
     assert!(ok, "{out}");
     assert!(out.contains("integrity ok"), "{out}");
+    assert_eq!(
+        dir_entries(backup_dir.path()),
+        ["natter-backup.db"],
+        "a backup is one self-contained file"
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
     stop.store(true, Ordering::Relaxed);
     sender.await.unwrap();
@@ -276,6 +301,11 @@ async fn backup_under_load_then_restore() {
     ])
     .await;
     assert!(ok, "{out}");
+    assert_eq!(
+        dir_entries(backup_dir.path()),
+        ["natter-backup.db"],
+        "restore leaves nothing beside the file it read"
+    );
     let app = spawn_in(dir, |_| {}).await;
     let mut ids = Vec::new();
     let mut after = 0;

@@ -4,6 +4,7 @@ mod abuse;
 mod admin;
 mod auth;
 mod chats;
+mod cli;
 mod crash;
 mod files;
 mod helpers;
