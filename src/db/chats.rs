@@ -134,10 +134,27 @@ pub fn participants(conn: &Connection, chat: ChatId) -> AppResult<Vec<Participan
 
 /// The chat as `viewer` sees it: members, last message, viewer's unread count.
 pub fn load_chat(conn: &Connection, chat: ChatId, viewer: UserId) -> AppResult<Option<Chat>> {
+    Ok(load_chat_view(conn, chat, viewer)?.map(|v| v.chat))
+}
+
+/// A chat as one viewer sees it, and what the viewer's device has of it.
+pub struct ChatView {
+    pub chat: Chat,
+    /// The viewer's delivered position (0 when not a member).
+    pub delivered: i64,
+}
+
+/// [`load_chat`], plus the viewer's delivered position: whoever is shown
+/// `lastMessage` has it on a device (DELIVERED), so callers advance it.
+pub fn load_chat_view(
+    conn: &Connection,
+    chat: ChatId,
+    viewer: UserId,
+) -> AppResult<Option<ChatView>> {
     let row = conn
         .prepare_cached(
             "SELECT c.id, c.name, c.is_group, c.group_avatar, c.created_at, c.updated_at,
-                    c.last_message_id, p.read_up_to
+                    c.last_message_id, p.read_up_to, p.delivered_up_to
              FROM chats c LEFT JOIN chat_participants p
                   ON p.chat_id = c.id AND p.user_id = ?2 AND p.left_at IS NULL
              WHERE c.id = ?1",
@@ -157,10 +174,11 @@ pub fn load_chat(conn: &Connection, chat: ChatId, viewer: UserId) -> AppResult<O
                 },
                 r.get::<_, Option<i64>>(6)?,
                 r.get::<_, Option<i64>>(7)?,
+                r.get::<_, Option<i64>>(8)?,
             ))
         })
         .optional()?;
-    let Some((mut chat, last_message_id, read_up_to)) = row else {
+    let Some((mut chat, last_message_id, read_up_to, delivered)) = row else {
         return Ok(None);
     };
     chat.participants = participants(conn, chat.id)?;
@@ -171,7 +189,21 @@ pub fn load_chat(conn: &Connection, chat: ChatId, viewer: UserId) -> AppResult<O
     if let Some(read_up_to) = read_up_to {
         chat.unread_count = messages::unread_count(conn, chat.id, viewer, read_up_to)?;
     }
-    Ok(Some(chat))
+    let delivered = delivered.unwrap_or(0).max(read_up_to.unwrap_or(0));
+    Ok(Some(ChatView { chat, delivered }))
+}
+
+/// What `viewer` newly has on a device when shown these chats: `(chat,
+/// lastMessage id)` for each last message from someone else past the
+/// viewer's delivered position.
+pub fn undelivered_last(views: &[ChatView], viewer: UserId) -> Vec<(ChatId, i64)> {
+    views
+        .iter()
+        .filter_map(|v| {
+            let m = v.chat.last_message.as_ref()?;
+            (m.sender_id != viewer && m.id > v.delivered).then_some((v.chat.id, m.id))
+        })
+        .collect()
 }
 
 /// One page of `user`'s chats, most recent activity first, and the total.
@@ -180,7 +212,7 @@ pub fn list_for_user(
     user: UserId,
     page: u32,
     limit: u32,
-) -> AppResult<(Vec<Chat>, i64)> {
+) -> AppResult<(Vec<ChatView>, i64)> {
     let total: i64 = conn
         .prepare_cached(
             "SELECT count(*) FROM chat_participants WHERE user_id = ?1 AND left_at IS NULL",
@@ -198,7 +230,7 @@ pub fn list_for_user(
     };
     let mut chats = Vec::with_capacity(ids.len());
     for id in ids {
-        if let Some(chat) = load_chat(conn, id, user)? {
+        if let Some(chat) = load_chat_view(conn, id, user)? {
             chats.push(chat);
         }
     }

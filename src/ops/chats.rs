@@ -76,8 +76,17 @@ pub fn load_for_member(
     chat: ChatId,
     viewer: UserId,
 ) -> AppResult<Chat> {
+    Ok(view_for_member(conn, chat, viewer)?.chat)
+}
+
+/// [`load_for_member`] with the viewer's delivered position.
+fn view_for_member(
+    conn: &rusqlite::Connection,
+    chat: ChatId,
+    viewer: UserId,
+) -> AppResult<q::ChatView> {
     q::membership(conn, chat, viewer)?.ok_or_else(AppError::chat_not_found)?;
-    q::load_chat(conn, chat, viewer)?.ok_or_else(AppError::chat_not_found)
+    q::load_chat_view(conn, chat, viewer)?.ok_or_else(AppError::chat_not_found)
 }
 
 fn require_member(
@@ -202,31 +211,43 @@ pub async fn create(
     Ok((chat, created))
 }
 
-/// `GET /chat`: one page of the caller's chats.
+/// `GET /chat`: one page of the caller's chats. Each `lastMessage` shown
+/// is thereby on the caller's device: delivered.
 pub async fn list(
     state: &AppState,
     caller: UserId,
     page: u32,
     limit: u32,
 ) -> AppResult<(Vec<Chat>, i64)> {
-    let (mut chats, total) = state
+    let (views, total) = state
         .db()
         .read(move |c| q::list_for_user(c, caller, page, limit))
         .await?;
+    deliver_last(state, caller, &views).await?;
+    let mut chats: Vec<Chat> = views.into_iter().map(|v| v.chat).collect();
     for chat in &mut chats {
         fill_chat(state, chat);
     }
     Ok((chats, total))
 }
 
-/// `GET /chat/:id`.
+/// `GET /chat/:id` (its `lastMessage` counts as delivered, as in the list).
 pub async fn get(state: &AppState, caller: UserId, chat: ChatId) -> AppResult<Chat> {
-    let mut chat = state
+    let view = state
         .db()
-        .read(move |c| load_for_member(c, chat, caller))
+        .read(move |c| view_for_member(c, chat, caller))
         .await?;
+    deliver_last(state, caller, std::slice::from_ref(&view)).await?;
+    let mut chat = view.chat;
     fill_chat(state, &mut chat);
     Ok(chat)
+}
+
+/// Advances the caller's delivered position to the last messages shown
+/// (one writer op, only when something is new to the device).
+async fn deliver_last(state: &AppState, caller: UserId, views: &[q::ChatView]) -> AppResult<()> {
+    let marks = q::undelivered_last(views, caller);
+    crate::ops::receipts::mark_delivered_many(state, caller, marks).await
 }
 
 /// `PATCH /chat/:id`: admins rename or change the avatar.

@@ -11,5 +11,6 @@ mod messages;
 mod metrics;
 mod openapi;
 mod realtime;
+mod receipts;
 mod security;
 mod socketio;
