@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use crate::db::{self, chats as q, events, messages, now_ms, receipts};
 use crate::error::{AppError, AppResult};
 use crate::model::{Chat, ChatId, UserId};
-use crate::ops::users::double_option;
+use crate::ops::users::{avatar_upload, double_option};
 use crate::ops::{fill_chat, publish, valid_name, valid_url, MAX_GROUP_MEMBERS, MAX_IDS};
 use crate::realtime::frames::{CHAT_NEW, CHAT_REMOVED, CHAT_UPDATED};
 use crate::state::AppState;
@@ -31,6 +31,8 @@ pub struct CreateChat {
     /// Required for a group.
     #[schema(max_length = 100)]
     pub name: Option<String>,
+    /// One of the caller's own image uploads; it becomes readable by every
+    /// signed-in user.
     #[schema(max_length = 2048)]
     pub group_avatar: Option<String>,
 }
@@ -41,7 +43,8 @@ pub struct CreateChat {
 pub struct UpdateChat {
     #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
-    /// `null` clears the avatar.
+    /// One of the caller's own image uploads (readable by every signed-in
+    /// user from then on); `null` clears the avatar.
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>, max_length = 2048)]
     pub group_avatar: Option<Option<String>>,
@@ -167,6 +170,9 @@ pub async fn create(
         .db()
         .write(move |c| {
             ensure_exist(c, "participantIds", &others)?;
+            let avatar = avatar
+                .map(|url| avatar_upload(c, caller, &url, "groupAvatar"))
+                .transpose()?;
             let now = now_ms();
             let key = (!is_group).then(|| q::direct_key(caller, others[0]));
             let (chat_id, created) = q::insert_chat(
@@ -271,6 +277,10 @@ pub async fn update(
         .db()
         .write(move |c| {
             require_group_admin(require_member(c, chat, caller)?)?;
+            let avatar = match avatar {
+                Some(Some(url)) => Some(Some(avatar_upload(c, caller, &url, "groupAvatar")?)),
+                other => other,
+            };
             let now = now_ms();
             q::update_chat(
                 c,

@@ -2,6 +2,7 @@
 
 mod admin;
 mod auth;
+mod avatars;
 mod chats;
 mod config;
 mod crash;
