@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::db::users::{user_from_row, USER_COLUMNS};
 use crate::db::{messages, receipts};
 use crate::error::AppResult;
-use crate::model::{rfc3339, Chat, ChatId, Participant, UserId};
+use crate::model::{rfc3339, Chat, ChatId, FormerParticipant, Participant, UserId};
 
 /// The `direct_key` of the 1-on-1 between two users: the same whoever asks.
 pub fn direct_key(a: UserId, b: UserId) -> String {
@@ -117,19 +117,43 @@ pub fn member_ids(conn: &Connection, chat: ChatId) -> AppResult<Vec<UserId>> {
 
 /// The current members with their users, oldest member first.
 pub fn participants(conn: &Connection, chat: ChatId) -> AppResult<Vec<Participant>> {
+    Ok(members_and_former(conn, chat)?.0)
+}
+
+/// The current members (oldest first) and the former ones (most recently
+/// gone first), in one walk of the chat's participant rows.
+pub fn members_and_former(
+    conn: &Connection,
+    chat: ChatId,
+) -> AppResult<(Vec<Participant>, Vec<FormerParticipant>)> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT p.is_admin, p.joined_at, {USER_COLUMNS}
+        "SELECT p.is_admin, p.joined_at, p.left_at, {USER_COLUMNS}
          FROM chat_participants p JOIN users u ON u.id = p.user_id
-         WHERE p.chat_id = ?1 AND p.left_at IS NULL ORDER BY p.joined_at, p.user_id"
+         WHERE p.chat_id = ?1
+         ORDER BY p.left_at IS NOT NULL, p.joined_at, p.user_id"
     ))?;
-    let rows = stmt.query_map([chat], |r| {
-        Ok(Participant {
-            is_admin: r.get(0)?,
-            joined_at: rfc3339(r.get(1)?),
-            user: user_from_row(r, 2)?,
+    let mut rows = stmt.query([chat])?;
+    let (mut members, mut former) = (Vec::new(), Vec::new());
+    while let Some(r) = rows.next()? {
+        let user = user_from_row(r, 3)?;
+        match r.get::<_, Option<i64>>(2)? {
+            None => members.push(Participant {
+                is_admin: r.get(0)?,
+                joined_at: rfc3339(r.get(1)?),
+                user,
+            }),
+            Some(left_at) => former.push((left_at, user)),
+        }
+    }
+    former.sort_by(|a, b| b.0.cmp(&a.0));
+    let former = former
+        .into_iter()
+        .map(|(left_at, user)| FormerParticipant {
+            user,
+            left_at: rfc3339(left_at),
         })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        .collect();
+    Ok((members, former))
 }
 
 /// The chat as `viewer` sees it: members, last message, viewer's unread count.
@@ -169,6 +193,7 @@ pub fn load_chat_view(
                     created_at: rfc3339(r.get(4)?),
                     updated_at: rfc3339(r.get(5)?),
                     participants: Vec::new(),
+                    former_participants: Vec::new(),
                     last_message: None,
                     unread_count: 0,
                 },
@@ -181,7 +206,7 @@ pub fn load_chat_view(
     let Some((mut chat, last_message_id, read_up_to, delivered)) = row else {
         return Ok(None);
     };
-    chat.participants = participants(conn, chat.id)?;
+    (chat.participants, chat.former_participants) = members_and_former(conn, chat.id)?;
     let positions = receipts::positions(conn, chat.id)?;
     if let Some(id) = last_message_id {
         chat.last_message = messages::load(conn, id, &positions)?;
