@@ -145,7 +145,7 @@ pub fn members_and_former(
             Some(left_at) => former.push((left_at, user)),
         }
     }
-    former.sort_by(|a, b| b.0.cmp(&a.0));
+    former.sort_by_key(|f| std::cmp::Reverse(f.0));
     let former = former
         .into_iter()
         .map(|(left_at, user)| FormerParticipant {
