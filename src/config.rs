@@ -250,6 +250,11 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub sweep_interval: u64,
 
+    /// Delete for everyone only within this many seconds of sending (as
+    /// WhatsApp's time limit); 0 = no limit. Delete for me is never limited.
+    #[arg(long, env = "NATTER_DELETE_WINDOW", default_value_t = 0)]
+    pub delete_window: u64,
+
     /// Log format.
     #[arg(long, env = "NATTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -322,6 +327,8 @@ pub struct Config {
     pub rates: crate::limits::Rates,
     /// Peers whose forwarding headers are believed (empty: none).
     pub trust_proxy: TrustedProxies,
+    /// Delete for everyone only this long after sending; `None` = no limit.
+    pub delete_window_secs: Option<u64>,
 }
 
 /// Makes the data dir 0700 (also one an older natter created 0755), so no
@@ -390,6 +397,7 @@ impl Config {
                 upload_per_minute: args.upload_rate,
             },
             trust_proxy: args.trust_proxy.clone().unwrap_or_default(),
+            delete_window_secs: (args.delete_window > 0).then_some(args.delete_window),
         })
     }
 

@@ -71,15 +71,26 @@ pub fn find_by_name(conn: &Connection, name: &str) -> AppResult<Option<UploadRow
         .optional()?)
 }
 
-/// Whether `user` may read upload `id`: its uploader, or a current member of
-/// a chat where a (not deleted) message carries it.
+/// Marks an upload as an avatar (a user's or a group's): readable by every
+/// signed-in user from now on, and never swept as unsent.
+pub fn mark_avatar(conn: &Connection, id: i64) -> AppResult<()> {
+    conn.prepare_cached("UPDATE uploads SET is_avatar = 1 WHERE id = ?1")?
+        .execute([id])?;
+    Ok(())
+}
+
+/// Whether `user` (signed in) may read upload `id`: its uploader, anyone
+/// when it is an avatar, or a current member of a chat where a (not
+/// deleted) message carries it.
 pub fn can_read(conn: &Connection, id: i64, uploader: UserId, user: UserId) -> AppResult<bool> {
     if uploader == user {
         return Ok(true);
     }
     Ok(conn
         .prepare_cached(
-            "SELECT 1 FROM messages m JOIN chat_participants p
+            "SELECT 1 FROM uploads WHERE id = ?1 AND is_avatar = 1
+             UNION ALL
+             SELECT 1 FROM messages m JOIN chat_participants p
                  ON p.chat_id = m.chat_id AND p.user_id = ?2 AND p.left_at IS NULL
              WHERE m.upload_id = ?1 LIMIT 1",
         )?
@@ -103,9 +114,7 @@ pub fn find_by_any_name(conn: &Connection, name: &str) -> AppResult<Option<(Uplo
 
 /// Whether upload `u` (an alias in SQL) is someone's avatar or a group's
 /// photo: those are kept although no message carries them.
-const IS_AVATAR: &str =
-    "(EXISTS (SELECT 1 FROM users a WHERE a.avatar_url = '/uploads/chat/' || u.name)
-     OR EXISTS (SELECT 1 FROM chats g WHERE g.group_avatar = '/uploads/chat/' || u.name))";
+const IS_AVATAR: &str = "(u.is_avatar = 1)";
 
 /// Bytes of `user`'s uploads that no message carries (and that are not an
 /// avatar): what the per-user upload quota counts.

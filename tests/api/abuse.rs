@@ -9,7 +9,7 @@ use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::files::{image_bytes, upload, upload_part};
+use crate::files::upload;
 use crate::helpers::*;
 
 /// A PNG of `w` × `h` RGBA pixels, compressed row by row (a few hundred KB

@@ -3,8 +3,10 @@
 mod abuse;
 mod admin;
 mod auth;
+mod avatars;
 mod chats;
 mod cli;
+mod config;
 mod crash;
 mod files;
 mod helpers;
@@ -12,5 +14,6 @@ mod messages;
 mod metrics;
 mod openapi;
 mod realtime;
+mod receipts;
 mod security;
 mod socketio;
