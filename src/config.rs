@@ -216,6 +216,23 @@ pub struct ServeArgs {
     #[arg(long, env = "NATTER_TRUST_PROXY")]
     pub trust_proxy: bool,
 
+    /// Open TCP connections in total (WebSockets included). At the cap the
+    /// oldest connection without a request in flight is closed to let a new
+    /// one in. Default: 80% of the open-file limit minus 128.
+    #[arg(long, env = "NATTER_MAX_CONNECTIONS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
+
+    /// Open TCP connections per client IP (loopback peers exempt); 0 = no limit.
+    #[arg(long, env = "NATTER_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: u32,
+
+    /// Seconds a connection may stay open without a request in flight: to
+    /// send its first byte, or between requests on keep-alive.
+    #[arg(long, env = "NATTER_IDLE_CONNECTION_TIMEOUT", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub idle_connection_timeout: u64,
+
     /// Enables GET /metrics (Prometheus) for requests bearing this token.
     #[arg(long, env = "NATTER_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
@@ -284,6 +301,8 @@ pub struct Config {
     pub rates: crate::limits::Rates,
     /// Whether X-Forwarded-For names the client.
     pub trust_proxy: bool,
+    /// Bounds on open connections.
+    pub connections: crate::connections::ConnLimits,
 }
 
 impl Config {
@@ -335,6 +354,13 @@ impl Config {
                 upload_per_minute: args.upload_rate,
             },
             trust_proxy: args.trust_proxy,
+            connections: crate::connections::ConnLimits {
+                max_total: args
+                    .max_connections
+                    .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+                max_per_ip: args.max_connections_per_ip as usize,
+                idle_timeout: std::time::Duration::from_secs(args.idle_connection_timeout),
+            },
         })
     }
 

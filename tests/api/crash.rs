@@ -13,12 +13,18 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 /// A natter child process on a data dir.
-struct Server {
-    child: Child,
-    base: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base: String,
 }
 
 fn start(dir: &std::path::Path) -> Server {
+    start_with(dir, &[])
+}
+
+/// Starts the binary on `dir` with these extra `serve` flags; returns once
+/// it logged its address.
+pub(crate) fn start_with(dir: &std::path::Path, extra: &[&str]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_natter"))
         .args([
             "serve",
@@ -28,8 +34,9 @@ fn start(dir: &std::path::Path) -> Server {
             "0",
             "--login-rate",
             "0",
-            "--data-dir",
         ])
+        .args(extra)
+        .arg("--data-dir")
         .arg(dir)
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
@@ -75,7 +82,7 @@ async fn exit_within_10s(server: &mut Server, since: Instant) -> std::process::E
     }
 }
 
-fn kill9(server: &mut Server) {
+pub(crate) fn kill9(server: &mut Server) {
     server.child.kill().expect("SIGKILL");
     server.child.wait().expect("reaped");
 }

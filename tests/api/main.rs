@@ -5,6 +5,7 @@ mod auth;
 mod chats;
 mod crash;
 mod files;
+mod hardening;
 mod helpers;
 mod messages;
 mod metrics;
