@@ -54,7 +54,15 @@ struct Inner {
     manual: HashMap<UserId, bool>,
     /// (chat, user) → typing deadline and when it was last announced.
     typing: HashMap<(ChatId, UserId), (Instant, Instant)>,
+    /// Bumped by every [`Hub::leave_all`] (someone left or was removed).
+    removals: u64,
 }
+
+/// The hub's removal count when a membership check started: a join or
+/// typing state based on that check is taken only if no removal happened
+/// since (see [`Hub::join_checked`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket(u64);
 
 /// A presence change to announce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,9 +168,23 @@ impl Hub {
         n
     }
 
-    /// Adds a connection to a chat's room (for typing).
-    pub fn join(&self, user: UserId, conn: ConnId, chat: ChatId) {
+    /// Take this before reading membership for [`Hub::join_checked`] or
+    /// [`Hub::set_typing`].
+    pub fn ticket(&self) -> Ticket {
+        Ticket(self.lock().removals)
+    }
+
+    /// Adds a connection to a chat's room (for typing), unless someone was
+    /// taken out of a room since `ticket` (the membership read before it may
+    /// be stale: the caller reads again and retries). A removal commits
+    /// before its [`Hub::leave_all`], so a join either lands before the
+    /// sweep (and is swept) or sees the bumped count: a removed member never
+    /// stays in the room.
+    pub fn join_checked(&self, user: UserId, conn: ConnId, chat: ChatId, ticket: Ticket) -> bool {
         let mut inner = self.lock();
+        if inner.removals != ticket.0 {
+            return false;
+        }
         if let Some(c) = inner
             .users
             .get_mut(&user)
@@ -171,6 +193,7 @@ impl Hub {
             c.rooms.insert(chat);
             inner.rooms.entry(chat).or_default().insert((user, conn));
         }
+        true
     }
 
     /// Removes a connection from a chat's room.
@@ -201,6 +224,7 @@ impl Hub {
             room.retain(|(u, _)| *u != user);
         }
         inner.typing.remove(&(chat, user));
+        inner.removals += 1;
     }
 
     /// Whether this connection joined the chat.
@@ -211,16 +235,33 @@ impl Hub {
             .is_some_and(|r| r.contains(&(user, conn)))
     }
 
-    /// Records a typing state; returns whether it should be announced: a
-    /// change, or a refresh of an ongoing "typing" at most once per
-    /// [`TYPING_REANNOUNCE`] (so a connection that joined meanwhile sees it).
-    pub fn set_typing(&self, chat: ChatId, user: UserId, typing: bool) -> bool {
+    /// Records a typing state of `user` on connection `conn`; returns
+    /// whether it should be announced: a change, or a refresh of an ongoing
+    /// "typing" at most once per [`TYPING_REANNOUNCE`] (so a connection that
+    /// joined meanwhile sees it). `None` when the connection has not joined
+    /// the chat and a removal happened since `ticket` (the membership check
+    /// may be stale: check again).
+    pub fn set_typing(
+        &self,
+        chat: ChatId,
+        user: UserId,
+        conn: ConnId,
+        typing: bool,
+        ticket: Ticket,
+    ) -> Option<bool> {
         let mut inner = self.lock();
+        let joined = inner
+            .rooms
+            .get(&chat)
+            .is_some_and(|r| r.contains(&(user, conn)));
+        if !joined && inner.removals != ticket.0 {
+            return None;
+        }
         let now = Instant::now();
         if !typing {
-            return inner.typing.remove(&(chat, user)).is_some();
+            return Some(inner.typing.remove(&(chat, user)).is_some());
         }
-        match inner.typing.get_mut(&(chat, user)) {
+        Some(match inner.typing.get_mut(&(chat, user)) {
             Some((deadline, announced)) => {
                 *deadline = now + TYPING_TTL;
                 if now.duration_since(*announced) >= TYPING_REANNOUNCE {
@@ -234,7 +275,7 @@ impl Hub {
                 inner.typing.insert((chat, user), (now + TYPING_TTL, now));
                 true
             }
-        }
+        })
     }
 
     /// Typing states past their deadline, removed.

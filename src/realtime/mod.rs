@@ -377,13 +377,22 @@ pub async fn dispatch(
     match event {
         CHAT_JOIN => {
             let ChatRef { chat_id } = parse_json(data.as_bytes())?;
-            state
-                .db()
-                .read(move |c| db::chats::membership(c, chat_id, user))
-                .await?
-                .ok_or_else(AppError::chat_not_found)?;
-            state.hub().join(user, conn, chat_id);
-            Ok(json!({"chatId": chat_id}))
+            // The membership read and the join are made atomic with
+            // removals by the hub's ticket: retry if one raced.
+            for _ in 0..ops::typing::MEMBERSHIP_RETRIES {
+                let ticket = state.hub().ticket();
+                state
+                    .db()
+                    .read(move |c| db::chats::membership(c, chat_id, user))
+                    .await?
+                    .ok_or_else(AppError::chat_not_found)?;
+                if state.hub().join_checked(user, conn, chat_id, ticket) {
+                    return Ok(json!({"chatId": chat_id}));
+                }
+            }
+            Err(AppError::RateLimited {
+                retry_after_secs: 1,
+            })
         }
         CHAT_LEAVE => {
             let ChatRef { chat_id } = parse_json(data.as_bytes())?;

@@ -4,10 +4,13 @@
 
 use std::time::{Duration, Instant};
 
+use reqwest::StatusCode;
+use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use crate::crash::{kill9, start_with};
+use crate::helpers::*;
 
 /// Open file descriptors of a process (Linux).
 fn open_fds(pid: u32) -> usize {
@@ -82,4 +85,93 @@ async fn an_idle_connection_flood_is_shed_and_health_keeps_answering() {
         open_fds(pid)
     );
     kill9(&mut server);
+}
+
+/// Frames on `ws` up to (not including) the next `message:new`, which the
+/// caller made sure is on its way: anything published to this connection
+/// before it has arrived by then.
+async fn frames_until_message(ws: &mut WsClient) -> Vec<Value> {
+    let mut frames = Vec::new();
+    loop {
+        let frame = ws.next_frame().await.expect("the sentinel message:new");
+        if frame["event"] == "message:new" {
+            return frames;
+        }
+        frames.push(frame);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_removed_while_joining_leaves_the_typing_room() {
+    let app = spawn_app().await;
+    let admin = app.register("Admin").await;
+    let other = app.register("Other").await;
+    for round in 0..8 {
+        let member = app.register("Member").await;
+        let group = app.group(&admin, &[&member, &other], "race").await;
+        // A chat the member stays in: its messages mark "everything
+        // published before has arrived".
+        let sentinel = app.direct_chat(&other, &member).await;
+        let mut sockets = Vec::new();
+        for _ in 0..12 {
+            sockets.push(app.ws(&member).await);
+        }
+        let mut watcher = app.ws(&other).await;
+
+        // Every socket joins while the admin removes the member.
+        let remove = {
+            let client = app.client.clone();
+            let url = format!("{}/chat/{group}/participants/{}", app.base, member.id);
+            let token = admin.token.clone();
+            tokio::spawn(async move { client.delete(url).bearer_auth(token).send().await })
+        };
+        for ws in &mut sockets {
+            ws.emit("chat:join", json!({"chatId": group})).await;
+        }
+        let removed = remove.await.unwrap().expect("remove");
+        assert_eq!(removed.status(), StatusCode::OK, "round {round}");
+
+        // Someone types in the group; then a sentinel message.
+        let typed = watcher
+            .request("typing:update", json!({"chatId": group, "isTyping": true}))
+            .await;
+        assert_eq!(typed["event"], "ack", "{typed}");
+        app.send(&other, sentinel, "sentinel").await;
+        for (i, ws) in sockets.iter_mut().enumerate() {
+            let frames = frames_until_message(ws).await;
+            let removed_at = frames
+                .iter()
+                .position(|f| f["event"] == "chat:removed")
+                .unwrap_or_else(|| panic!("round {round} socket {i}: no chat:removed"));
+            let late: Vec<_> = frames[removed_at..]
+                .iter()
+                .filter(|f| f["event"] == "typing:update")
+                .collect();
+            assert!(
+                late.is_empty(),
+                "round {round} socket {i}: typing after chat:removed: {late:?}"
+            );
+        }
+
+        // And their typing does not reach the group.
+        for ws in &mut sockets {
+            let reply = ws
+                .request("typing:update", json!({"chatId": group, "isTyping": true}))
+                .await;
+            assert_eq!(reply["event"], "error", "round {round}: {reply}");
+            assert_eq!(reply["data"]["code"], "not_found", "{reply}");
+        }
+        app.send(&member, sentinel, "sentinel").await;
+        let seen = frames_until_message(&mut watcher).await;
+        let relayed: Vec<_> = seen
+            .iter()
+            .filter(|f| f["event"] == "typing:update" && f["data"]["userId"] == member.id)
+            .collect();
+        assert!(relayed.is_empty(), "round {round}: relayed {relayed:?}");
+        for ws in sockets {
+            ws.close().await;
+        }
+        watcher.close().await;
+    }
+    app.stop().await;
 }
