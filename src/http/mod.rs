@@ -96,6 +96,10 @@ pub fn router(state: AppState) -> Router {
     let mut app = api
         .fallback(assets::serve)
         .layer(crate::realtime::socketio::layer(state.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::realtime::socketio::check_origin,
+        ))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CSP),

@@ -17,9 +17,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -28,6 +31,7 @@ use tracing::Instrument;
 
 use crate::auth;
 use crate::config::normalize_origin;
+use crate::connections::is_proxy_peer;
 use crate::db;
 use crate::error::{AppError, AppResult};
 use crate::http::extract::parse_json;
@@ -56,8 +60,10 @@ pub struct WsQuery {
 
 /// Whether a browser `Origin` may open a socket: the server's own host, or
 /// `FRONTEND_URL`. Non-browser clients send no Origin and are let through
-/// (they still need a token).
-pub fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
+/// (they still need a token). The host is the `Host` header, or
+/// `X-Forwarded-Host` when `--trust-proxy` is set and the peer is a proxy
+/// ([`is_proxy_peer`]); otherwise any client could name its own origin there.
+pub fn origin_allowed(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };
@@ -67,13 +73,21 @@ pub fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
     if state.config().frontend_origin.as_deref() == Some(origin.as_str()) {
         return true;
     }
-    let host = headers
-        .get("x-forwarded-host")
+    let from_proxy = state.config().trust_proxy && peer.is_some_and(|p| is_proxy_peer(p.ip()));
+    let forwarded = headers.get("x-forwarded-host").filter(|_| from_proxy);
+    let host = forwarded
         .or_else(|| headers.get(header::HOST))
         .and_then(|h| h.to_str().ok())
         .map(str::to_ascii_lowercase);
     let origin_host = origin.split_once("://").map(|(_, h)| h);
     host.is_some() && origin_host == host.as_deref()
+}
+
+/// The peer address the serve loop attached to a request.
+pub fn peer_of(extensions: &axum::http::Extensions) -> Option<SocketAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| *addr)
 }
 
 /// The upgrade handler.
@@ -90,11 +104,12 @@ pub fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
     ))]
 pub async fn ws_handler(
     State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     Query(query): Query<WsQuery>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if !origin_allowed(&state, &headers) {
+    if !origin_allowed(&state, &headers, peer.map(|Extension(ConnectInfo(p))| p)) {
         return AppError::Forbidden("origin not allowed".into()).into_response();
     }
     let token = query

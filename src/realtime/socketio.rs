@@ -10,7 +10,10 @@
 //!
 //! Invariants:
 //! - The connect middleware refuses (the client sees `connect_error`) a
-//!   browser `Origin` that `/ws` would refuse and a missing or bad token.
+//!   browser `Origin` that `/ws` would refuse on the session's first
+//!   request, and a missing or bad token; every later request of the
+//!   session (polls, posts, the upgrade to WebSocket) with such an `Origin`
+//!   is answered 403 ([`check_origin`]).
 //! - Client events of one socket are handled one at a time, in arrival
 //!   order, as the `/ws` reader does: socketioxide spawns a task per event,
 //!   so [`Inbox`] queues them synchronously and one worker drains the queue.
@@ -41,8 +44,8 @@ use crate::model::UserId;
 use crate::realtime::frames::{Published, ERROR, READY};
 use crate::realtime::hub::{ConnId, ConnRx, QUEUE_LEN};
 use crate::realtime::{
-    dispatch, origin_allowed, spawn_presence, WsQuery, IDLE_TIMEOUT, MAX_FRAME_BYTES, PING_EVERY,
-    WRITE_TIMEOUT,
+    dispatch, origin_allowed, peer_of, spawn_presence, WsQuery, IDLE_TIMEOUT, MAX_FRAME_BYTES,
+    PING_EVERY, WRITE_TIMEOUT,
 };
 use crate::state::AppState;
 
@@ -51,6 +54,32 @@ use crate::state::AppState;
 const INBOX_LEN: usize = 64;
 /// Pause before retrying an emit into a full engine.io buffer.
 const FULL_RETRY: Duration = Duration::from_millis(10);
+
+/// Path prefix of the Engine.IO endpoint.
+const PATH: &str = "/socket.io/";
+
+/// Refuses (403) every request of an existing Engine.IO session (`sid=`:
+/// each poll and post, and the upgrade to WebSocket) whose browser `Origin`
+/// `/ws` would refuse, so a session opened without an `Origin` cannot be
+/// taken over by a page of another origin. The first request of a session
+/// is checked by the connect middleware ([`authorize`]), which answers with
+/// a `connect_error` the client understands. Runs in front of [`layer`].
+pub async fn check_origin(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let in_session = req.uri().path().starts_with(PATH)
+        && req
+            .uri()
+            .query()
+            .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("sid=")));
+    if in_session && !origin_allowed(&state, req.headers(), peer_of(req.extensions())) {
+        return AppError::Forbidden("origin not allowed".into()).into_response();
+    }
+    next.run(req).await
+}
 
 /// The tower layer serving `/socket.io/`; requests to other paths pass
 /// through to the router.
@@ -107,7 +136,7 @@ async fn authorize(
     auth: Result<HandshakeAuth, ParserError>,
 ) -> Result<(), AppError> {
     let parts = socket.req_parts();
-    if !origin_allowed(&state, &parts.headers) {
+    if !origin_allowed(&state, &parts.headers, peer_of(&parts.extensions)) {
         return Err(AppError::Forbidden("origin not allowed".into()));
     }
     let from_auth = auth.ok().and_then(|a| a.token);

@@ -11,6 +11,7 @@ use tokio::net::TcpStream;
 
 use crate::crash::{kill9, start_with};
 use crate::helpers::*;
+use crate::socketio::Polling;
 
 /// Open file descriptors of a process (Linux).
 fn open_fds(pid: u32) -> usize {
@@ -173,5 +174,79 @@ async fn a_member_removed_while_joining_leaves_the_typing_room() {
         }
         watcher.close().await;
     }
+    app.stop().await;
+}
+
+/// The status of a WebSocket upgrade to `url` with these headers (101 when
+/// it was accepted).
+async fn upgrade_status(url: &str, headers: &[(&str, &str)]) -> u16 {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Error;
+    let mut req = url.into_client_request().unwrap();
+    for (name, value) in headers {
+        let name = reqwest::header::HeaderName::from_bytes(name.as_bytes()).unwrap();
+        req.headers_mut()
+            .insert(name, value.parse().expect("header value"));
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((_, response)) => response.status().as_u16(),
+        Err(Error::Http(response)) => response.status().as_u16(),
+        Err(e) => panic!("upgrade failed without an HTTP answer: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn x_forwarded_host_is_trusted_only_from_a_trusted_proxy() {
+    let evil = [
+        ("Origin", "https://evil.example"),
+        ("X-Forwarded-Host", "evil.example"),
+    ];
+    let app = spawn_app().await;
+    let alice = app.register("Alice").await;
+    let url = format!("ws://{}/ws?token={}", app.addr, alice.token);
+    assert_eq!(upgrade_status(&url, &evil).await, 403);
+    app.stop().await;
+
+    // Behind a reverse proxy (here: loopback) the header names the host the
+    // browser used.
+    let app = spawn_with(|a| a.trust_proxy = true).await;
+    let alice = app.register("Alice").await;
+    let url = format!("ws://{}/ws?token={}", app.addr, alice.token);
+    let proxied = [
+        ("Origin", "https://chat.example"),
+        ("X-Forwarded-Host", "chat.example"),
+    ];
+    assert_eq!(upgrade_status(&url, &proxied).await, 101);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_socketio_session_cannot_switch_to_a_foreign_origin() {
+    let app = spawn_app().await;
+    let alice = app.register("Alice").await;
+    // Started over polling without an Origin (allowed: not a browser)...
+    let mut sio = Polling::open(&app, None).await;
+    sio.connect(json!({"token": alice.token})).await;
+    sio.expect_event("ready").await;
+    // ...then upgraded, or polled, from a foreign page.
+    let upgrade = format!(
+        "ws://{}/socket.io/?EIO=4&transport=websocket&sid={}",
+        app.addr, sio.sid
+    );
+    let foreign = [("Origin", "http://evil.example")];
+    assert_eq!(upgrade_status(&upgrade, &foreign).await, 403);
+    let poll = app
+        .client
+        .get(&sio.url)
+        .header("Origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(poll.status(), StatusCode::FORBIDDEN);
+    let body: Value = poll.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "forbidden", "{body}");
+    // The server's own origin still may.
+    let own = format!("http://{}", app.addr);
+    assert_eq!(upgrade_status(&upgrade, &[("Origin", &own)]).await, 101);
     app.stop().await;
 }
