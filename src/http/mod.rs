@@ -97,8 +97,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(assets::serve)
         .layer(crate::realtime::socketio::layer(state.clone()))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::realtime::socketio::check_origin,
+            crate::realtime::gate::GateState {
+                app: state.clone(),
+                gate: crate::realtime::gate::Gate::new(),
+            },
+            crate::realtime::gate::check,
         ))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,

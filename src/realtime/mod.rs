@@ -9,6 +9,7 @@
 //! only.
 
 pub mod frames;
+pub mod gate;
 pub mod hub;
 pub mod socketio;
 

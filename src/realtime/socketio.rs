@@ -11,9 +11,9 @@
 //! Invariants:
 //! - The connect middleware refuses (the client sees `connect_error`) a
 //!   browser `Origin` that `/ws` would refuse on the session's first
-//!   request, and a missing or bad token; every later request of the
-//!   session (polls, posts, the upgrade to WebSocket) with such an `Origin`
-//!   is answered 403 ([`check_origin`]).
+//!   request, and a missing or bad token. In front of it, [`super::gate`]
+//!   caps sessions that have not authenticated yet and checks the `Origin`
+//!   of every later request of a session.
 //! - Client events of one socket are handled one at a time, in arrival
 //!   order, as the `/ws` reader does: socketioxide spawns a task per event,
 //!   so [`Inbox`] queues them synchronously and one worker drains the queue.
@@ -42,6 +42,7 @@ use crate::error::AppError;
 use crate::http::JSON_BODY_LIMIT;
 use crate::model::UserId;
 use crate::realtime::frames::{Published, ERROR, READY};
+use crate::realtime::gate;
 use crate::realtime::hub::{ConnId, ConnRx, QUEUE_LEN};
 use crate::realtime::{
     dispatch, origin_allowed, peer_of, spawn_presence, WsQuery, IDLE_TIMEOUT, MAX_FRAME_BYTES,
@@ -55,32 +56,6 @@ const INBOX_LEN: usize = 64;
 /// Pause before retrying an emit into a full engine.io buffer.
 const FULL_RETRY: Duration = Duration::from_millis(10);
 
-/// Path prefix of the Engine.IO endpoint.
-const PATH: &str = "/socket.io/";
-
-/// Refuses (403) every request of an existing Engine.IO session (`sid=`:
-/// each poll and post, and the upgrade to WebSocket) whose browser `Origin`
-/// `/ws` would refuse, so a session opened without an `Origin` cannot be
-/// taken over by a page of another origin. The first request of a session
-/// is checked by the connect middleware ([`authorize`]), which answers with
-/// a `connect_error` the client understands. Runs in front of [`layer`].
-pub async fn check_origin(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let in_session = req.uri().path().starts_with(PATH)
-        && req
-            .uri()
-            .query()
-            .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("sid=")));
-    if in_session && !origin_allowed(&state, req.headers(), peer_of(req.extensions())) {
-        return AppError::Forbidden("origin not allowed".into()).into_response();
-    }
-    next.run(req).await
-}
-
 /// The tower layer serving `/socket.io/`; requests to other paths pass
 /// through to the router.
 pub fn layer(state: AppState) -> SocketIoLayer {
@@ -92,6 +67,9 @@ pub fn layer(state: AppState) -> SocketIoLayer {
         .max_payload(JSON_BODY_LIMIT as u64)
         .ws_max_message_size(MAX_FRAME_BYTES)
         .ws_max_frame_size(MAX_FRAME_BYTES)
+        // A session that has not connected to the namespace by then is
+        // closed (and frees its pending slot, see `gate`).
+        .connect_timeout(gate::CONNECT_TIMEOUT)
         .build_layer();
     let authorize_state = state.clone();
     let authorize = move |socket: SocketRef, TryData(auth): TryData<HandshakeAuth>| {
@@ -153,6 +131,9 @@ async fn authorize(
         .or_else(|| auth::bearer(&parts.headers))
         .ok_or_else(|| AppError::Unauthorized("missing token".into()))?;
     let user = auth::authenticate(&state, token).await?;
+    if let Some(gate::Pending(slot)) = parts.extensions.get::<gate::Pending>() {
+        slot.authenticated();
+    }
     // Registered before the client learns it is connected, so its first
     // events (often sent straight from the `connect` callback) are kept.
     let (tx, rx) = mpsc::channel(INBOX_LEN);

@@ -250,3 +250,43 @@ async fn a_socketio_session_cannot_switch_to_a_foreign_origin() {
     assert_eq!(upgrade_status(&upgrade, &[("Origin", &own)]).await, 101);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_engineio_handshakes_are_capped() {
+    let app = spawn_app().await;
+    let alice = app.register("Alice").await;
+    // Sessions that authenticate hold no slot.
+    let mut signed_in = Vec::new();
+    for _ in 0..8 {
+        let mut sio = Polling::open(&app, None).await;
+        sio.connect(json!({"token": alice.token})).await;
+        sio.expect_event("ready").await;
+        signed_in.push(sio);
+    }
+    let url = format!("{}/socket.io/?EIO=4&transport=polling", app.base);
+    let started = Instant::now();
+    let (mut opened, mut refused) = (0usize, 0usize);
+    let mut last_refusal = None;
+    for _ in 0..2000 {
+        let resp = app.client.get(&url).send().await.expect("handshake");
+        match resp.status().as_u16() {
+            200 => opened += 1,
+            429 => {
+                refused += 1;
+                last_refusal = Some(resp);
+            }
+            other => panic!("handshake answered {other}"),
+        }
+    }
+    assert!(refused > 0, "2,000 unauthenticated sessions were all kept");
+    // Pending sessions end after 10 s without a namespace connect: on a
+    // box that took longer than that, some slots were freed meanwhile.
+    if started.elapsed() < Duration::from_secs(10) {
+        assert_eq!(opened, 1024, "refused {refused}");
+    }
+    let refusal = last_refusal.unwrap();
+    assert!(refusal.headers().contains_key("retry-after"));
+    let body: Value = refusal.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    app.stop().await;
+}
