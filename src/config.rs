@@ -233,6 +233,11 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub idle_connection_timeout: u64,
 
+    /// Real-time connections (WebSocket and Socket.IO) per user; a new one
+    /// beyond it closes that user's oldest. 0 = no limit.
+    #[arg(long, env = "NATTER_MAX_SOCKETS_PER_USER", default_value_t = 32)]
+    pub max_sockets_per_user: u32,
+
     /// Enables GET /metrics (Prometheus) for requests bearing this token.
     #[arg(long, env = "NATTER_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
@@ -303,6 +308,8 @@ pub struct Config {
     pub trust_proxy: bool,
     /// Bounds on open connections.
     pub connections: crate::connections::ConnLimits,
+    /// Real-time connections per user (0 = no limit).
+    pub max_sockets_per_user: usize,
 }
 
 impl Config {
@@ -361,6 +368,7 @@ impl Config {
                 max_per_ip: args.max_connections_per_ip as usize,
                 idle_timeout: std::time::Duration::from_secs(args.idle_connection_timeout),
             },
+            max_sockets_per_user: args.max_sockets_per_user as usize,
         })
     }
 

@@ -27,6 +27,10 @@ pub const TYPING_TTL: Duration = Duration::from_secs(5);
 /// A typing refresh is passed on again at most this often.
 pub const TYPING_REANNOUNCE: Duration = Duration::from_secs(1);
 
+/// A user whose last connection closed counts as online this much longer,
+/// so a reload or a reconnect does not flap their presence.
+pub const PRESENCE_GRACE: Duration = Duration::from_secs(2);
+
 /// A connection id, unique in the process.
 pub type ConnId = u64;
 
@@ -56,6 +60,18 @@ struct Inner {
     typing: HashMap<(ChatId, UserId), (Instant, Instant)>,
     /// Bumped by every [`Hub::leave_all`] (someone left or was removed).
     removals: u64,
+    /// Users whose last connection closed less than [`PRESENCE_GRACE`] ago
+    /// (they still count as online), with the [`Linger`] that may end it.
+    lingering: HashMap<UserId, u64>,
+    next_linger: u64,
+}
+
+/// A user's last connection closed: call [`Hub::linger_over`] after
+/// [`PRESENCE_GRACE`] to learn whether they went offline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Linger {
+    pub user: UserId,
+    id: u64,
 }
 
 /// The hub's removal count when a membership check started: a join or
@@ -77,12 +93,19 @@ pub struct Hub {
     inner: Mutex<Inner>,
     next_id: AtomicU64,
     shutting_down: AtomicBool,
+    /// Connections per user; a new one beyond it closes the oldest (0 = no
+    /// limit).
+    max_per_user: usize,
 }
 
 impl Hub {
-    /// An empty hub.
-    pub fn new() -> Self {
-        Hub::default()
+    /// An empty hub allowing `max_per_user` connections per user (0 = no
+    /// limit).
+    pub fn new(max_per_user: usize) -> Self {
+        Hub {
+            max_per_user,
+            ..Hub::default()
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -90,8 +113,10 @@ impl Hub {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers a connection. Returns its receiving end and, when this is the
-    /// user's first connection, the transition to online.
+    /// Registers a connection. Returns its receiving end and, when the user
+    /// was offline (not connected, nor within the grace after their last
+    /// connection), the transition to online. A user at the per-user cap
+    /// has their oldest connection closed to make room.
     pub fn connect(&self, user: UserId) -> (ConnRx, Option<Transition>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let (tx, rx) = mpsc::channel(QUEUE_LEN);
@@ -99,7 +124,20 @@ impl Hub {
         let mut inner = self.lock();
         let was_online = is_online(&inner, user);
         inner.manual.remove(&user);
-        inner.users.entry(user).or_default().push(Conn {
+        inner.lingering.remove(&user);
+        let conns = inner.users.entry(user).or_default();
+        if self.max_per_user > 0 {
+            loop {
+                let open = conns.iter().filter(|c| !c.closed.is_cancelled());
+                if open.clone().count() < self.max_per_user {
+                    break;
+                }
+                if let Some(oldest) = open.min_by_key(|c| c.id) {
+                    oldest.closed.cancel();
+                }
+            }
+        }
+        conns.push(Conn {
             id,
             tx,
             closed: closed.clone(),
@@ -109,18 +147,18 @@ impl Hub {
         (ConnRx { id, rx, closed }, transition)
     }
 
-    /// Unregisters a connection. Returns the transition to offline when it
-    /// was the user's last one.
-    pub fn disconnect(&self, user: UserId, conn: ConnId) -> Option<Transition> {
+    /// Unregisters a connection. When it was the user's last one, returns
+    /// the [`Linger`] to end after [`PRESENCE_GRACE`] (the user stays
+    /// online until then).
+    pub fn disconnect(&self, user: UserId, conn: ConnId) -> Option<Linger> {
         let mut inner = self.lock();
-        let was_online = is_online(&inner, user);
         let conns = inner.users.get_mut(&user)?;
         let pos = conns.iter().position(|c| c.id == conn)?;
         let removed = conns.swap_remove(pos);
         removed.closed.cancel();
-        if conns.is_empty() {
+        let last = conns.is_empty();
+        if last {
             inner.users.remove(&user);
-            inner.manual.remove(&user);
         }
         for chat in removed.rooms {
             if let Some(room) = inner.rooms.get_mut(&chat) {
@@ -130,6 +168,26 @@ impl Hub {
                 }
             }
         }
+        if !last {
+            return None;
+        }
+        inner.next_linger += 1;
+        let id = inner.next_linger;
+        inner.lingering.insert(user, id);
+        Some(Linger { user, id })
+    }
+
+    /// Ends a grace period: returns the transition to offline if the user
+    /// did not connect again meanwhile (and was not already shown offline).
+    pub fn linger_over(&self, linger: Linger) -> Option<Transition> {
+        let mut inner = self.lock();
+        let user = linger.user;
+        if inner.lingering.get(&user) != Some(&linger.id) {
+            return None;
+        }
+        let was_online = is_online(&inner, user);
+        inner.lingering.remove(&user);
+        inner.manual.remove(&user);
         (was_online && !is_online(&inner, user)).then_some(Transition {
             user,
             online: false,
@@ -157,9 +215,10 @@ impl Hub {
     /// Number of users online.
     pub fn online_count(&self) -> usize {
         let inner = self.lock();
-        let mut n = inner.users.len();
+        let connected = |u: &UserId| inner.users.contains_key(u) || inner.lingering.contains_key(u);
+        let mut n = inner.users.len() + inner.lingering.len();
         for (user, &online) in &inner.manual {
-            match (inner.users.contains_key(user), online) {
+            match (connected(user), online) {
                 (true, false) => n -= 1,
                 (false, true) => n += 1,
                 _ => {}
@@ -356,7 +415,7 @@ fn is_online(inner: &Inner, user: UserId) -> bool {
         .manual
         .get(&user)
         .copied()
-        .unwrap_or_else(|| inner.users.contains_key(&user))
+        .unwrap_or_else(|| inner.users.contains_key(&user) || inner.lingering.contains_key(&user))
 }
 
 fn deliver(

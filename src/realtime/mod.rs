@@ -149,18 +149,14 @@ async fn run(state: AppState, user: UserId, socket: WebSocket) {
         Ok(c) => c,
         Err(e) => {
             e.log();
-            if let Some(t) = state.hub().disconnect(user, conn_id) {
-                spawn_presence(&state, t);
-            }
+            disconnected(&state, user, conn_id);
             return;
         }
     };
     let (mut sink, mut stream) = socket.split();
     let ready = frame(READY, &json!({"userId": user, "cursor": cursor}), None);
     if sink.send(WsMessage::Text(ready.into())).await.is_err() {
-        if let Some(t) = state.hub().disconnect(user, conn_id) {
-            spawn_presence(&state, t);
-        }
+        disconnected(&state, user, conn_id);
         return;
     }
     let last_heard = Arc::new(AtomicI64::new(now_secs()));
@@ -199,9 +195,7 @@ async fn run(state: AppState, user: UserId, socket: WebSocket) {
         }
     }
     drop(reply_tx);
-    if let Some(t) = state.hub().disconnect(user, conn_id) {
-        spawn_presence(&state, t);
-    }
+    disconnected(&state, user, conn_id);
     let _ = writer.await;
 }
 
@@ -288,6 +282,25 @@ async fn write_loop(
 fn now_secs() -> i64 {
     static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     START.get_or_init(Instant::now).elapsed().as_secs() as i64
+}
+
+/// Unregisters a connection from the hub; when it was the user's last, they
+/// go offline after [`hub::PRESENCE_GRACE`] unless they connect again.
+pub(crate) fn disconnected(state: &AppState, user: UserId, conn: hub::ConnId) {
+    let Some(linger) = state.hub().disconnect(user, conn) else {
+        return;
+    };
+    let state = state.downgrade();
+    tokio::spawn(async move {
+        tokio::time::sleep(hub::PRESENCE_GRACE).await;
+        let Some(state) = state.upgrade() else { return };
+        if state.hub().is_shutting_down() {
+            return;
+        }
+        if let Some(t) = state.hub().linger_over(linger) {
+            spawn_presence(&state, t);
+        }
+    });
 }
 
 /// Announces a presence transition in the background.

@@ -45,8 +45,8 @@ use crate::realtime::frames::{Published, ERROR, READY};
 use crate::realtime::gate;
 use crate::realtime::hub::{ConnId, ConnRx, QUEUE_LEN};
 use crate::realtime::{
-    dispatch, origin_allowed, peer_of, spawn_presence, WsQuery, IDLE_TIMEOUT, MAX_FRAME_BYTES,
-    PING_EVERY, WRITE_TIMEOUT,
+    disconnected, dispatch, origin_allowed, peer_of, spawn_presence, WsQuery, IDLE_TIMEOUT,
+    MAX_FRAME_BYTES, PING_EVERY, WRITE_TIMEOUT,
 };
 use crate::state::AppState;
 
@@ -204,9 +204,7 @@ async fn run(state: AppState, io: SocketIo, socket: SocketRef, pending: Pending)
             disconnect(socket);
         }
     }
-    if let Some(t) = state.hub().disconnect(user, conn_id) {
-        spawn_presence(&state, t);
-    }
+    disconnected(&state, user, conn_id);
     let _ = worker.await;
 }
 

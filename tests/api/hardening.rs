@@ -290,3 +290,67 @@ async fn unauthenticated_engineio_handshakes_are_capped() {
     assert_eq!(body["error"]["code"], "rate_limited", "{body}");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_churn_does_not_flap_presence() {
+    let app = spawn_app().await;
+    let alice = app.register("Alice").await;
+    let bob = app.register("Bob").await;
+    let chat = app.direct_chat(&alice, &bob).await;
+    let mut bob_ws = app.ws(&bob).await;
+    for _ in 0..1000 {
+        app.ws(&alice).await.close().await;
+    }
+    // The sentinel: everything published to Bob before it has arrived.
+    app.send(&alice, chat, "done").await;
+    let frames = frames_until_message(&mut bob_ws).await;
+    let online: Vec<_> = frames
+        .iter()
+        .filter(|f| f["event"] == "user:online")
+        .map(|f| f["data"]["online"].clone())
+        .collect();
+    // Online once; offline only after the last close stayed closed for the
+    // grace (a slow box may have let one gap grow that long).
+    assert!(
+        online.len() <= 4 && online.first() == Some(&json!(true)),
+        "{} user:online frames for 1,000 reconnects, starting {:?}",
+        online.len(),
+        &online[..online.len().min(8)]
+    );
+    let off = bob_ws.expect_event("user:online").await;
+    assert_eq!(off["online"], false, "{off}");
+    app.stop().await;
+}
+
+/// Whether the server closes `ws` within [`WAIT`] (frames before the close
+/// are skipped).
+async fn closed_by_server(ws: &mut WsClient) -> bool {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match tokio::time::timeout(WAIT, ws.stream.next()).await {
+            Err(_) => return false,
+            Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return true,
+            Ok(Some(Ok(_))) => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_user_has_at_most_32_sockets_and_the_oldest_are_closed() {
+    let app = spawn_app().await;
+    let alice = app.register("Alice").await;
+    let mut sockets = Vec::new();
+    for _ in 0..40 {
+        sockets.push(app.ws(&alice).await);
+    }
+    for (i, ws) in sockets.iter_mut().enumerate() {
+        if i < 8 {
+            assert!(closed_by_server(ws).await, "socket {i} is still open");
+        } else {
+            let reply = ws.request("chat:join", json!({"chatId": 999_999})).await;
+            assert_eq!(reply["event"], "error", "socket {i} still works: {reply}");
+        }
+    }
+    app.stop().await;
+}
