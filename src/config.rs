@@ -241,6 +241,28 @@ pub struct ServeArgs {
           value_parser = TrustedProxies::parse)]
     pub trust_proxy: Option<TrustedProxies>,
 
+    /// Open TCP connections in total (WebSockets included). At the cap the
+    /// oldest connection without a request in flight is closed to let a new
+    /// one in. Default: 80% of the open-file limit minus 128.
+    #[arg(long, env = "NATTER_MAX_CONNECTIONS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: Option<u64>,
+
+    /// Open TCP connections per client IP (loopback peers exempt); 0 = no limit.
+    #[arg(long, env = "NATTER_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: u32,
+
+    /// Seconds a connection may stay open without a request in flight: to
+    /// send its first byte, or between requests on keep-alive.
+    #[arg(long, env = "NATTER_IDLE_CONNECTION_TIMEOUT", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub idle_connection_timeout: u64,
+
+    /// Real-time connections (WebSocket and Socket.IO) per user; a new one
+    /// beyond it closes that user's oldest. 0 = no limit.
+    #[arg(long, env = "NATTER_MAX_SOCKETS_PER_USER", default_value_t = 32)]
+    pub max_sockets_per_user: u32,
+
     /// Enables GET /metrics (Prometheus) for requests bearing this token.
     #[arg(long, env = "NATTER_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
@@ -329,6 +351,10 @@ pub struct Config {
     pub trust_proxy: TrustedProxies,
     /// Delete for everyone only this long after sending; `None` = no limit.
     pub delete_window_secs: Option<u64>,
+    /// Bounds on open connections.
+    pub connections: crate::connections::ConnLimits,
+    /// Real-time connections per user (0 = no limit).
+    pub max_sockets_per_user: usize,
 }
 
 /// Makes the data dir 0700 (also one an older natter created 0755), so no
@@ -398,6 +424,14 @@ impl Config {
             },
             trust_proxy: args.trust_proxy.clone().unwrap_or_default(),
             delete_window_secs: (args.delete_window > 0).then_some(args.delete_window),
+            connections: crate::connections::ConnLimits {
+                max_total: args
+                    .max_connections
+                    .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+                max_per_ip: args.max_connections_per_ip as usize,
+                idle_timeout: std::time::Duration::from_secs(args.idle_connection_timeout),
+            },
+            max_sockets_per_user: args.max_sockets_per_user as usize,
         })
     }
 

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod auth;
 pub mod bench;
 pub mod config;
+pub mod connections;
 pub mod db;
 pub mod error;
 pub mod files;
@@ -63,6 +64,11 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Longest wait for in-flight requests at shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// First pause after a failed `accept` (out of file descriptors and the
+/// like); it doubles per failure in a row up to [`ACCEPT_BACKOFF_MAX`].
+pub const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
+/// Longest pause after failed `accept`s.
+pub const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// Serves natter on `listener` until `shutdown` resolves; then closes
 /// WebSockets (1001), finishes in-flight requests, commits queued writes and
@@ -70,7 +76,9 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 ///
 /// Connections are served with hyper-util directly (not `axum::serve`) for
 /// the limits a public server needs: a header read timeout, a bounded request
-/// head, and TCP_NODELAY so small frames (acks, receipts) never wait.
+/// head, TCP_NODELAY so small frames (acks, receipts) never wait, and the
+/// connection bounds of [`connections`] (idle deadline, per-IP and total
+/// caps with eviction of idle connections).
 pub async fn serve(
     config: Config,
     listener: TcpListener,
@@ -83,6 +91,23 @@ pub async fn serve(
     files::start_sweeper(state.downgrade(), state.config().sweep_interval);
     ops::users::start_revocation_watch(state.downgrade());
     limits::start_cleanup(state.downgrade());
+    let nofile = connections::raise_fd_limit();
+    let limits = state.config().connections;
+    let max_total = limits
+        .max_total
+        .unwrap_or_else(|| connections::derived_max_total(nofile));
+    tracing::info!(
+        max_total,
+        max_per_ip = limits.max_per_ip,
+        idle_timeout_secs = limits.idle_timeout.as_secs(),
+        "connection limits"
+    );
+    let tracker = connections::Tracker::new(
+        max_total,
+        limits.max_per_ip,
+        limits.idle_timeout,
+        state.config().trust_proxy.clone(),
+    );
     let addr = listener.local_addr()?;
     tracing::info!("natter listening on http://{addr}");
     let app = http::router(state.clone());
@@ -99,32 +124,62 @@ pub async fn serve(
         .max_header_list_size(MAX_HEAD_BYTES as u32);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
+    let mut accept_errors = 0u64;
+    let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
-                    // Out of file descriptors and the like: back off, keep serving.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Out of file descriptors and the like: back off
+                    // (doubling, capped), log once per burst, keep serving.
+                    if accept_errors == 0 {
+                        tracing::warn!(error = %e, "accept failed; backing off");
+                    } else {
+                        backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                    }
+                    accept_errors += 1;
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = &mut shutdown => break,
+                    }
                     continue;
                 }
             },
             () = &mut shutdown => break,
         };
+        if accept_errors > 0 {
+            tracing::warn!(failures = accept_errors, "accept works again");
+            accept_errors = 0;
+            backoff = ACCEPT_BACKOFF_MIN;
+        }
+        // Over the per-IP share, or full of busy connections: close it now.
+        let Ok(handle) = tracker.admit(peer.ip()) else {
+            continue;
+        };
         let _ = stream.set_nodelay(true);
+        let handle = std::sync::Arc::new(handle);
         let app = app.clone();
+        let on_request = handle.clone();
         let service =
             hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                let guard = on_request.request();
                 req.extensions_mut().insert(ConnectInfo(peer));
-                app.clone().oneshot(req.map(axum::body::Body::new))
+                let response = app.clone().oneshot(req.map(axum::body::Body::new));
+                async move { response.await.map(|r| guard.attach(r)) }
             });
+        let io = connections::TrackedIo::new(stream, handle.clone());
         let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .serve_connection_with_upgrades(TokioIo::new(io), service)
             .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            let _ = conn.await;
+            // Evicted or idle past the deadline: dropping the connection
+            // closes its socket (an upgraded one lives on in its handler).
+            tokio::select! {
+                _ = conn => {}
+                () = handle.closed() => {}
+            }
         });
     }
     tracing::info!("shutting down");

@@ -30,11 +30,12 @@ impl AppState {
     pub fn new(config: Config, db: Db) -> Self {
         let deliveries = DeliveryBatcher::new();
         let limits = Limits::new(config.rates);
+        let hub = Hub::new(config.max_sockets_per_user);
         let state = AppState {
             inner: Arc::new(Inner {
                 config,
                 db,
-                hub: Hub::new(),
+                hub,
                 deliveries,
                 metrics: Metrics::default(),
                 limits,

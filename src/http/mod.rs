@@ -100,6 +100,13 @@ pub fn router(state: AppState) -> Router {
     let mut app = api
         .fallback(assets::serve)
         .layer(crate::realtime::socketio::layer(state.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            crate::realtime::gate::GateState {
+                app: state.clone(),
+                gate: crate::realtime::gate::Gate::new(),
+            },
+            crate::realtime::gate::check,
+        ))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CSP),

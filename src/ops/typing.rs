@@ -19,18 +19,32 @@ pub async fn update(
     chat: ChatId,
     typing: bool,
 ) -> AppResult<()> {
-    if !state.hub().has_joined(user, conn, chat) {
-        state
-            .db()
-            .read(move |c| db::chats::membership(c, chat, user))
-            .await?
-            .ok_or_else(AppError::chat_not_found)?;
+    // A connection in the chat's room is a member: a removal takes it out
+    // of the room. Otherwise read membership, and retry if a removal raced
+    // with the read (see `Hub::set_typing`).
+    for _ in 0..MEMBERSHIP_RETRIES {
+        let ticket = state.hub().ticket();
+        if !state.hub().has_joined(user, conn, chat) {
+            state
+                .db()
+                .read(move |c| db::chats::membership(c, chat, user))
+                .await?
+                .ok_or_else(AppError::chat_not_found)?;
+        }
+        if let Some(announce_it) = state.hub().set_typing(chat, user, conn, typing, ticket) {
+            if announce_it {
+                announce(state, chat, user, typing);
+            }
+            return Ok(());
+        }
     }
-    if state.hub().set_typing(chat, user, typing) {
-        announce(state, chat, user, typing);
-    }
-    Ok(())
+    Err(AppError::RateLimited {
+        retry_after_secs: 1,
+    })
 }
+
+/// Membership reads retried when chat removals keep racing with them.
+pub const MEMBERSHIP_RETRIES: usize = 8;
 
 fn announce(state: &AppState, chat: ChatId, user: UserId, typing: bool) {
     let event = Published::new(

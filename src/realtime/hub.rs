@@ -27,6 +27,10 @@ pub const TYPING_TTL: Duration = Duration::from_secs(5);
 /// A typing refresh is passed on again at most this often.
 pub const TYPING_REANNOUNCE: Duration = Duration::from_secs(1);
 
+/// A user whose last connection closed counts as online this much longer,
+/// so a reload or a reconnect does not flap their presence.
+pub const PRESENCE_GRACE: Duration = Duration::from_secs(2);
+
 /// A connection id, unique in the process.
 pub type ConnId = u64;
 
@@ -54,7 +58,27 @@ struct Inner {
     manual: HashMap<UserId, bool>,
     /// (chat, user) → typing deadline and when it was last announced.
     typing: HashMap<(ChatId, UserId), (Instant, Instant)>,
+    /// Bumped by every [`Hub::leave_all`] (someone left or was removed).
+    removals: u64,
+    /// Users whose last connection closed less than [`PRESENCE_GRACE`] ago
+    /// (they still count as online), with the [`Linger`] that may end it.
+    lingering: HashMap<UserId, u64>,
+    next_linger: u64,
 }
+
+/// A user's last connection closed: call [`Hub::linger_over`] after
+/// [`PRESENCE_GRACE`] to learn whether they went offline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Linger {
+    pub user: UserId,
+    id: u64,
+}
+
+/// The hub's removal count when a membership check started: a join or
+/// typing state based on that check is taken only if no removal happened
+/// since (see [`Hub::join_checked`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket(u64);
 
 /// A presence change to announce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,12 +93,19 @@ pub struct Hub {
     inner: Mutex<Inner>,
     next_id: AtomicU64,
     shutting_down: AtomicBool,
+    /// Connections per user; a new one beyond it closes the oldest (0 = no
+    /// limit).
+    max_per_user: usize,
 }
 
 impl Hub {
-    /// An empty hub.
-    pub fn new() -> Self {
-        Hub::default()
+    /// An empty hub allowing `max_per_user` connections per user (0 = no
+    /// limit).
+    pub fn new(max_per_user: usize) -> Self {
+        Hub {
+            max_per_user,
+            ..Hub::default()
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -82,8 +113,10 @@ impl Hub {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers a connection. Returns its receiving end and, when this is the
-    /// user's first connection, the transition to online.
+    /// Registers a connection. Returns its receiving end and, when the user
+    /// was offline (not connected, nor within the grace after their last
+    /// connection), the transition to online. A user at the per-user cap
+    /// has their oldest connection closed to make room.
     pub fn connect(&self, user: UserId) -> (ConnRx, Option<Transition>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let (tx, rx) = mpsc::channel(QUEUE_LEN);
@@ -91,7 +124,20 @@ impl Hub {
         let mut inner = self.lock();
         let was_online = is_online(&inner, user);
         inner.manual.remove(&user);
-        inner.users.entry(user).or_default().push(Conn {
+        inner.lingering.remove(&user);
+        let conns = inner.users.entry(user).or_default();
+        if self.max_per_user > 0 {
+            loop {
+                let open = conns.iter().filter(|c| !c.closed.is_cancelled());
+                if open.clone().count() < self.max_per_user {
+                    break;
+                }
+                if let Some(oldest) = open.min_by_key(|c| c.id) {
+                    oldest.closed.cancel();
+                }
+            }
+        }
+        conns.push(Conn {
             id,
             tx,
             closed: closed.clone(),
@@ -101,18 +147,18 @@ impl Hub {
         (ConnRx { id, rx, closed }, transition)
     }
 
-    /// Unregisters a connection. Returns the transition to offline when it
-    /// was the user's last one.
-    pub fn disconnect(&self, user: UserId, conn: ConnId) -> Option<Transition> {
+    /// Unregisters a connection. When it was the user's last one, returns
+    /// the [`Linger`] to end after [`PRESENCE_GRACE`] (the user stays
+    /// online until then).
+    pub fn disconnect(&self, user: UserId, conn: ConnId) -> Option<Linger> {
         let mut inner = self.lock();
-        let was_online = is_online(&inner, user);
         let conns = inner.users.get_mut(&user)?;
         let pos = conns.iter().position(|c| c.id == conn)?;
         let removed = conns.swap_remove(pos);
         removed.closed.cancel();
-        if conns.is_empty() {
+        let last = conns.is_empty();
+        if last {
             inner.users.remove(&user);
-            inner.manual.remove(&user);
         }
         for chat in removed.rooms {
             if let Some(room) = inner.rooms.get_mut(&chat) {
@@ -122,6 +168,26 @@ impl Hub {
                 }
             }
         }
+        if !last {
+            return None;
+        }
+        inner.next_linger += 1;
+        let id = inner.next_linger;
+        inner.lingering.insert(user, id);
+        Some(Linger { user, id })
+    }
+
+    /// Ends a grace period: returns the transition to offline if the user
+    /// did not connect again meanwhile (and was not already shown offline).
+    pub fn linger_over(&self, linger: Linger) -> Option<Transition> {
+        let mut inner = self.lock();
+        let user = linger.user;
+        if inner.lingering.get(&user) != Some(&linger.id) {
+            return None;
+        }
+        let was_online = is_online(&inner, user);
+        inner.lingering.remove(&user);
+        inner.manual.remove(&user);
         (was_online && !is_online(&inner, user)).then_some(Transition {
             user,
             online: false,
@@ -149,9 +215,10 @@ impl Hub {
     /// Number of users online.
     pub fn online_count(&self) -> usize {
         let inner = self.lock();
-        let mut n = inner.users.len();
+        let connected = |u: &UserId| inner.users.contains_key(u) || inner.lingering.contains_key(u);
+        let mut n = inner.users.len() + inner.lingering.len();
         for (user, &online) in &inner.manual {
-            match (inner.users.contains_key(user), online) {
+            match (connected(user), online) {
                 (true, false) => n -= 1,
                 (false, true) => n += 1,
                 _ => {}
@@ -160,9 +227,23 @@ impl Hub {
         n
     }
 
-    /// Adds a connection to a chat's room (for typing).
-    pub fn join(&self, user: UserId, conn: ConnId, chat: ChatId) {
+    /// Take this before reading membership for [`Hub::join_checked`] or
+    /// [`Hub::set_typing`].
+    pub fn ticket(&self) -> Ticket {
+        Ticket(self.lock().removals)
+    }
+
+    /// Adds a connection to a chat's room (for typing), unless someone was
+    /// taken out of a room since `ticket` (the membership read before it may
+    /// be stale: the caller reads again and retries). A removal commits
+    /// before its [`Hub::leave_all`], so a join either lands before the
+    /// sweep (and is swept) or sees the bumped count: a removed member never
+    /// stays in the room.
+    pub fn join_checked(&self, user: UserId, conn: ConnId, chat: ChatId, ticket: Ticket) -> bool {
         let mut inner = self.lock();
+        if inner.removals != ticket.0 {
+            return false;
+        }
         if let Some(c) = inner
             .users
             .get_mut(&user)
@@ -171,6 +252,7 @@ impl Hub {
             c.rooms.insert(chat);
             inner.rooms.entry(chat).or_default().insert((user, conn));
         }
+        true
     }
 
     /// Removes a connection from a chat's room.
@@ -201,6 +283,7 @@ impl Hub {
             room.retain(|(u, _)| *u != user);
         }
         inner.typing.remove(&(chat, user));
+        inner.removals += 1;
     }
 
     /// Whether this connection joined the chat.
@@ -211,16 +294,33 @@ impl Hub {
             .is_some_and(|r| r.contains(&(user, conn)))
     }
 
-    /// Records a typing state; returns whether it should be announced: a
-    /// change, or a refresh of an ongoing "typing" at most once per
-    /// [`TYPING_REANNOUNCE`] (so a connection that joined meanwhile sees it).
-    pub fn set_typing(&self, chat: ChatId, user: UserId, typing: bool) -> bool {
+    /// Records a typing state of `user` on connection `conn`; returns
+    /// whether it should be announced: a change, or a refresh of an ongoing
+    /// "typing" at most once per [`TYPING_REANNOUNCE`] (so a connection that
+    /// joined meanwhile sees it). `None` when the connection has not joined
+    /// the chat and a removal happened since `ticket` (the membership check
+    /// may be stale: check again).
+    pub fn set_typing(
+        &self,
+        chat: ChatId,
+        user: UserId,
+        conn: ConnId,
+        typing: bool,
+        ticket: Ticket,
+    ) -> Option<bool> {
         let mut inner = self.lock();
+        let joined = inner
+            .rooms
+            .get(&chat)
+            .is_some_and(|r| r.contains(&(user, conn)));
+        if !joined && inner.removals != ticket.0 {
+            return None;
+        }
         let now = Instant::now();
         if !typing {
-            return inner.typing.remove(&(chat, user)).is_some();
+            return Some(inner.typing.remove(&(chat, user)).is_some());
         }
-        match inner.typing.get_mut(&(chat, user)) {
+        Some(match inner.typing.get_mut(&(chat, user)) {
             Some((deadline, announced)) => {
                 *deadline = now + TYPING_TTL;
                 if now.duration_since(*announced) >= TYPING_REANNOUNCE {
@@ -234,7 +334,7 @@ impl Hub {
                 inner.typing.insert((chat, user), (now + TYPING_TTL, now));
                 true
             }
-        }
+        })
     }
 
     /// Typing states past their deadline, removed.
@@ -315,7 +415,7 @@ fn is_online(inner: &Inner, user: UserId) -> bool {
         .manual
         .get(&user)
         .copied()
-        .unwrap_or_else(|| inner.users.contains_key(&user))
+        .unwrap_or_else(|| inner.users.contains_key(&user) || inner.lingering.contains_key(&user))
 }
 
 fn deliver(

@@ -9,6 +9,7 @@
 //! only.
 
 pub mod frames;
+pub mod gate;
 pub mod hub;
 pub mod socketio;
 
@@ -17,9 +18,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -56,8 +60,10 @@ pub struct WsQuery {
 
 /// Whether a browser `Origin` may open a socket: the server's own host, or
 /// `FRONTEND_URL`. Non-browser clients send no Origin and are let through
-/// (they still need a token).
-pub fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
+/// (they still need a token). The host is the `Host` header, or
+/// `X-Forwarded-Host` when the peer is one of the `--trust-proxy` proxies;
+/// otherwise any client could name its own origin there.
+pub fn origin_allowed(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };
@@ -67,13 +73,21 @@ pub fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
     if state.config().frontend_origin.as_deref() == Some(origin.as_str()) {
         return true;
     }
-    let host = headers
-        .get("x-forwarded-host")
+    let from_proxy = peer.is_some_and(|p| state.config().trust_proxy.contains(p.ip()));
+    let forwarded = headers.get("x-forwarded-host").filter(|_| from_proxy);
+    let host = forwarded
         .or_else(|| headers.get(header::HOST))
         .and_then(|h| h.to_str().ok())
         .map(str::to_ascii_lowercase);
     let origin_host = origin.split_once("://").map(|(_, h)| h);
     host.is_some() && origin_host == host.as_deref()
+}
+
+/// The peer address the serve loop attached to a request.
+pub fn peer_of(extensions: &axum::http::Extensions) -> Option<SocketAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| *addr)
 }
 
 /// The upgrade handler.
@@ -90,11 +104,12 @@ pub fn origin_allowed(state: &AppState, headers: &HeaderMap) -> bool {
     ))]
 pub async fn ws_handler(
     State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     Query(query): Query<WsQuery>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if !origin_allowed(&state, &headers) {
+    if !origin_allowed(&state, &headers, peer.map(|Extension(ConnectInfo(p))| p)) {
         return AppError::Forbidden("origin not allowed".into()).into_response();
     }
     let token = query
@@ -133,18 +148,14 @@ async fn run(state: AppState, user: UserId, socket: WebSocket) {
         Ok(c) => c,
         Err(e) => {
             e.log();
-            if let Some(t) = state.hub().disconnect(user, conn_id) {
-                spawn_presence(&state, t);
-            }
+            disconnected(&state, user, conn_id);
             return;
         }
     };
     let (mut sink, mut stream) = socket.split();
     let ready = frame(READY, &json!({"userId": user, "cursor": cursor}), None);
     if sink.send(WsMessage::Text(ready.into())).await.is_err() {
-        if let Some(t) = state.hub().disconnect(user, conn_id) {
-            spawn_presence(&state, t);
-        }
+        disconnected(&state, user, conn_id);
         return;
     }
     let last_heard = Arc::new(AtomicI64::new(now_secs()));
@@ -183,9 +194,7 @@ async fn run(state: AppState, user: UserId, socket: WebSocket) {
         }
     }
     drop(reply_tx);
-    if let Some(t) = state.hub().disconnect(user, conn_id) {
-        spawn_presence(&state, t);
-    }
+    disconnected(&state, user, conn_id);
     let _ = writer.await;
 }
 
@@ -272,6 +281,25 @@ async fn write_loop(
 fn now_secs() -> i64 {
     static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     START.get_or_init(Instant::now).elapsed().as_secs() as i64
+}
+
+/// Unregisters a connection from the hub; when it was the user's last, they
+/// go offline after [`hub::PRESENCE_GRACE`] unless they connect again.
+pub(crate) fn disconnected(state: &AppState, user: UserId, conn: hub::ConnId) {
+    let Some(linger) = state.hub().disconnect(user, conn) else {
+        return;
+    };
+    let state = state.downgrade();
+    tokio::spawn(async move {
+        tokio::time::sleep(hub::PRESENCE_GRACE).await;
+        let Some(state) = state.upgrade() else { return };
+        if state.hub().is_shutting_down() {
+            return;
+        }
+        if let Some(t) = state.hub().linger_over(linger) {
+            spawn_presence(&state, t);
+        }
+    });
 }
 
 /// Announces a presence transition in the background.
@@ -377,13 +405,22 @@ pub async fn dispatch(
     match event {
         CHAT_JOIN => {
             let ChatRef { chat_id } = parse_json(data.as_bytes())?;
-            state
-                .db()
-                .read(move |c| db::chats::membership(c, chat_id, user))
-                .await?
-                .ok_or_else(AppError::chat_not_found)?;
-            state.hub().join(user, conn, chat_id);
-            Ok(json!({"chatId": chat_id}))
+            // The membership read and the join are made atomic with
+            // removals by the hub's ticket: retry if one raced.
+            for _ in 0..ops::typing::MEMBERSHIP_RETRIES {
+                let ticket = state.hub().ticket();
+                state
+                    .db()
+                    .read(move |c| db::chats::membership(c, chat_id, user))
+                    .await?
+                    .ok_or_else(AppError::chat_not_found)?;
+                if state.hub().join_checked(user, conn, chat_id, ticket) {
+                    return Ok(json!({"chatId": chat_id}));
+                }
+            }
+            Err(AppError::RateLimited {
+                retry_after_secs: 1,
+            })
         }
         CHAT_LEAVE => {
             let ChatRef { chat_id } = parse_json(data.as_bytes())?;

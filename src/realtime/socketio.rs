@@ -10,7 +10,10 @@
 //!
 //! Invariants:
 //! - The connect middleware refuses (the client sees `connect_error`) a
-//!   browser `Origin` that `/ws` would refuse and a missing or bad token.
+//!   browser `Origin` that `/ws` would refuse on the session's first
+//!   request, and a missing or bad token. In front of it, [`super::gate`]
+//!   caps sessions that have not authenticated yet and checks the `Origin`
+//!   of every later request of a session.
 //! - Client events of one socket are handled one at a time, in arrival
 //!   order, as the `/ws` reader does: socketioxide spawns a task per event,
 //!   so [`Inbox`] queues them synchronously and one worker drains the queue.
@@ -39,10 +42,11 @@ use crate::error::AppError;
 use crate::http::JSON_BODY_LIMIT;
 use crate::model::UserId;
 use crate::realtime::frames::{Published, ERROR, READY};
+use crate::realtime::gate;
 use crate::realtime::hub::{ConnId, ConnRx, QUEUE_LEN};
 use crate::realtime::{
-    dispatch, origin_allowed, spawn_presence, WsQuery, IDLE_TIMEOUT, MAX_FRAME_BYTES, PING_EVERY,
-    WRITE_TIMEOUT,
+    disconnected, dispatch, origin_allowed, peer_of, spawn_presence, WsQuery, IDLE_TIMEOUT,
+    MAX_FRAME_BYTES, PING_EVERY, WRITE_TIMEOUT,
 };
 use crate::state::AppState;
 
@@ -63,6 +67,9 @@ pub fn layer(state: AppState) -> SocketIoLayer {
         .max_payload(JSON_BODY_LIMIT as u64)
         .ws_max_message_size(MAX_FRAME_BYTES)
         .ws_max_frame_size(MAX_FRAME_BYTES)
+        // A session that has not connected to the namespace by then is
+        // closed (and frees its pending slot, see `gate`).
+        .connect_timeout(gate::CONNECT_TIMEOUT)
         .build_layer();
     let authorize_state = state.clone();
     let authorize = move |socket: SocketRef, TryData(auth): TryData<HandshakeAuth>| {
@@ -107,7 +114,7 @@ async fn authorize(
     auth: Result<HandshakeAuth, ParserError>,
 ) -> Result<(), AppError> {
     let parts = socket.req_parts();
-    if !origin_allowed(&state, &parts.headers) {
+    if !origin_allowed(&state, &parts.headers, peer_of(&parts.extensions)) {
         return Err(AppError::Forbidden("origin not allowed".into()));
     }
     let from_auth = auth.ok().and_then(|a| a.token);
@@ -124,6 +131,9 @@ async fn authorize(
         .or_else(|| auth::bearer(&parts.headers))
         .ok_or_else(|| AppError::Unauthorized("missing token".into()))?;
     let user = auth::authenticate(&state, token).await?;
+    if let Some(gate::Pending(slot)) = parts.extensions.get::<gate::Pending>() {
+        slot.authenticated();
+    }
     // Registered before the client learns it is connected, so its first
     // events (often sent straight from the `connect` callback) are kept.
     let (tx, rx) = mpsc::channel(INBOX_LEN);
@@ -194,9 +204,7 @@ async fn run(state: AppState, io: SocketIo, socket: SocketRef, pending: Pending)
             disconnect(socket);
         }
     }
-    if let Some(t) = state.hub().disconnect(user, conn_id) {
-        spawn_presence(&state, t);
-    }
+    disconnected(&state, user, conn_id);
     let _ = worker.await;
 }
 

@@ -14,7 +14,15 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use crate::helpers::{spawn_binary, Server};
 
 fn start(dir: &std::path::Path) -> Server {
-    spawn_binary(dir, &["--send-rate", "0", "--login-rate", "0"], |_| {})
+    start_with(dir, &[])
+}
+
+/// Starts the binary on `dir` with these extra `serve` flags; returns once
+/// it logged its address.
+pub(crate) fn start_with(dir: &std::path::Path, extra: &[&str]) -> Server {
+    let mut args = vec!["--send-rate", "0", "--login-rate", "0"];
+    args.extend_from_slice(extra);
+    spawn_binary(dir, &args, |_| {})
 }
 
 /// The child's exit status; fails the test if it is still running 10 s
@@ -32,7 +40,7 @@ async fn exit_within_10s(server: &mut Server, since: Instant) -> std::process::E
     }
 }
 
-fn kill9(server: &mut Server) {
+pub(crate) fn kill9(server: &mut Server) {
     server.child.kill().expect("SIGKILL");
     server.child.wait().expect("reaped");
 }

@@ -9,6 +9,7 @@ mod cli;
 mod config;
 mod crash;
 mod files;
+mod hardening;
 mod helpers;
 mod messages;
 mod metrics;

@@ -13,8 +13,9 @@ use crate::helpers::*;
 const RECORD_SEPARATOR: char = '\u{1e}';
 
 /// One Engine.IO long-polling session.
-struct Polling {
-    url: String,
+pub(crate) struct Polling {
+    pub(crate) sid: String,
+    pub(crate) url: String,
     client: reqwest::Client,
     /// Socket.IO packets received and not yet taken, in order.
     pending: Vec<String>,
@@ -24,7 +25,7 @@ struct Polling {
 
 impl Polling {
     /// Opens an Engine.IO session (no namespace yet).
-    async fn open(app: &TestApp, origin: Option<&str>) -> Polling {
+    pub(crate) async fn open(app: &TestApp, origin: Option<&str>) -> Polling {
         let client = app.client.clone();
         let mut req = client.get(format!("{}/socket.io/?EIO=4&transport=polling", app.base));
         if let Some(o) = origin {
@@ -35,6 +36,7 @@ impl Polling {
         let open: Value = serde_json::from_str(open).expect("open json");
         let sid = open["sid"].as_str().expect("sid");
         Polling {
+            sid: sid.to_string(),
             url: format!("{}/socket.io/?EIO=4&transport=polling&sid={sid}", app.base),
             client,
             pending: Vec::new(),
@@ -43,7 +45,7 @@ impl Polling {
     }
 
     /// Sends Engine.IO message packets (`4` + a Socket.IO packet).
-    async fn send(&self, packet: &str) {
+    pub(crate) async fn send(&self, packet: &str) {
         let resp = self
             .client
             .post(&self.url)
@@ -55,12 +57,12 @@ impl Polling {
     }
 
     /// Connects to the main namespace with this `auth` object.
-    async fn connect(&self, auth: Value) {
+    pub(crate) async fn connect(&self, auth: Value) {
         self.send(&format!("0{auth}")).await;
     }
 
     /// One long-poll: queues its Socket.IO packets and answers pings.
-    async fn poll_once(&mut self) {
+    pub(crate) async fn poll_once(&mut self) {
         let body = self
             .client
             .get(&self.url)
@@ -84,7 +86,7 @@ impl Polling {
     }
 
     /// The next Socket.IO packet.
-    async fn next(&mut self) -> String {
+    pub(crate) async fn next(&mut self) -> String {
         for _ in 0..20 {
             if !self.pending.is_empty() {
                 return self.pending.remove(0);
@@ -95,7 +97,7 @@ impl Polling {
     }
 
     /// Waits for the `event` event; returns its data.
-    async fn expect_event(&mut self, event: &str) -> Value {
+    pub(crate) async fn expect_event(&mut self, event: &str) -> Value {
         for _ in 0..20 {
             let packet = tokio::time::timeout(Duration::from_secs(30), self.next())
                 .await
