@@ -211,9 +211,7 @@ impl Tracker {
             };
             remove(&mut inner, victim);
             self.note_shed(&mut inner);
-        } else if inner.shed > 0
-            && inner.last_shed.is_some_and(|t| t.elapsed() >= SHED_QUIET)
-        {
+        } else if inner.shed > 0 && inner.last_shed.is_some_and(|t| t.elapsed() >= SHED_QUIET) {
             tracing::info!(shed = inner.shed, "no longer shedding connections");
             inner.shed = 0;
         }
