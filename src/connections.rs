@@ -143,10 +143,14 @@ struct Inner {
     /// Connections with bytes but no request in flight, by age.
     idle: BTreeSet<u64>,
     per_ip: HashMap<IpAddr, usize>,
-    /// Connections shed since the cap was last reached (for one log line
-    /// per burst).
+    /// Connections shed in the current burst (for one log line when it
+    /// starts and one when it ends), and when the last one was.
     shed: u64,
+    last_shed: Option<Instant>,
 }
+
+/// Quiet time after which a burst of shedding counts as over.
+const SHED_QUIET: Duration = Duration::from_secs(10);
 
 /// Why a connection was not let in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,8 +216,8 @@ impl Tracker {
             };
             remove(&mut inner, victim);
             self.note_shed(&mut inner);
-        } else if inner.shed > 0 && inner.conns.len() < self.max_total * 9 / 10 {
-            tracing::info!(shed = inner.shed, "connection cap no longer reached");
+        } else if inner.shed > 0 && inner.last_shed.is_some_and(|t| t.elapsed() >= SHED_QUIET) {
+            tracing::info!(shed = inner.shed, "no longer shedding connections");
             inner.shed = 0;
         }
         inner.next_id += 1;
@@ -246,10 +250,11 @@ impl Tracker {
                 open = inner.conns.len(),
                 max = self.max_total,
                 per_ip = self.max_per_ip,
-                "connection cap reached: shedding idle connections"
+                "connection cap or a per-IP share reached: shedding connections"
             );
         }
         inner.shed += 1;
+        inner.last_shed = Some(Instant::now());
     }
 }
 

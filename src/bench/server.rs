@@ -106,6 +106,9 @@ impl Target {
                 "0",
                 "--upload-rate",
                 "0",
+                // `idle` shares users among many sockets (up to 100 each).
+                "--max-sockets-per-user",
+                "0",
             ])
             .env("NO_COLOR", "1")
             .env_remove("RUST_LOG")
@@ -217,22 +220,8 @@ pub fn rss_of(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// Raises the soft open-file limit to the hard one (children inherit it).
-pub fn raise_fd_limit() -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-            libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        }
-    }
-    lim.rlim_cur
-}
+/// Raises this process's open-file limit (the server's own helper).
+pub use crate::connections::raise_fd_limit;
 
 /// A registered bench user.
 #[derive(Debug, Clone)]

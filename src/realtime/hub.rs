@@ -7,6 +7,13 @@
 //! bounded queue; `try_send` never waits, and a connection whose queue is full
 //! is closed (it catches up via `/sync`), so one slow reader never slows
 //! anyone else or grows memory without bound.
+//!
+//! Bounds and races: a user has at most `max_per_user` connections (a new
+//! one closes their oldest); presence goes online with the first connection
+//! and offline only [`PRESENCE_GRACE`] after the last one closed, if none
+//! opened meanwhile; a room join or typing state rests on a membership read
+//! and is taken only if no removal ([`Hub::leave_all`]) happened since that
+//! read ([`Ticket`]), so a removed member never stays in a room.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -64,8 +64,10 @@ async fn an_idle_connection_flood_is_shed_and_health_keeps_answering() {
         peak = peak.max(open_fds(pid));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Slack for evicted sockets whose task has not run yet (and the flood
+    // is twice the cap, so an uncapped server is far above this).
     assert!(
-        peak <= baseline + CAP + 16,
+        peak <= baseline + CAP + 48,
         "{peak} open fds with a cap of {CAP} connections (baseline {baseline})"
     );
     assert_healthy(&server.base).await;
