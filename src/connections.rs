@@ -13,7 +13,7 @@
 //!   the HTTP/1-or-2 sniffing read had none) and idle keep-alive.
 //! - **Per client IP.** A peer already holding
 //!   [`ConnLimits::max_per_ip`] connections gets its new one closed at once.
-//!   Proxy peers ([`is_proxy_peer`]: loopback) are exempt, since every client
+//!   Proxy peers ([`is_proxy_peer`]: loopback and the `--trust-proxy` list) are exempt, since every client
 //!   behind them shares their address; they still count in the total.
 //! - **Total.** At [`ConnLimits::max_total`] open connections a new one is
 //!   let in by **evicting the oldest connection that has no request in
