@@ -32,6 +32,25 @@ fn png_bomb(w: u32, h: u32) -> Vec<u8> {
     out
 }
 
+/// `POST /chat/upload` of one file to a server started as a binary.
+async fn upload_at(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    name: &str,
+    bytes: Vec<u8>,
+) -> reqwest::Response {
+    let form = Form::new().part("file", Part::bytes(bytes).file_name(name.to_string()));
+    client
+        .post(format!("{base}/chat/upload"))
+        .bearer_auth(token)
+        .multipart(form)
+        .timeout(Duration::from_secs(120))
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn register_at(client: &reqwest::Client, base: &str, name: &str) -> String {
     let resp: Value = client
         .post(format!("{base}/auth/register"))
@@ -66,16 +85,7 @@ async fn parallel_image_bombs_keep_memory_bounded() {
             bomb.clone(),
         );
         async move {
-            let form =
-                Form::new().part("file", Part::bytes(bomb).file_name(format!("bomb{i}.png")));
-            let resp = client
-                .post(format!("{base}/chat/upload"))
-                .bearer_auth(&token)
-                .multipart(form)
-                .timeout(Duration::from_secs(120))
-                .send()
-                .await
-                .unwrap();
+            let resp = upload_at(&client, &base, &token, &format!("bomb{i}.png"), bomb).await;
             (resp.status(), resp.json::<Value>().await.unwrap())
         }
     });
@@ -89,14 +99,8 @@ async fn parallel_image_bombs_keep_memory_bounded() {
     }
     // A real photo-sized PNG still gets its preview, decoded row by row.
     let photo = image_bytes(3000, 2000, image::ImageFormat::Png);
-    let form = Form::new().part("file", Part::bytes(photo).file_name("photo.png"));
-    let body: Value = client
-        .post(format!("{}/chat/upload", server.base))
-        .bearer_auth(&token)
-        .multipart(form)
-        .send()
+    let body: Value = upload_at(&client, &server.base, &token, "photo.png", photo)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -196,15 +200,7 @@ async fn unsent_uploads_are_swept_after_an_hour_but_avatars_stay() {
         .patch("/auth/me", &ana, json!({"avatarUrl": avatar["fileUrl"]}))
         .await;
     assert_eq!(s, StatusCode::OK);
-    let name = |v: &Value| {
-        v["fileUrl"]
-            .as_str()
-            .unwrap()
-            .rsplit('/')
-            .next()
-            .unwrap()
-            .to_string()
-    };
+    let name = stored_name;
     let db = rusqlite::Connection::open(app.dir.path().join("natter.db")).unwrap();
     db.busy_timeout(Duration::from_secs(5)).unwrap();
     let minutes_ago = |m: i64| now_secs() * 1000 - m * 60_000;
@@ -384,14 +380,7 @@ async fn data_files_are_private_whatever_the_umask() {
     let server = spawn_binary(&data, &[], with_umask_022);
     let client = reqwest::Client::new();
     let token = register_at(&client, &server.base, "private").await;
-    let form = Form::new().part("file", Part::bytes(b"secret".to_vec()).file_name("s.txt"));
-    let resp = client
-        .post(format!("{}/chat/upload", server.base))
-        .bearer_auth(&token)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let resp = upload_at(&client, &server.base, &token, "s.txt", b"secret".to_vec()).await;
     assert_eq!(resp.status(), StatusCode::CREATED);
     let backup = parent.path().join("backup.db");
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_natter"));

@@ -420,15 +420,7 @@ async fn retention_sweep_removes_old_messages_and_orphans_only() {
         rusqlite::params![three_days_ago, old_msg, old_text],
     )
     .unwrap();
-    let name = |v: &Value| {
-        v["fileUrl"]
-            .as_str()
-            .unwrap()
-            .rsplit('/')
-            .next()
-            .unwrap()
-            .to_string()
-    };
+    let name = stored_name;
     db.execute(
         "UPDATE uploads SET created_at = ?1 WHERE name IN (?2, ?3, ?4)",
         rusqlite::params![

@@ -517,3 +517,14 @@ pub async fn upload_image(app: &TestApp, user: &TestUser) -> String {
     assert_eq!(status, StatusCode::CREATED, "upload: {body}");
     body["fileUrl"].as_str().unwrap().to_string()
 }
+
+/// The stored name of an upload answer (the last part of its `fileUrl`).
+pub fn stored_name(upload: &Value) -> String {
+    upload["fileUrl"]
+        .as_str()
+        .expect("fileUrl")
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
