@@ -234,3 +234,36 @@ async fn clear_chat_empties_it_for_the_caller_only() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// `--delete-window`: delete for everyone only within the window after
+/// sending, for the sender and group admins alike; delete for me always.
+#[tokio::test]
+async fn delete_for_everyone_respects_the_delete_window() {
+    // a window long enough for any slow machine: deleting works
+    let app = spawn_with(|a| a.delete_window = 3600).await;
+    let ana = app.register("Ana").await;
+    let bob = app.register("Bob").await;
+    let chat = app.group(&ana, &[&bob], "Trip").await;
+    let m = id(&app.send(&bob, chat, "oops").await);
+    let (status, tomb) = app
+        .delete(&format!("/chat/{chat}/messages/{m}"), &bob)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tomb}");
+
+    // a one-second window, passed
+    let app = spawn_with(|a| a.delete_window = 1).await;
+    let ana = app.register("Ana").await;
+    let bob = app.register("Bob").await;
+    let chat = app.group(&ana, &[&bob], "Trip").await;
+    let m = id(&app.send(&bob, chat, "oops").await);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let path = format!("/chat/{chat}/messages/{m}");
+    for who in [&bob, &ana] {
+        let (status, body) = app.delete(&path, who).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert_eq!(body["error"]["code"], "delete_window_passed", "{body}");
+    }
+    assert_eq!(history_ids(&app, &bob, chat).await.last(), Some(&m));
+    let (status, _) = app.delete(&format!("{path}?for=me"), &bob).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}
