@@ -267,3 +267,71 @@ async fn delete_for_everyone_respects_the_delete_window() {
     let (status, _) = app.delete(&format!("{path}?for=me"), &bob).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
 }
+
+/// A database written by the previous release (schema version 1) opens,
+/// migrates, and its chats work with everything above.
+#[tokio::test]
+async fn a_version_1_database_migrates_and_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let hash = natter::auth::hash_password("correct horse".into())
+        .await
+        .unwrap();
+    let db = rusqlite::Connection::open(dir.path().join("natter.db")).unwrap();
+    db.execute_batch(include_str!("../fixtures/schema_v1.sql"))
+        .unwrap();
+    for (name, email) in [("Ana", "ana@old.example"), ("Bob", "bob@old.example")] {
+        db.execute(
+            "INSERT INTO users (email, email_norm, name, password_hash, created_at)
+             VALUES (?1, ?1, ?2, ?3, 1)",
+            rusqlite::params![email, name, hash],
+        )
+        .unwrap();
+    }
+    db.execute_batch(
+        "INSERT INTO chats (name, is_group, created_at, updated_at, last_message_id, last_activity)
+             VALUES ('Old group', 1, 1, 1, 2, 2);
+         INSERT INTO chat_participants (chat_id, user_id, is_admin, joined_at) VALUES (1, 1, 1, 1), (1, 2, 0, 1);
+         INSERT INTO messages (chat_id, sender_id, message_type, content, created_at, updated_at)
+             VALUES (1, 1, 'TEXT', 'old one', 1, 1), (1, 2, 'TEXT', 'old two', 2, 2);",
+    )
+    .unwrap();
+    drop(db);
+    let app = spawn_in(dir, |_| {}).await;
+    let login = |email: &'static str| {
+        app.call(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({"email": email, "password": "correct horse"})),
+        )
+    };
+    let (status, body) = login("ana@old.example").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let ana = TestUser {
+        id: body["user"]["id"].as_i64().unwrap(),
+        token: body["token"].as_str().unwrap().to_string(),
+        email: "ana@old.example".into(),
+        name: "Ana".into(),
+    };
+    let item = listed(&app, &ana, 1).await;
+    assert_eq!(item["lastMessage"]["content"], "old two");
+    assert!(item["lastMessage"]["system"].is_null());
+    assert_eq!(item["formerParticipants"], json!([]));
+    assert_eq!(history_ids(&app, &ana, 1).await, [1, 2]);
+    assert_eq!(
+        app.delete("/chat/1/messages/2?for=me", &ana).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(history_ids(&app, &ana, 1).await, [1]);
+    let (status, _) = app.patch("/chat/1", &ana, json!({"name": "New"})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        listed(&app, &ana, 1).await["lastMessage"]["content"],
+        "Ana changed the group name to \"New\""
+    );
+    assert_eq!(
+        app.post("/chat/1/clear", &ana, json!({})).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert!(history_ids(&app, &ana, 1).await.is_empty());
+}
