@@ -15,11 +15,16 @@ use crate::db::{self, chats, events, messages as q, now_ms, receipts};
 use crate::error::{AppError, AppResult};
 use crate::model::{ChatId, Message, MessageId, UserId};
 use crate::ops::publish;
-use crate::realtime::frames::{Delivery, Published, MESSAGE_DELETED, MESSAGE_NEW, MESSAGE_UPDATED};
+use crate::realtime::frames::{
+    Delivery, Published, MESSAGE_DELETED, MESSAGE_HIDDEN, MESSAGE_NEW, MESSAGE_UPDATED,
+};
 use crate::state::AppState;
 
 /// Longest message, in Unicode characters.
 pub const MAX_CONTENT_CHARS: usize = 10_000;
+/// `messageType` of group notes.
+pub const SYSTEM: &str = "SYSTEM";
+
 /// Longest `clientId`.
 pub const MAX_CLIENT_ID_CHARS: usize = 64;
 
@@ -43,7 +48,8 @@ pub struct SendMessage {
     pub client_id: Option<String>,
 }
 
-/// Kinds of message.
+/// Kinds of message. `SYSTEM` (group notes) is written by the server only:
+/// a client sending it gets 400.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum MessageType {
@@ -51,6 +57,7 @@ pub enum MessageType {
     Image,
     File,
     Link,
+    System,
 }
 
 impl MessageType {
@@ -60,6 +67,7 @@ impl MessageType {
             MessageType::Image => "IMAGE",
             MessageType::File => "FILE",
             MessageType::Link => "LINK",
+            MessageType::System => SYSTEM,
         }
     }
 }
@@ -95,6 +103,12 @@ pub fn valid_content(content: Option<&str>, required: bool) -> AppResult<Option<
 }
 
 fn validate(input: &SendMessage) -> AppResult<(Option<String>, Option<String>)> {
+    if input.message_type == MessageType::System {
+        return Err(AppError::invalid(
+            "messageType",
+            "SYSTEM messages are written by the server only",
+        ));
+    }
     let needs_text = matches!(input.message_type, MessageType::Text | MessageType::Link);
     let content = valid_content(input.content.as_deref(), needs_text)?;
     let client_id = match input.client_id.as_deref() {
@@ -198,6 +212,7 @@ pub async fn send(
                     file_mime_type: file.as_ref().map(|f| f.row.mime_type.as_str()),
                     reply_to_id: input.reply_to_id,
                     client_id: client_id.as_deref(),
+                    system: None,
                     now,
                 },
             )?;
@@ -289,9 +304,9 @@ pub async fn history(
     let (items, has_more, delivered) = state
         .db()
         .read(move |c| {
-            chats::membership(c, chat, caller)?.ok_or_else(AppError::chat_not_found)?;
+            let viewer = q::viewer(c, chat, caller)?.ok_or_else(AppError::chat_not_found)?;
             let positions = receipts::positions(c, chat)?;
-            let (items, has_more) = q::page(c, chat, at, limit, &positions)?;
+            let (items, has_more) = q::page(c, chat, at, limit, &viewer, &positions)?;
             let delivered = positions
                 .0
                 .iter()
@@ -350,6 +365,9 @@ pub async fn edit(
         .db()
         .write(move |c| {
             let (_, sender, deleted) = member_message(c, caller, chat, message)?;
+            if q::is_system(c, message)? {
+                return Err(AppError::Forbidden("group notes cannot be edited".into()));
+            }
             if sender != caller {
                 return Err(AppError::Forbidden(
                     "only the sender can edit a message".into(),
@@ -364,7 +382,7 @@ pub async fn edit(
             q::edit(c, message, &content, now)?;
             events::append(c, chat, MESSAGE_UPDATED, Some(message), None, now)?;
             let positions = receipts::positions(c, chat)?;
-            let members: Vec<UserId> = positions.0.iter().map(|p| p.user_id).collect();
+            let members = still_seeing(c, chat, message, &positions)?;
             let updated =
                 q::load(c, message, &positions)?.ok_or_else(AppError::message_not_found)?;
             Ok((updated, members))
@@ -374,7 +392,9 @@ pub async fn edit(
     Ok(updated)
 }
 
-/// Soft-deletes a message: its sender, or a group admin.
+/// Soft-deletes a message for everyone: its sender, or a group admin, and
+/// with `--delete-window` only that long after it was sent (403
+/// `delete_window_passed`; deleting again an already deleted one stays 200).
 #[instrument(skip_all, fields(user.id = caller, chat.id = chat))]
 pub async fn delete(
     state: &AppState,
@@ -382,10 +402,16 @@ pub async fn delete(
     chat: ChatId,
     message: MessageId,
 ) -> AppResult<Message> {
+    let window = state.config().delete_window_secs;
     let (tombstone, members) = state
         .db()
         .write(move |c| {
             let (m, sender, deleted) = member_message(c, caller, chat, message)?;
+            if q::is_system(c, message)? {
+                return Err(AppError::Forbidden(
+                    "group notes cannot be deleted for everyone (delete them for you)".into(),
+                ));
+            }
             if sender != caller && !(m.is_group && m.is_admin) {
                 return Err(AppError::Forbidden(
                     "only the sender or a group admin can delete a message".into(),
@@ -398,15 +424,79 @@ pub async fn delete(
                 return Ok((msg, Vec::new()));
             }
             let now = now_ms();
+            if let Some(window) = window {
+                let sent = q::created_at(c, message)?.unwrap_or(now);
+                if now.saturating_sub(sent)
+                    > i64::try_from(window.saturating_mul(1000)).unwrap_or(i64::MAX)
+                {
+                    return Err(AppError::DeleteWindowPassed(window));
+                }
+            }
             q::soft_delete(c, message, now)?;
             events::append(c, chat, MESSAGE_DELETED, Some(message), None, now)?;
-            let members = positions.0.iter().map(|p| p.user_id).collect();
+            let members = still_seeing(c, chat, message, &positions)?;
             let msg = q::load(c, message, &positions)?.ok_or_else(AppError::message_not_found)?;
             Ok((msg, members))
         })
         .await?;
     publish(state, MESSAGE_DELETED, &tombstone, &members);
     Ok(tombstone)
+}
+
+/// The members a change to `message` is pushed to: those for whom it is not
+/// gone (deleted for them, or cleared).
+fn still_seeing(
+    c: &rusqlite::Connection,
+    chat: ChatId,
+    message: MessageId,
+    positions: &receipts::Positions,
+) -> AppResult<Vec<UserId>> {
+    let gone = q::hidden_from(c, chat, message)?;
+    Ok(positions
+        .0
+        .iter()
+        .map(|p| p.user_id)
+        .filter(|u| !gone.contains(u))
+        .collect())
+}
+
+/// Deletes a message for the caller only (any message of a chat they are
+/// in, theirs or not, group notes too): from then on it is gone from their
+/// history, `/sync`, chat list and unread count, on every device.
+#[instrument(skip_all, fields(user.id = caller, chat.id = chat))]
+pub async fn delete_for_me(
+    state: &AppState,
+    caller: UserId,
+    chat: ChatId,
+    message: MessageId,
+) -> AppResult<()> {
+    let hidden = state
+        .db()
+        .write(move |c| {
+            member_message(c, caller, chat, message)?;
+            if !q::hide(c, caller, chat, message)? {
+                return Ok(false);
+            }
+            events::append(
+                c,
+                chat,
+                MESSAGE_HIDDEN,
+                Some(message),
+                Some(caller),
+                now_ms(),
+            )?;
+            Ok(true)
+        })
+        .await?;
+    if hidden {
+        publish(
+            state,
+            MESSAGE_HIDDEN,
+            &serde_json::json!({"chatId": chat, "messageId": message}),
+            &[caller],
+        );
+    }
+    Ok(())
 }
 
 /// Per-member receipts of a message.

@@ -443,7 +443,8 @@ async fn retention_sweep_removes_old_messages_and_orphans_only() {
             .iter()
             .map(|m| m["id"].as_i64().unwrap())
             .collect();
-        if history.len() == 2 {
+        // The sweep commits, then removes the files: wait for both.
+        if history.len() == 2 && !stored_files(&app).contains(&name(&old_file)) {
             break;
         }
     }
