@@ -11,7 +11,7 @@ export function closeTop() {
   return false;
 }
 
-function pushClose(fn) {
+export function pushClose(fn) {
   stack.push(fn);
   return () => { const i = stack.indexOf(fn); if (i >= 0) stack.splice(i, 1); };
 }
