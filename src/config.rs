@@ -225,6 +225,11 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub sweep_interval: u64,
 
+    /// Delete for everyone only within this many seconds of sending (as
+    /// WhatsApp's time limit); 0 = no limit. Delete for me is never limited.
+    #[arg(long, env = "NATTER_DELETE_WINDOW", default_value_t = 0)]
+    pub delete_window: u64,
+
     /// Log format.
     #[arg(long, env = "NATTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -284,6 +289,8 @@ pub struct Config {
     pub rates: crate::limits::Rates,
     /// Whether X-Forwarded-For names the client.
     pub trust_proxy: bool,
+    /// Delete for everyone only this long after sending; `None` = no limit.
+    pub delete_window_secs: Option<u64>,
 }
 
 impl Config {
@@ -335,6 +342,7 @@ impl Config {
                 upload_per_minute: args.upload_rate,
             },
             trust_proxy: args.trust_proxy,
+            delete_window_secs: (args.delete_window > 0).then_some(args.delete_window),
         })
     }
 

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod assets;
 pub mod auth;
 pub mod chats;
+pub mod config;
 pub mod extract;
 pub mod files;
 pub mod health;
@@ -47,6 +48,7 @@ base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/health", get(health::health))
+        .route("/config", get(config::config))
         .route("/api/openapi.json", get(openapi::openapi_json))
         .route("/auth/register", post(auth::register))
         .route("/auth/login", post(auth::login))

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::http::{admin, auth, chats, files, health, messages, metrics, sync, users};
+use crate::http::{admin, auth, chats, config, files, health, messages, metrics, sync, users};
 
 /// The error body of every failure: `{"error": {code, message, field?}}`.
 #[derive(ToSchema)]
@@ -74,6 +74,7 @@ pub struct UploadForm {
     ),
     paths(
         health::health,
+        config::config,
         openapi_json,
         auth::register,
         auth::login,

@@ -3,6 +3,7 @@
 mod admin;
 mod auth;
 mod chats;
+mod config;
 mod crash;
 mod files;
 mod helpers;

@@ -155,6 +155,7 @@ async fn security_matches_the_contract() {
         "post /auth/login",
         "post /auth/logout",
         "get /health",
+        "get /config",
         "get /api/openapi.json",
     ];
     let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
