@@ -42,6 +42,7 @@ CREATE TABLE chat_participants (
     joined_event    INTEGER NOT NULL DEFAULT 0,  -- /sync shows this member the chat's events after this id
     delivered_up_to INTEGER NOT NULL DEFAULT 0,  -- receipts are positional, like WhatsApp's
     read_up_to      INTEGER NOT NULL DEFAULT 0,
+    cleared_up_to   INTEGER NOT NULL DEFAULT 0,  -- "clear chat": messages up to this id are hidden from this user
     PRIMARY KEY (chat_id, user_id)
 ) WITHOUT ROWID;
 -- a user's chats (chat list, sync, access checks)
@@ -58,7 +59,8 @@ CREATE TABLE uploads (
     width       INTEGER,
     height      INTEGER,
     thumb_name  TEXT,                            -- stored name of the preview, for images
-    created_at  INTEGER NOT NULL
+    created_at  INTEGER NOT NULL,
+    is_avatar   INTEGER NOT NULL DEFAULT 0       -- set as a user's or group's avatar: readable by every signed-in user, never swept
 );
 CREATE INDEX uploads_by_uploader ON uploads(uploader_id);
 
@@ -78,7 +80,8 @@ CREATE TABLE messages (
     is_edited      INTEGER NOT NULL DEFAULT 0,
     is_deleted     INTEGER NOT NULL DEFAULT 0,
     created_at     INTEGER NOT NULL,
-    updated_at     INTEGER NOT NULL
+    updated_at     INTEGER NOT NULL,
+    system         TEXT                          -- SYSTEM messages (group notes): {action, actorId, userIds, name} as JSON
 );
 -- history pages, cursors and unread counts all walk one chat's ids
 CREATE INDEX messages_by_chat ON messages(chat_id, id);
@@ -87,6 +90,16 @@ CREATE UNIQUE INDEX messages_by_client_id ON messages(chat_id, sender_id, client
     WHERE client_id IS NOT NULL;
 CREATE INDEX messages_by_upload ON messages(upload_id) WHERE upload_id IS NOT NULL;
 CREATE INDEX messages_by_created ON messages(created_at);
+
+-- "Delete for me": messages one user no longer sees. History probes the
+-- primary key once per row it walks; deleting a message cascades by id.
+CREATE TABLE hidden_messages (
+    user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    chat_id    INTEGER NOT NULL,
+    PRIMARY KEY (user_id, message_id)
+) WITHOUT ROWID;
+CREATE INDEX hidden_by_message ON hidden_messages(message_id);
 
 -- When a member's delivered/read position advanced: gives each message's
 -- deliveredAt/readAt per member without a row per (message, member).
@@ -113,4 +126,4 @@ CREATE TABLE events (
 CREATE INDEX events_by_chat ON events(chat_id, id) WHERE user_id IS NULL;
 CREATE INDEX events_by_user ON events(user_id, id) WHERE user_id IS NOT NULL;
 
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;

@@ -49,6 +49,16 @@ pub struct Participant {
     pub joined_at: String,
 }
 
+/// Someone who left a chat or was removed: kept so their name and avatar
+/// stay resolvable in old messages and previews.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FormerParticipant {
+    pub user: User,
+    #[schema(format = DateTime)]
+    pub left_at: String,
+}
+
 /// A chat as one caller sees it (`unreadCount` is the caller's).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -65,6 +75,8 @@ pub struct Chat {
     #[schema(format = DateTime)]
     pub updated_at: String,
     pub participants: Vec<Participant>,
+    /// People who left or were removed (`[]` when none).
+    pub former_participants: Vec<FormerParticipant>,
     #[schema(required = true)]
     pub last_message: Option<Message>,
     pub unread_count: i64,

@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::db::users::{user_from_row, USER_COLUMNS};
 use crate::db::{messages, receipts};
 use crate::error::AppResult;
-use crate::model::{rfc3339, Chat, ChatId, Participant, UserId};
+use crate::model::{rfc3339, Chat, ChatId, FormerParticipant, Participant, UserId};
 
 /// The `direct_key` of the 1-on-1 between two users: the same whoever asks.
 pub fn direct_key(a: UserId, b: UserId) -> String {
@@ -117,27 +117,68 @@ pub fn member_ids(conn: &Connection, chat: ChatId) -> AppResult<Vec<UserId>> {
 
 /// The current members with their users, oldest member first.
 pub fn participants(conn: &Connection, chat: ChatId) -> AppResult<Vec<Participant>> {
+    Ok(members_and_former(conn, chat)?.0)
+}
+
+/// The current members (oldest first) and the former ones (most recently
+/// gone first), in one walk of the chat's participant rows.
+pub fn members_and_former(
+    conn: &Connection,
+    chat: ChatId,
+) -> AppResult<(Vec<Participant>, Vec<FormerParticipant>)> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT p.is_admin, p.joined_at, {USER_COLUMNS}
+        "SELECT p.is_admin, p.joined_at, p.left_at, {USER_COLUMNS}
          FROM chat_participants p JOIN users u ON u.id = p.user_id
-         WHERE p.chat_id = ?1 AND p.left_at IS NULL ORDER BY p.joined_at, p.user_id"
+         WHERE p.chat_id = ?1
+         ORDER BY p.left_at IS NOT NULL, p.joined_at, p.user_id"
     ))?;
-    let rows = stmt.query_map([chat], |r| {
-        Ok(Participant {
-            is_admin: r.get(0)?,
-            joined_at: rfc3339(r.get(1)?),
-            user: user_from_row(r, 2)?,
+    let mut rows = stmt.query([chat])?;
+    let (mut members, mut former) = (Vec::new(), Vec::new());
+    while let Some(r) = rows.next()? {
+        let user = user_from_row(r, 3)?;
+        match r.get::<_, Option<i64>>(2)? {
+            None => members.push(Participant {
+                is_admin: r.get(0)?,
+                joined_at: rfc3339(r.get(1)?),
+                user,
+            }),
+            Some(left_at) => former.push((left_at, user)),
+        }
+    }
+    former.sort_by_key(|f| std::cmp::Reverse(f.0));
+    let former = former
+        .into_iter()
+        .map(|(left_at, user)| FormerParticipant {
+            user,
+            left_at: rfc3339(left_at),
         })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        .collect();
+    Ok((members, former))
 }
 
 /// The chat as `viewer` sees it: members, last message, viewer's unread count.
 pub fn load_chat(conn: &Connection, chat: ChatId, viewer: UserId) -> AppResult<Option<Chat>> {
+    Ok(load_chat_view(conn, chat, viewer)?.map(|v| v.chat))
+}
+
+/// A chat as one viewer sees it, and what the viewer's device has of it.
+pub struct ChatView {
+    pub chat: Chat,
+    /// The viewer's delivered position (0 when not a member).
+    pub delivered: i64,
+}
+
+/// [`load_chat`], plus the viewer's delivered position: whoever is shown
+/// `lastMessage` has it on a device (DELIVERED), so callers advance it.
+pub fn load_chat_view(
+    conn: &Connection,
+    chat: ChatId,
+    viewer: UserId,
+) -> AppResult<Option<ChatView>> {
     let row = conn
         .prepare_cached(
             "SELECT c.id, c.name, c.is_group, c.group_avatar, c.created_at, c.updated_at,
-                    c.last_message_id, p.read_up_to
+                    c.last_message_id, p.read_up_to, p.delivered_up_to
              FROM chats c LEFT JOIN chat_participants p
                   ON p.chat_id = c.id AND p.user_id = ?2 AND p.left_at IS NULL
              WHERE c.id = ?1",
@@ -152,18 +193,20 @@ pub fn load_chat(conn: &Connection, chat: ChatId, viewer: UserId) -> AppResult<O
                     created_at: rfc3339(r.get(4)?),
                     updated_at: rfc3339(r.get(5)?),
                     participants: Vec::new(),
+                    former_participants: Vec::new(),
                     last_message: None,
                     unread_count: 0,
                 },
                 r.get::<_, Option<i64>>(6)?,
                 r.get::<_, Option<i64>>(7)?,
+                r.get::<_, Option<i64>>(8)?,
             ))
         })
         .optional()?;
-    let Some((mut chat, last_message_id, read_up_to)) = row else {
+    let Some((mut chat, last_message_id, read_up_to, delivered)) = row else {
         return Ok(None);
     };
-    chat.participants = participants(conn, chat.id)?;
+    (chat.participants, chat.former_participants) = members_and_former(conn, chat.id)?;
     let positions = receipts::positions(conn, chat.id)?;
     if let Some(id) = last_message_id {
         chat.last_message = messages::load(conn, id, &positions)?;
@@ -171,7 +214,21 @@ pub fn load_chat(conn: &Connection, chat: ChatId, viewer: UserId) -> AppResult<O
     if let Some(read_up_to) = read_up_to {
         chat.unread_count = messages::unread_count(conn, chat.id, viewer, read_up_to)?;
     }
-    Ok(Some(chat))
+    let delivered = delivered.unwrap_or(0).max(read_up_to.unwrap_or(0));
+    Ok(Some(ChatView { chat, delivered }))
+}
+
+/// What `viewer` newly has on a device when shown these chats: `(chat,
+/// lastMessage id)` for each last message from someone else past the
+/// viewer's delivered position.
+pub fn undelivered_last(views: &[ChatView], viewer: UserId) -> Vec<(ChatId, i64)> {
+    views
+        .iter()
+        .filter_map(|v| {
+            let m = v.chat.last_message.as_ref()?;
+            (m.sender_id != viewer && m.id > v.delivered).then_some((v.chat.id, m.id))
+        })
+        .collect()
 }
 
 /// One page of `user`'s chats, most recent activity first, and the total.
@@ -180,7 +237,7 @@ pub fn list_for_user(
     user: UserId,
     page: u32,
     limit: u32,
-) -> AppResult<(Vec<Chat>, i64)> {
+) -> AppResult<(Vec<ChatView>, i64)> {
     let total: i64 = conn
         .prepare_cached(
             "SELECT count(*) FROM chat_participants WHERE user_id = ?1 AND left_at IS NULL",
@@ -198,7 +255,7 @@ pub fn list_for_user(
     };
     let mut chats = Vec::with_capacity(ids.len());
     for id in ids {
-        if let Some(chat) = load_chat(conn, id, user)? {
+        if let Some(chat) = load_chat_view(conn, id, user)? {
             chats.push(chat);
         }
     }

@@ -71,15 +71,26 @@ pub fn find_by_name(conn: &Connection, name: &str) -> AppResult<Option<UploadRow
         .optional()?)
 }
 
-/// Whether `user` may read upload `id`: its uploader, or a current member of
-/// a chat where a (not deleted) message carries it.
+/// Marks an upload as an avatar (a user's or a group's): readable by every
+/// signed-in user from now on, and never swept as unsent.
+pub fn mark_avatar(conn: &Connection, id: i64) -> AppResult<()> {
+    conn.prepare_cached("UPDATE uploads SET is_avatar = 1 WHERE id = ?1")?
+        .execute([id])?;
+    Ok(())
+}
+
+/// Whether `user` (signed in) may read upload `id`: its uploader, anyone
+/// when it is an avatar, or a current member of a chat where a (not
+/// deleted) message carries it.
 pub fn can_read(conn: &Connection, id: i64, uploader: UserId, user: UserId) -> AppResult<bool> {
     if uploader == user {
         return Ok(true);
     }
     Ok(conn
         .prepare_cached(
-            "SELECT 1 FROM messages m JOIN chat_participants p
+            "SELECT 1 FROM uploads WHERE id = ?1 AND is_avatar = 1
+             UNION ALL
+             SELECT 1 FROM messages m JOIN chat_participants p
                  ON p.chat_id = m.chat_id AND p.user_id = ?2 AND p.left_at IS NULL
              WHERE m.upload_id = ?1 LIMIT 1",
         )?
@@ -130,7 +141,8 @@ pub fn sweep(
     }
     let mut stmt = conn.prepare_cached(
         "SELECT id, name, thumb_name FROM uploads u
-         WHERE u.created_at < ?1 AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.upload_id = u.id)",
+         WHERE u.created_at < ?1 AND u.is_avatar = 0
+           AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.upload_id = u.id)",
     )?;
     let rows: Vec<(i64, String, Option<String>)> = stmt
         .query_map([orphan_before], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?

@@ -1,8 +1,9 @@
 //! `POST /chat/upload` and `GET /uploads/chat/:name`.
 //!
 //! Downloads are private: the uploader and current members of a chat where
-//! the file was sent may read it; everyone else — and requests without
-//! credentials — get 404. Browsers authenticate `<img src>` with the
+//! the file was sent may read it, and any signed-in user an avatar (an upload
+//! set as a user's `avatarUrl` or a group's `groupAvatar`); everyone else —
+//! and requests without credentials — get 404. Browsers authenticate `<img src>` with the
 //! `natter_token` cookie (HttpOnly, SameSite=Strict), accepted here only.
 //! Anything that could run script (HTML, SVG, XML, JS, unknown types) is
 //! served as an attachment under a sandboxing CSP, always with nosniff.

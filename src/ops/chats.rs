@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use crate::db::{self, chats as q, events, messages, now_ms, receipts};
 use crate::error::{AppError, AppResult};
 use crate::model::{Chat, ChatId, UserId};
-use crate::ops::users::double_option;
+use crate::ops::users::{avatar_upload, double_option};
 use crate::ops::{fill_chat, publish, valid_name, valid_url, MAX_GROUP_MEMBERS, MAX_IDS};
 use crate::realtime::frames::{CHAT_NEW, CHAT_REMOVED, CHAT_UPDATED};
 use crate::state::AppState;
@@ -31,6 +31,8 @@ pub struct CreateChat {
     /// Required for a group.
     #[schema(max_length = 100)]
     pub name: Option<String>,
+    /// One of the caller's own image uploads; it becomes readable by every
+    /// signed-in user.
     #[schema(max_length = 2048)]
     pub group_avatar: Option<String>,
 }
@@ -41,7 +43,8 @@ pub struct CreateChat {
 pub struct UpdateChat {
     #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
-    /// `null` clears the avatar.
+    /// One of the caller's own image uploads (readable by every signed-in
+    /// user from then on); `null` clears the avatar.
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>, max_length = 2048)]
     pub group_avatar: Option<Option<String>>,
@@ -76,8 +79,17 @@ pub fn load_for_member(
     chat: ChatId,
     viewer: UserId,
 ) -> AppResult<Chat> {
+    Ok(view_for_member(conn, chat, viewer)?.chat)
+}
+
+/// [`load_for_member`] with the viewer's delivered position.
+fn view_for_member(
+    conn: &rusqlite::Connection,
+    chat: ChatId,
+    viewer: UserId,
+) -> AppResult<q::ChatView> {
     q::membership(conn, chat, viewer)?.ok_or_else(AppError::chat_not_found)?;
-    q::load_chat(conn, chat, viewer)?.ok_or_else(AppError::chat_not_found)
+    q::load_chat_view(conn, chat, viewer)?.ok_or_else(AppError::chat_not_found)
 }
 
 fn require_member(
@@ -158,6 +170,9 @@ pub async fn create(
         .db()
         .write(move |c| {
             ensure_exist(c, "participantIds", &others)?;
+            let avatar = avatar
+                .map(|url| avatar_upload(c, caller, &url, "groupAvatar"))
+                .transpose()?;
             let now = now_ms();
             let key = (!is_group).then(|| q::direct_key(caller, others[0]));
             let (chat_id, created) = q::insert_chat(
@@ -202,31 +217,43 @@ pub async fn create(
     Ok((chat, created))
 }
 
-/// `GET /chat`: one page of the caller's chats.
+/// `GET /chat`: one page of the caller's chats. Each `lastMessage` shown
+/// is thereby on the caller's device: delivered.
 pub async fn list(
     state: &AppState,
     caller: UserId,
     page: u32,
     limit: u32,
 ) -> AppResult<(Vec<Chat>, i64)> {
-    let (mut chats, total) = state
+    let (views, total) = state
         .db()
         .read(move |c| q::list_for_user(c, caller, page, limit))
         .await?;
+    deliver_last(state, caller, &views).await?;
+    let mut chats: Vec<Chat> = views.into_iter().map(|v| v.chat).collect();
     for chat in &mut chats {
         fill_chat(state, chat);
     }
     Ok((chats, total))
 }
 
-/// `GET /chat/:id`.
+/// `GET /chat/:id` (its `lastMessage` counts as delivered, as in the list).
 pub async fn get(state: &AppState, caller: UserId, chat: ChatId) -> AppResult<Chat> {
-    let mut chat = state
+    let view = state
         .db()
-        .read(move |c| load_for_member(c, chat, caller))
+        .read(move |c| view_for_member(c, chat, caller))
         .await?;
+    deliver_last(state, caller, std::slice::from_ref(&view)).await?;
+    let mut chat = view.chat;
     fill_chat(state, &mut chat);
     Ok(chat)
+}
+
+/// Advances the caller's delivered position to the last messages shown
+/// (one writer op, only when something is new to the device).
+async fn deliver_last(state: &AppState, caller: UserId, views: &[q::ChatView]) -> AppResult<()> {
+    let marks = q::undelivered_last(views, caller);
+    crate::ops::receipts::mark_delivered_many(state, caller, marks).await
 }
 
 /// `PATCH /chat/:id`: admins rename or change the avatar.
@@ -250,6 +277,10 @@ pub async fn update(
         .db()
         .write(move |c| {
             require_group_admin(require_member(c, chat, caller)?)?;
+            let avatar = match avatar {
+                Some(Some(url)) => Some(Some(avatar_upload(c, caller, &url, "groupAvatar")?)),
+                other => other,
+            };
             let now = now_ms();
             q::update_chat(
                 c,

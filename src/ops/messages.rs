@@ -166,12 +166,21 @@ pub async fn send(
                 }
             }
             let file = match input.message_type {
-                MessageType::Image | MessageType::File => Some(own_upload(
-                    c,
-                    caller,
-                    input.file_url.as_deref().unwrap_or_default(),
-                    input.message_type == MessageType::Image,
-                )?),
+                MessageType::Image | MessageType::File => {
+                    let file = own_upload(
+                        c,
+                        caller,
+                        input.file_url.as_deref().unwrap_or_default(),
+                        "fileUrl",
+                    )?;
+                    if input.message_type == MessageType::Image && !file.is_image() {
+                        return Err(AppError::invalid(
+                            "messageType",
+                            "IMAGE messages need an image file",
+                        ));
+                    }
+                    Some(file)
+                }
                 _ => None,
             };
             let now = now_ms();
@@ -225,35 +234,43 @@ pub async fn send(
     Ok(Sent { message, created })
 }
 
-struct OwnUpload {
-    id: i64,
-    url: String,
-    row: db::uploads::UploadRow,
+/// One of the caller's uploads, found by its URL.
+pub(crate) struct OwnUpload {
+    pub id: i64,
+    /// The canonical `/uploads/chat/<name>`.
+    pub url: String,
+    pub row: db::uploads::UploadRow,
 }
 
-/// The caller's own upload behind `file_url`, else 400.
-fn own_upload(
+impl OwnUpload {
+    /// Whether the upload is an image (`image/*`).
+    pub fn is_image(&self) -> bool {
+        self.row.mime_type.starts_with("image/")
+    }
+}
+
+/// The caller's own upload behind `url`, else 400 naming `field`.
+pub(crate) fn own_upload(
     c: &rusqlite::Connection,
     caller: UserId,
-    file_url: &str,
-    image: bool,
+    url: &str,
+    field: &str,
 ) -> AppResult<OwnUpload> {
-    let name = file_url
+    let name = url
         .trim()
         .strip_prefix(q::UPLOADS_PREFIX)
         .filter(|n| !n.is_empty() && !n.contains('/'))
         .ok_or_else(|| {
-            AppError::invalid("fileUrl", "fileUrl must be a URL returned by /chat/upload")
+            AppError::invalid(
+                field,
+                format!("{field} must be a URL returned by /chat/upload"),
+            )
         })?;
     let row = db::uploads::find_by_name(c, name)?
         .filter(|r| r.uploader_id == caller)
-        .ok_or_else(|| AppError::invalid("fileUrl", "fileUrl must be one of your own uploads"))?;
-    if image && !row.mime_type.starts_with("image/") {
-        return Err(AppError::invalid(
-            "messageType",
-            "IMAGE messages need an image file",
-        ));
-    }
+        .ok_or_else(|| {
+            AppError::invalid(field, format!("{field} must be one of your own uploads"))
+        })?;
     Ok(OwnUpload {
         id: row.id,
         url: format!("{}{}", q::UPLOADS_PREFIX, row.name),

@@ -39,6 +39,9 @@ pub fn fill_chat(state: &AppState, chat: &mut Chat) {
     for p in &mut chat.participants {
         fill_user(state, &mut p.user);
     }
+    for p in &mut chat.former_participants {
+        fill_user(state, &mut p.user);
+    }
 }
 
 /// Serialises once and sends to every connection of `users`.

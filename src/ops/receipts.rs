@@ -197,9 +197,31 @@ pub async fn mark_delivered(
     chat: ChatId,
     up_to: MessageId,
 ) -> AppResult<()> {
+    mark_delivered_many(state, user, vec![(chat, up_to)]).await
+}
+
+/// Marks messages delivered to `user` in several chats at once, `(chat,
+/// up_to)`, in one writer op (a chat list page, a `/sync` page). Resolves
+/// after the commit, so the sender's ticks are right by the time the fetch
+/// that delivered them is answered.
+pub async fn mark_delivered_many(
+    state: &AppState,
+    user: UserId,
+    marks: Vec<(ChatId, MessageId)>,
+) -> AppResult<()> {
+    if marks.is_empty() {
+        return Ok(());
+    }
     let events = state
         .db()
-        .write(move |c| advance(c, chat, user, q::Kind::Delivered, up_to, now_ms()))
+        .write(move |c| {
+            let now = now_ms();
+            let mut events = Vec::new();
+            for (chat, up_to) in marks {
+                events.extend(advance(c, chat, user, q::Kind::Delivered, up_to, now)?);
+            }
+            Ok(events)
+        })
         .await?;
     send_status(state, events);
     Ok(())

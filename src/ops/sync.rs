@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use crate::db::{events, messages, receipts};
 use crate::error::AppResult;
-use crate::model::{ChatId, UserId};
+use crate::model::{ChatId, MessageId, UserId};
 use crate::ops::chats::chat_views;
 use crate::ops::fill_chat;
 use crate::realtime::frames::{raw_json, CHAT_NEW, CHAT_REMOVED, CHAT_UPDATED};
@@ -53,6 +53,7 @@ pub async fn page(state: &AppState, user: UserId, after: i64, limit: u32) -> App
             let ids: Vec<_> = rows.iter().filter_map(|r| r.message_id).collect();
             let loaded = messages::load_many(c, &ids)?;
             let mut positions: HashMap<ChatId, receipts::Positions> = HashMap::new();
+            let mut delivered: HashMap<ChatId, MessageId> = HashMap::new();
             let mut items = Vec::with_capacity(rows.len());
             for row in rows {
                 let data = match row.kind.as_str() {
@@ -76,6 +77,18 @@ pub async fn page(state: &AppState, user: UserId, after: i64, limit: u32) -> App
                             Entry::Occupied(e) => e.into_mut(),
                             Entry::Vacant(e) => e.insert(receipts::positions(c, row.chat_id)?),
                         };
+                        // Returned here = on the user's device: delivered.
+                        if m.sender_id != user && !m.is_deleted {
+                            let had = positions
+                                .0
+                                .iter()
+                                .find(|p| p.user_id == user)
+                                .map(|p| p.delivered.max(p.read));
+                            if had.is_some_and(|had| had < m.id) {
+                                let up_to = delivered.entry(row.chat_id).or_insert(0);
+                                *up_to = (*up_to).max(m.id);
+                            }
+                        }
                         raw_json(&messages::with_status(m, positions))
                     }
                 };
@@ -84,12 +97,17 @@ pub async fn page(state: &AppState, user: UserId, after: i64, limit: u32) -> App
                     data,
                 });
             }
-            Ok(SyncPage {
-                items,
-                cursor,
-                has_more,
-            })
+            Ok((
+                SyncPage {
+                    items,
+                    cursor,
+                    has_more,
+                },
+                delivered,
+            ))
         })
         .await?;
+    let (page, delivered) = page;
+    crate::ops::receipts::mark_delivered_many(state, user, delivered.into_iter().collect()).await?;
     Ok(page)
 }

@@ -48,6 +48,8 @@ pub struct Login {
 pub struct UpdateMe {
     #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
+    /// One of the caller's own image uploads (a `fileUrl` from
+    /// `/chat/upload`), which becomes readable by every signed-in user;
     /// `null` clears the avatar.
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>, max_length = 2048)]
@@ -209,9 +211,36 @@ pub async fn update_me(state: &AppState, id: UserId, input: UpdateMe) -> AppResu
     }
     state
         .db()
-        .write(move |c| db::users::update_profile(c, id, &change))
+        .write(move |c| {
+            if let Some(Some(url)) = &change.avatar_url {
+                let url = avatar_upload(c, id, url, "avatarUrl")?;
+                change.avatar_url = Some(Some(url));
+            }
+            db::users::update_profile(c, id, &change)
+        })
         .await?;
     me(state, id).await
+}
+
+/// Makes the caller's own image upload behind `url` an avatar (a user's
+/// `avatarUrl` or a group's `groupAvatar`): from now on every signed-in user
+/// may read it, and the sweep of unsent uploads keeps it. Returns its
+/// canonical URL; 400 naming `field` for anything else. Runs in a writer op.
+pub(crate) fn avatar_upload(
+    c: &rusqlite::Connection,
+    caller: UserId,
+    url: &str,
+    field: &str,
+) -> AppResult<String> {
+    let upload = crate::ops::messages::own_upload(c, caller, url, field)?;
+    if !upload.is_image() {
+        return Err(AppError::invalid(
+            field,
+            format!("{field} must be an image"),
+        ));
+    }
+    db::uploads::mark_avatar(c, upload.id)?;
+    Ok(upload.url)
 }
 
 /// Users matching `q`, the caller excluded.

@@ -101,16 +101,17 @@ async fn register_login_me_and_update() {
         "{cookie}"
     );
 
+    let avatar = upload_image(&app, &carol).await;
     let (status, me) = app
         .patch(
             "/auth/me",
             &carol,
-            json!({"name": "Caroline", "avatarUrl": "https://x.test/a.png"}),
+            json!({"name": "Caroline", "avatarUrl": avatar}),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{me}");
     assert_eq!(me["name"], "Caroline");
-    assert_eq!(me["avatarUrl"], "https://x.test/a.png");
+    assert_eq!(me["avatarUrl"], avatar);
 
     // password change: the new one works, the old one doesn't
     let (status, _) = app

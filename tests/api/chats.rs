@@ -410,3 +410,53 @@ async fn non_participants_get_404_everywhere() {
     let (s, _) = app.get("/chat/abc", &alice).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
+
+/// Issue 13, bug 4: people who left stay resolvable (name, avatar) for
+/// members who share no other chat with them.
+#[tokio::test]
+async fn former_members_stay_resolvable() {
+    let app = spawn_app().await;
+    let ana = app.register("Ana").await;
+    let bob = app.register("Bob").await;
+    let cara = app.register("Cara").await;
+    let chat = app.group(&ana, &[&bob, &cara], "Trip").await;
+    let (_, fresh) = app.get(&format!("/chat/{chat}"), &cara).await;
+    assert_eq!(fresh["formerParticipants"], json!([]));
+    app.send(&bob, chat, "I can drive").await;
+    let mut cara_ws = app.ws(&cara).await;
+    let (status, _) = app
+        .delete(&format!("/chat/{chat}/participants/{}", bob.id), &bob)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    let check = |chat: &serde_json::Value| {
+        let former = chat["formerParticipants"].as_array().unwrap();
+        assert_eq!(former.len(), 1, "{chat}");
+        assert_eq!(former[0]["user"]["id"], bob.id);
+        assert_eq!(former[0]["user"]["name"], "Bob");
+        assert!(former[0]["user"].get("avatarUrl").is_some());
+        assert!(former[0]["leftAt"].as_str().unwrap().ends_with('Z'));
+        assert!(chat["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["user"]["id"] != bob.id));
+    };
+    let updated = cara_ws.expect_event("chat:updated").await;
+    check(&updated);
+    let (_, one) = app.get(&format!("/chat/{chat}"), &cara).await;
+    check(&one);
+    let (_, list) = app.get("/chat", &cara).await;
+    check(&list["items"][0]);
+
+    // added back: a member again, no longer former
+    let (status, back) = app
+        .post(
+            &format!("/chat/{chat}/participants"),
+            &ana,
+            json!({"userIds": [bob.id]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(back["formerParticipants"], json!([]));
+}

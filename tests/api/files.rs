@@ -1,6 +1,5 @@
 //! Uploads, private downloads, previews, traversal, retention.
 
-use std::io::Cursor;
 use std::time::Duration;
 
 use reqwest::multipart::{Form, Part};
@@ -13,38 +12,12 @@ async fn upload(app: &TestApp, user: &TestUser, name: &str, bytes: Vec<u8>) -> (
     upload_part(app, user, Part::bytes(bytes).file_name(name.to_string())).await
 }
 
-/// Uploads one multipart part as the `file` field.
-async fn upload_part(app: &TestApp, user: &TestUser, part: Part) -> (StatusCode, Value) {
-    let form = Form::new().part("file", part);
-    let resp = app
-        .client
-        .post(format!("{}/chat/upload", app.base))
-        .bearer_auth(&user.token)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
 async fn fetch(app: &TestApp, url: &str, token: Option<&str>) -> reqwest::Response {
     let mut req = app.client.get(format!("{}{}", app.base, url));
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
     req.send().await.unwrap()
-}
-
-fn image_bytes(w: u32, h: u32, format: image::ImageFormat) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(w, h, |x, y| {
-        image::Rgb([(x % 256) as u8, (y % 256) as u8, 99])
-    });
-    let mut out = Cursor::new(Vec::new());
-    image::DynamicImage::ImageRgb8(img)
-        .write_to(&mut out, format)
-        .unwrap();
-    out.into_inner()
 }
 
 fn stored_files(app: &TestApp) -> Vec<String> {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use natter::config::{Config, ServeArgs};
+use reqwest::multipart::{Form, Part};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -411,4 +412,39 @@ pub fn alg_none_token(claims: Value) -> String {
         b64.encode(json!({"alg": "none", "typ": "JWT"}).to_string()),
         b64.encode(claims.to_string())
     )
+}
+
+/// Uploads one multipart part as the `file` field.
+pub async fn upload_part(app: &TestApp, user: &TestUser, part: Part) -> (StatusCode, Value) {
+    let form = Form::new().part("file", part);
+    let resp = app
+        .client
+        .post(format!("{}/chat/upload", app.base))
+        .bearer_auth(&user.token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// A small image (`w`×`h`) encoded in `format`.
+pub fn image_bytes(w: u32, h: u32, format: image::ImageFormat) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 99])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut out, format)
+        .unwrap();
+    out.into_inner()
+}
+
+/// Uploads a small PNG as `user`; returns its `fileUrl`.
+pub async fn upload_image(app: &TestApp, user: &TestUser) -> String {
+    let part = Part::bytes(image_bytes(8, 8, image::ImageFormat::Png)).file_name("face.png");
+    let (status, body) = upload_part(app, user, part).await;
+    assert_eq!(status, StatusCode::CREATED, "upload: {body}");
+    body["fileUrl"].as_str().unwrap().to_string()
 }

@@ -2,6 +2,7 @@
 
 mod admin;
 mod auth;
+mod avatars;
 mod chats;
 mod config;
 mod crash;
@@ -11,5 +12,6 @@ mod messages;
 mod metrics;
 mod openapi;
 mod realtime;
+mod receipts;
 mod security;
 mod socketio;
