@@ -19,7 +19,7 @@ const ASSETS = process.env.NATTER_ASSETS_DIR ? path.resolve(ROOT, process.env.NA
 const SHOTS = path.join(ROOT, 'docs/screenshots');
 const EXTRA = process.env.E2E_EXTRA_SHOTS ? path.resolve(process.env.E2E_EXTRA_SHOTS) : null;
 const T = 15000; // default bound for one wait
-const GLOBAL_TIMEOUT = 300000;
+const GLOBAL_TIMEOUT = 480000;
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
 const ALICE = 'Alice Johnson';
@@ -66,7 +66,7 @@ function startServer() {
   const logFile = path.join(os.tmpdir(), `natter-e2e-server-${process.pid}.log`);
   const out = fs.createWriteStream(logFile);
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not print its URL within 20 s (log: ${logFile})`)), 20000);
+    const timer = setTimeout(() => reject(new Error(`server did not print its URL within 60 s (log: ${logFile})`)), 60000);
     let buf = '';
     const onData = (d) => {
       out.write(d);
@@ -253,7 +253,7 @@ async function main() {
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
     headless: true,
-    timeout: 30000,
+    timeout: 90000,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
@@ -341,6 +341,7 @@ async function main() {
     if (await msg(a, 'Not this one').count()) throw new Error('Esc still sent the caption');
     await a.getByTestId('attach-input').setInputFiles(files);
     await a.getByTestId('attach-caption').fill('Sunset from the balcony 🌅');
+    if (EXTRA) await a.screenshot({ path: path.join(EXTRA, 'attach-preview.png') });
     await a.getByTestId('attach-send').click();
     const loaded = (page) => until(async () => msg(page, 'Sunset from the balcony').locator('[data-testid="message-image"]')
       .evaluate((img) => img.complete && img.naturalWidth > 0), 'the captioned image to load', 20000);
@@ -632,6 +633,8 @@ async function main() {
     await b.close();
     b = await ctxB.newPage();
     watch(b, 'bob');
+    // Wait until the server has noticed Bob's tab is gone.
+    await until(async () => (await a.getByTestId('conv-subtitle').textContent()) !== 'online', 'Bob to be offline for Alice');
     const texts = ['Sent while your tab was closed', 'And one more'];
     try {
       for (const t of texts) await send(a, t);
@@ -671,6 +674,7 @@ async function main() {
     await a.getByRole('button', { name: 'Profile' }).first().click();
     await a.getByTestId('avatar-input').setInputFiles({ name: 'me.png', mimeType: PNG, buffer: makePng(640, 400, 1) });
     await a.getByTestId('crop-dialog').waitFor();
+    if (EXTRA) await a.screenshot({ path: path.join(EXTRA, 'crop.png') });
     await a.getByTestId('crop-save').click();
     await a.getByTestId('crop-dialog').waitFor({ state: 'detached' });
     const img = a.locator('.me-btn .avatar img');

@@ -182,7 +182,7 @@ function renderMessage(r, ctx) {
   if (media) bubble.classList.add('media');
   if (media && !m.content && !m.replyToId) bubble.classList.add('media-only');
   if (r.showName) bubble.append(h(`span.sender.${senderColor(m.senderId)}`, userOf(m.senderId).name));
-  if (!m.isDeleted && !pending && ctx.onMenu) {
+  if (!pending && ctx.onMenu) {
     bubble.append(h('button.msg-menu-btn', {
       type: 'button', 'aria-label': 'Message options', 'aria-haspopup': 'menu', 'data-testid': 'message-menu',
       onclick: (e) => { e.stopPropagation(); ctx.onMenu(m, e.currentTarget); },

@@ -61,6 +61,11 @@ export function conversation({ onBack, onInfo, onMessageInfo }) {
   function messageMenu(m, anchor) {
     const chat = state.chats.get(m.chatId);
     const mine = m.senderId === state.me.id;
+    // A tombstone can only be removed from my view.
+    if (m.isDeleted) {
+      popupMenu(anchor, [{ label: 'Delete for me', icon: 'trash', danger: true, testid: 'menu-delete', onSelect: () => remove(m, chat) }], { align: mine ? 'right' : 'left' });
+      return;
+    }
     popupMenu(anchor, [
       { label: 'Reply', icon: 'reply', testid: 'menu-reply', onSelect: () => comp.setReply(m) },
       m.content ? { label: 'Copy', icon: 'copy', testid: 'menu-copy', onSelect: () => copy(m.content) } : null,
