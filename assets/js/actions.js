@@ -380,11 +380,11 @@ export function sendText(chatId, content, replyToId) {
 }
 
 /** Upload then send; progress and errors live on the outbox entry. Throws 413-style errors. */
-export async function sendFile(chatId, file, replyToId, caption = null) {
+export async function sendFile(chatId, file, replyToId, caption = null, batch = null) {
   const isImage = /^image\//.test(file.type);
   const p = {
     clientId: uuid(), chatId, senderId: state.me.id, createdAt: new Date().toISOString(),
-    state: 'uploading', seq: ++seq, progress: 0, file,
+    state: 'uploading', seq: ++seq, progress: 0, file, batch,
     messageType: isImage ? 'IMAGE' : 'FILE', content: caption || null, replyToId: replyToId ?? null,
     fileName: file.name, fileSize: file.size, fileMimeType: file.type || 'application/octet-stream',
   };
@@ -462,7 +462,9 @@ export async function flush() {
   flushing = true;
   try {
     while (rt?.isOpen) {
-      const p = state.outbox.find((x) => x.state === 'queued');
+      // Files picked together are sent in the order picked, whichever finished uploading first.
+      const waits = (x) => x.batch != null && state.outbox.some((y) => y.batch === x.batch && y.seq < x.seq && y.state === 'uploading');
+      const p = state.outbox.find((x) => x.state === 'queued' && !waits(x));
       if (!p) break;
       p.state = 'sending';
       try {

@@ -348,6 +348,8 @@ async function main() {
     await loaded(a);
     await loaded(b);
     await b.locator('[data-testid="message-file"]').filter({ hasText: 'notes.txt' }).waitFor();
+    const order = await b.getByTestId('message').evaluateAll((els) => els.map((e) => (e.textContent.includes('Sunset from the balcony') ? 'photo' : e.textContent.includes('notes.txt') ? 'file' : '')).filter(Boolean));
+    if (order.join() !== 'photo,file') throw new Error(`the files arrived as ${order.join(', ')}, not in the order picked`);
     const err = await a.getByTestId('composer-error').isVisible();
     if (err) throw new Error(`upload error: ${await a.getByTestId('composer-error').textContent()}`);
     await send(b, 'Beautiful! Where was that?');

@@ -171,8 +171,9 @@ export function composer({ onSent }) {
       const text = caption.value.trim();
       close();
       if (replyTo === reply) { reply = null; renderStrip(); }
+      const batch = Date.now() + Math.random();
       files.forEach((f, i) => {
-        actions.sendFile(target, f, replyTo?.id, i === 0 ? text || null : null)
+        actions.sendFile(target, f, replyTo?.id, i === 0 ? text || null : null, batch)
           .catch((e) => showError(e.status === 413 ? e.message : `${f.name}: ${e.message}`));
       });
       onSent?.();
