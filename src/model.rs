@@ -4,7 +4,7 @@
 //! (`online`) is filled in from the hub by the layer above, since it lives in
 //! memory, not in SQLite.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// A user id.
@@ -127,10 +127,44 @@ pub struct Message {
     pub is_deleted: bool,
     pub is_read: bool,
     pub status: Status,
+    /// What a `SYSTEM` message (group note) records; `null` for the others.
+    #[schema(required = true)]
+    pub system: Option<SystemNote>,
     #[schema(format = DateTime)]
     pub created_at: String,
     #[schema(format = DateTime)]
     pub updated_at: String,
+}
+
+/// What happened in a group, as a `SYSTEM` message records it (stored as
+/// JSON in `messages.system`); `content` says the same in English.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SystemNote {
+    pub action: SystemAction,
+    /// Who did it (also the message's `senderId`).
+    #[schema(value_type = i64)]
+    pub actor_id: UserId,
+    /// Whom it was done to (added, removed, promoted, ...; `[]` for a rename).
+    #[schema(value_type = Vec<i64>)]
+    pub user_ids: Vec<UserId>,
+    /// The group's name for `created` and `renamed`, else `null`.
+    #[schema(required = true)]
+    pub name: Option<String>,
+}
+
+/// Kinds of group note.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SystemAction {
+    Created,
+    Added,
+    Removed,
+    Left,
+    Renamed,
+    Avatar,
+    Promoted,
+    Demoted,
 }
 
 /// One member's receipt for one message.

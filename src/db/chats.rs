@@ -281,6 +281,16 @@ pub fn update_chat(
     touch(conn, chat, now)
 }
 
+/// A chat's current name and avatar.
+pub fn name_and_avatar(
+    conn: &Connection,
+    chat: ChatId,
+) -> AppResult<(Option<String>, Option<String>)> {
+    Ok(conn
+        .prepare_cached("SELECT name, group_avatar FROM chats WHERE id = ?1")?
+        .query_row([chat], |r| Ok((r.get(0)?, r.get(1)?)))?)
+}
+
 /// Sets `updated_at`.
 pub fn touch(conn: &Connection, chat: ChatId, now: i64) -> AppResult<()> {
     conn.prepare_cached("UPDATE chats SET updated_at = ?2 WHERE id = ?1")?

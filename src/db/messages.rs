@@ -17,7 +17,8 @@ pub const UPLOADS_PREFIX: &str = "/uploads/chat/";
 
 const MESSAGE_COLUMNS: &str = "m.id, m.chat_id, m.sender_id, m.content, m.message_type,
     m.file_url, m.file_name, m.file_size, m.file_mime_type, m.reply_to_id, m.client_id,
-    m.is_edited, m.is_deleted, m.created_at, m.updated_at, up.thumb_name, up.width, up.height";
+    m.is_edited, m.is_deleted, m.created_at, m.updated_at, up.thumb_name, up.width, up.height,
+    m.system";
 
 const FROM: &str = "FROM messages m LEFT JOIN uploads up ON up.id = m.upload_id";
 
@@ -45,6 +46,9 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Message> {
         height: r.get(17)?,
         is_read: false,
         status: crate::model::Status::Sent,
+        system: r
+            .get::<_, Option<String>>(18)?
+            .and_then(|j| serde_json::from_str(&j).ok()),
     })
 }
 
@@ -68,6 +72,8 @@ pub struct NewMessage<'a> {
     pub file_mime_type: Option<&'a str>,
     pub reply_to_id: Option<MessageId>,
     pub client_id: Option<&'a str>,
+    /// A group note's [`crate::model::SystemNote`] as JSON.
+    pub system: Option<&'a str>,
     pub now: i64,
 }
 
@@ -75,8 +81,9 @@ pub struct NewMessage<'a> {
 pub fn insert(conn: &Connection, m: &NewMessage<'_>) -> AppResult<MessageId> {
     conn.prepare_cached(
         "INSERT INTO messages (chat_id, sender_id, message_type, content, upload_id, file_url,
-             file_name, file_size, file_mime_type, reply_to_id, client_id, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+             file_name, file_size, file_mime_type, reply_to_id, client_id, created_at, updated_at,
+             system)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13)",
     )?
     .execute(params![
         m.chat_id,
@@ -90,7 +97,8 @@ pub fn insert(conn: &Connection, m: &NewMessage<'_>) -> AppResult<MessageId> {
         m.file_mime_type,
         m.reply_to_id,
         m.client_id,
-        m.now
+        m.now,
+        m.system
     ])?;
     Ok(conn.last_insert_rowid())
 }
@@ -116,6 +124,15 @@ pub fn owner(conn: &Connection, id: MessageId) -> AppResult<Option<(ChatId, User
         .prepare_cached("SELECT chat_id, sender_id, is_deleted FROM messages WHERE id = ?1")?
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?)
+}
+
+/// Whether a message is a group note (`SYSTEM`).
+pub fn is_system(conn: &Connection, id: MessageId) -> AppResult<bool> {
+    Ok(conn
+        .prepare_cached("SELECT message_type = 'SYSTEM' FROM messages WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?
+        .unwrap_or(false))
 }
 
 /// One message with its status.
@@ -157,35 +174,111 @@ pub enum PageAt {
     After(MessageId),
 }
 
-/// A page of history, oldest first, and whether more lie beyond it in the
-/// direction of travel.
+/// What one member sees of a chat's history: nothing up to the position
+/// they cleared, none of the messages they deleted for themselves, and only
+/// the group notes written since they (last) joined.
+#[derive(Debug, Clone, Copy)]
+pub struct Viewer {
+    pub user: UserId,
+    /// `joined_at` of their membership (ms).
+    pub joined_at: i64,
+    /// "Clear chat" position: messages up to this id are gone for them.
+    pub cleared_up_to: MessageId,
+}
+
+/// The SQL condition a message row `m` must meet to be visible to
+/// `Viewer` bound as ?4 (cleared), ?5 (joined) and ?6 (user). The hidden
+/// probe is one primary-key lookup per row walked.
+const VISIBLE: &str = "m.id > ?4 AND (m.message_type != 'SYSTEM' OR m.created_at >= ?5)
+    AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = ?6 AND h.message_id = m.id)";
+
+/// `user`'s view of `chat` if they are a current member.
+pub fn viewer(conn: &Connection, chat: ChatId, user: UserId) -> AppResult<Option<Viewer>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT joined_at, cleared_up_to FROM chat_participants
+             WHERE chat_id = ?1 AND user_id = ?2 AND left_at IS NULL",
+        )?
+        .query_row(params![chat, user], |r| {
+            Ok(Viewer {
+                user,
+                joined_at: r.get(0)?,
+                cleared_up_to: r.get(1)?,
+            })
+        })
+        .optional()?)
+}
+
+/// The newest message of `chat` that `viewer` sees, if any (walks the
+/// chat's ids down from the newest; the chat list's `lastMessage` when the
+/// newest one is gone for them).
+pub fn newest_visible(
+    conn: &Connection,
+    chat: ChatId,
+    viewer: &Viewer,
+    positions: &Positions,
+) -> AppResult<Option<Message>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} {FROM} WHERE m.chat_id = ?1 AND {VISIBLE}
+             ORDER BY m.id DESC LIMIT 1"
+        ))?
+        // ?2 and ?3 are unused here: `VISIBLE` numbers its parameters from 4
+        .query_row(
+            params![
+                chat,
+                0,
+                0,
+                viewer.cleared_up_to,
+                viewer.joined_at,
+                viewer.user
+            ],
+            from_row,
+        )
+        .optional()?
+        .map(|m| with_status(m, positions)))
+}
+
+/// A page of history as `viewer` sees it, oldest first, and whether more
+/// lie beyond it in the direction of travel.
 pub fn page(
     conn: &Connection,
     chat: ChatId,
     at: PageAt,
     limit: u32,
+    viewer: &Viewer,
     positions: &Positions,
 ) -> AppResult<(Vec<Message>, bool)> {
     let fetch = i64::from(limit) + 1;
     let (sql, a, b) = match at {
         PageAt::Page(n) => (
-            format!("SELECT {MESSAGE_COLUMNS} {FROM} WHERE m.chat_id = ?1 ORDER BY m.id DESC LIMIT ?2 OFFSET ?3"),
+            format!("SELECT {MESSAGE_COLUMNS} {FROM} WHERE m.chat_id = ?1 AND {VISIBLE} ORDER BY m.id DESC LIMIT ?2 OFFSET ?3"),
             fetch,
             i64::from(n.saturating_sub(1)) * i64::from(limit),
         ),
         PageAt::Before(id) => (
-            format!("SELECT {MESSAGE_COLUMNS} {FROM} WHERE m.chat_id = ?1 AND m.id < ?3 ORDER BY m.id DESC LIMIT ?2"),
+            format!("SELECT {MESSAGE_COLUMNS} {FROM} WHERE m.chat_id = ?1 AND m.id < ?3 AND {VISIBLE} ORDER BY m.id DESC LIMIT ?2"),
             fetch,
             id,
         ),
         PageAt::After(id) => (
-            format!("SELECT {MESSAGE_COLUMNS} {FROM} WHERE m.chat_id = ?1 AND m.id > ?3 ORDER BY m.id ASC LIMIT ?2"),
+            format!("SELECT {MESSAGE_COLUMNS} {FROM} WHERE m.chat_id = ?1 AND m.id > ?3 AND {VISIBLE} ORDER BY m.id ASC LIMIT ?2"),
             fetch,
             id,
         ),
     };
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![chat, a, b], from_row)?;
+    let rows = stmt.query_map(
+        params![
+            chat,
+            a,
+            b,
+            viewer.cleared_up_to,
+            viewer.joined_at,
+            viewer.user
+        ],
+        from_row,
+    )?;
     let mut items: Vec<Message> = rows
         .map(|m| m.map(|m| with_status(m, positions)))
         .collect::<Result<_, _>>()?;
@@ -197,7 +290,8 @@ pub fn page(
     Ok((items, has_more))
 }
 
-/// Messages from others after `read_up_to` that are not deleted.
+/// Messages from others after `read_up_to` that are not deleted (group
+/// notes never count).
 pub fn unread_count(
     conn: &Connection,
     chat: ChatId,
@@ -207,7 +301,8 @@ pub fn unread_count(
     Ok(conn
         .prepare_cached(
             "SELECT count(*) FROM messages
-             WHERE chat_id = ?1 AND id > ?2 AND sender_id != ?3 AND is_deleted = 0",
+             WHERE chat_id = ?1 AND id > ?2 AND sender_id != ?3 AND is_deleted = 0
+               AND message_type != 'SYSTEM'",
         )?
         .query_row(params![chat, read_up_to, user], |r| r.get(0))?)
 }
@@ -225,6 +320,7 @@ pub fn has_unread_before(
             "SELECT 1 FROM chat_participants p JOIN messages m
                  ON m.chat_id = p.chat_id AND m.id > p.read_up_to AND m.id < ?3
              WHERE p.chat_id = ?1 AND p.user_id = ?2 AND m.sender_id != ?2 AND m.is_deleted = 0
+               AND m.message_type != 'SYSTEM'
              LIMIT 1",
         )?
         .exists(params![chat, user, below])?)
@@ -270,7 +366,7 @@ pub fn newest_at_or_before(
         .query_row(params![chat, up_to], |r| r.get(0))?)
 }
 
-/// Messages of `chat` in `(after, up_to]` that are not deleted, newest first,
+/// Messages of `chat` in `(after, up_to]` that are not deleted nor group notes, newest first,
 /// at most `limit`: `(id, sender)`. With `not_from`, only others' messages
 /// (those whose receipt changes when that member's position moves).
 pub fn between(
@@ -284,7 +380,7 @@ pub fn between(
     let mut stmt = conn.prepare_cached(
         "SELECT id, sender_id FROM messages
          WHERE chat_id = ?1 AND id > ?2 AND id <= ?3 AND is_deleted = 0
-           AND (?4 IS NULL OR sender_id != ?4)
+           AND message_type != 'SYSTEM' AND (?4 IS NULL OR sender_id != ?4)
          ORDER BY id DESC LIMIT ?5",
     )?;
     let rows = stmt.query_map(params![chat, after, up_to, not_from, limit], |r| {

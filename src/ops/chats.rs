@@ -13,10 +13,11 @@ use utoipa::ToSchema;
 
 use crate::db::{self, chats as q, events, messages, now_ms, receipts};
 use crate::error::{AppError, AppResult};
-use crate::model::{Chat, ChatId, UserId};
+use crate::model::{Chat, ChatId, Message, SystemAction, UserId};
+use crate::ops::notes::{self, Note};
 use crate::ops::users::{avatar_upload, double_option};
 use crate::ops::{fill_chat, publish, valid_name, valid_url, MAX_GROUP_MEMBERS, MAX_IDS};
-use crate::realtime::frames::{CHAT_NEW, CHAT_REMOVED, CHAT_UPDATED};
+use crate::realtime::frames::{CHAT_NEW, CHAT_REMOVED, CHAT_UPDATED, MESSAGE_NEW};
 use crate::state::AppState;
 
 /// `POST /chat`.
@@ -71,6 +72,8 @@ struct Notice {
     new_for: Vec<UserId>,
     updated_for: Vec<UserId>,
     removed_for: Vec<UserId>,
+    /// Group notes the change wrote, for the members after it.
+    notes: Vec<Message>,
 }
 
 /// Loads the chat for `viewer`, 404 unless a member.
@@ -196,6 +199,15 @@ pub async fn create(
                 }
                 let event = events::append(c, chat_id, CHAT_NEW, None, None, now)?;
                 q::set_activity(c, chat_id, event)?;
+                if is_group {
+                    let what = Note {
+                        name: name.as_deref(),
+                        ..Note::about(SystemAction::Created, &others)
+                    };
+                    notice
+                        .notes
+                        .push(notes::write(c, chat_id, caller, what, now)?);
+                }
                 notice.new_for = members;
             } else {
                 // A 1-on-1 someone had left comes back for both.
@@ -281,6 +293,7 @@ pub async fn update(
                 Some(Some(url)) => Some(Some(avatar_upload(c, caller, &url, "groupAvatar")?)),
                 other => other,
             };
+            let (old_name, old_avatar) = q::name_and_avatar(c, chat)?;
             let now = now_ms();
             q::update_chat(
                 c,
@@ -290,8 +303,24 @@ pub async fn update(
                 now,
             )?;
             events::append(c, chat, CHAT_UPDATED, None, None, now)?;
+            let mut notes = Vec::new();
+            if name.is_some() && name != old_name {
+                let what = Note {
+                    name: name.as_deref(),
+                    ..Note::about(SystemAction::Renamed, &[])
+                };
+                notes.push(notes::write(c, chat, caller, what, now)?);
+            }
+            if let Some(avatar) = avatar.filter(|a| *a != old_avatar) {
+                let what = Note {
+                    photo_removed: avatar.is_none(),
+                    ..Note::about(SystemAction::Avatar, &[])
+                };
+                notes.push(notes::write(c, chat, caller, what, now)?);
+            }
             Ok(Notice {
                 updated_for: q::member_ids(c, chat)?,
+                notes,
                 ..Notice::default()
             })
         })
@@ -342,10 +371,18 @@ pub async fn add_participants(
                 events::append(c, chat, CHAT_NEW, None, Some(user), now)?;
             }
             q::touch(c, chat, now)?;
+            let note = notes::write(
+                c,
+                chat,
+                caller,
+                Note::about(SystemAction::Added, &added),
+                now,
+            )?;
             Ok(Notice {
                 new_for: added,
                 updated_for: existing,
                 removed_for: Vec::new(),
+                notes: vec![note],
             })
         })
         .await?;
@@ -381,9 +418,25 @@ pub async fn remove_participant(
             q::touch(c, chat, now)?;
             events::append(c, chat, CHAT_UPDATED, None, None, now)?;
             events::append(c, chat, CHAT_REMOVED, None, Some(target), now)?;
+            let mut notes = Vec::new();
+            if m.is_group {
+                let action = if target == caller {
+                    SystemAction::Left
+                } else {
+                    SystemAction::Removed
+                };
+                notes.push(notes::write(
+                    c,
+                    chat,
+                    caller,
+                    Note::about(action, &[target]),
+                    now,
+                )?);
+            }
             Ok(Notice {
                 updated_for: q::member_ids(c, chat)?,
                 removed_for: vec![target],
+                notes,
                 ..Notice::default()
             })
         })
@@ -424,8 +477,15 @@ pub async fn set_admin(
             let now = now_ms();
             q::touch(c, chat, now)?;
             events::append(c, chat, CHAT_UPDATED, None, None, now)?;
+            let action = if input.is_admin {
+                SystemAction::Promoted
+            } else {
+                SystemAction::Demoted
+            };
+            let note = notes::write(c, chat, caller, Note::about(action, &[target]), now)?;
             Ok(Notice {
                 updated_for: q::member_ids(c, chat)?,
+                notes: vec![note],
                 ..Notice::default()
             })
         })
@@ -439,7 +499,11 @@ pub async fn set_admin(
 /// distinct (event, unread count), not once per member: in a 1,000-member
 /// group a per-member copy was ~1,000 × the whole member list in memory.
 async fn notify(state: &AppState, chat: ChatId, notice: Notice) -> AppResult<()> {
-    if notice.new_for.is_empty() && notice.updated_for.is_empty() && notice.removed_for.is_empty() {
+    if notice.new_for.is_empty()
+        && notice.updated_for.is_empty()
+        && notice.removed_for.is_empty()
+        && notice.notes.is_empty()
+    {
         return Ok(());
     }
     let viewers: Vec<UserId> = notice
@@ -474,6 +538,15 @@ async fn notify(state: &AppState, chat: ChatId, notice: Notice) -> AppResult<()>
         &json!({"chatId": chat}),
         &notice.removed_for,
     );
+    let members: Vec<UserId> = notice
+        .new_for
+        .iter()
+        .chain(&notice.updated_for)
+        .copied()
+        .collect();
+    for note in &notice.notes {
+        publish(state, MESSAGE_NEW, note, &members);
+    }
     Ok(())
 }
 

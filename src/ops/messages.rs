@@ -20,6 +20,9 @@ use crate::state::AppState;
 
 /// Longest message, in Unicode characters.
 pub const MAX_CONTENT_CHARS: usize = 10_000;
+/// `messageType` of group notes.
+pub const SYSTEM: &str = "SYSTEM";
+
 /// Longest `clientId`.
 pub const MAX_CLIENT_ID_CHARS: usize = 64;
 
@@ -43,7 +46,8 @@ pub struct SendMessage {
     pub client_id: Option<String>,
 }
 
-/// Kinds of message.
+/// Kinds of message. `SYSTEM` (group notes) is written by the server only:
+/// a client sending it gets 400.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum MessageType {
@@ -51,6 +55,7 @@ pub enum MessageType {
     Image,
     File,
     Link,
+    System,
 }
 
 impl MessageType {
@@ -60,6 +65,7 @@ impl MessageType {
             MessageType::Image => "IMAGE",
             MessageType::File => "FILE",
             MessageType::Link => "LINK",
+            MessageType::System => SYSTEM,
         }
     }
 }
@@ -95,6 +101,12 @@ pub fn valid_content(content: Option<&str>, required: bool) -> AppResult<Option<
 }
 
 fn validate(input: &SendMessage) -> AppResult<(Option<String>, Option<String>)> {
+    if input.message_type == MessageType::System {
+        return Err(AppError::invalid(
+            "messageType",
+            "SYSTEM messages are written by the server only",
+        ));
+    }
     let needs_text = matches!(input.message_type, MessageType::Text | MessageType::Link);
     let content = valid_content(input.content.as_deref(), needs_text)?;
     let client_id = match input.client_id.as_deref() {
@@ -198,6 +210,7 @@ pub async fn send(
                     file_mime_type: file.as_ref().map(|f| f.row.mime_type.as_str()),
                     reply_to_id: input.reply_to_id,
                     client_id: client_id.as_deref(),
+                    system: None,
                     now,
                 },
             )?;
@@ -289,9 +302,9 @@ pub async fn history(
     let (items, has_more, delivered) = state
         .db()
         .read(move |c| {
-            chats::membership(c, chat, caller)?.ok_or_else(AppError::chat_not_found)?;
+            let viewer = q::viewer(c, chat, caller)?.ok_or_else(AppError::chat_not_found)?;
             let positions = receipts::positions(c, chat)?;
-            let (items, has_more) = q::page(c, chat, at, limit, &positions)?;
+            let (items, has_more) = q::page(c, chat, at, limit, &viewer, &positions)?;
             let delivered = positions
                 .0
                 .iter()
@@ -350,6 +363,9 @@ pub async fn edit(
         .db()
         .write(move |c| {
             let (_, sender, deleted) = member_message(c, caller, chat, message)?;
+            if q::is_system(c, message)? {
+                return Err(AppError::Forbidden("group notes cannot be edited".into()));
+            }
             if sender != caller {
                 return Err(AppError::Forbidden(
                     "only the sender can edit a message".into(),
@@ -386,6 +402,11 @@ pub async fn delete(
         .db()
         .write(move |c| {
             let (m, sender, deleted) = member_message(c, caller, chat, message)?;
+            if q::is_system(c, message)? {
+                return Err(AppError::Forbidden(
+                    "group notes cannot be deleted for everyone (delete them for you)".into(),
+                ));
+            }
             if sender != caller && !(m.is_group && m.is_admin) {
                 return Err(AppError::Forbidden(
                     "only the sender or a group admin can delete a message".into(),

@@ -6,6 +6,7 @@
 
 pub mod chats;
 pub mod messages;
+pub mod notes;
 pub mod receipts;
 pub mod sync;
 pub mod typing;

@@ -10,6 +10,7 @@ mod files;
 mod helpers;
 mod messages;
 mod metrics;
+mod notes;
 mod openapi;
 mod realtime;
 mod receipts;
