@@ -221,6 +221,9 @@ function applyMessage(m, isNewEvent) {
     // Writing in a chat (from any of my devices) reads it: the server moved my
     // read position to this message.
     if (isNewEvent && mine && !note && !known && (!prev || m.id > prev.id)) chat.unreadCount = 0;
+    // A group note means the group changed (name, photo, members): refresh it even if no
+    // chat:updated arrives.
+    if (isNewEvent && note && !known) hooks.fetchChat(m.chatId);
     if (isNewEvent && m.createdAt && (!chat.updatedAt || m.createdAt > chat.updatedAt)) chat.updatedAt = m.createdAt;
   }
   emit('messages', m.chatId);
