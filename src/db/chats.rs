@@ -175,15 +175,27 @@ pub fn load_chat_view(
     chat: ChatId,
     viewer: UserId,
 ) -> AppResult<Option<ChatView>> {
+    let viewer_id = viewer;
     let row = conn
         .prepare_cached(
             "SELECT c.id, c.name, c.is_group, c.group_avatar, c.created_at, c.updated_at,
-                    c.last_message_id, p.read_up_to, p.delivered_up_to
+                    c.last_message_id, p.read_up_to, p.delivered_up_to, p.joined_at,
+                    p.cleared_up_to,
+                    EXISTS (SELECT 1 FROM hidden_messages h
+                            WHERE h.user_id = ?2 AND h.message_id = c.last_message_id)
              FROM chats c LEFT JOIN chat_participants p
                   ON p.chat_id = c.id AND p.user_id = ?2 AND p.left_at IS NULL
              WHERE c.id = ?1",
         )?
         .query_row(params![chat, viewer], |r| {
+            let viewer = match r.get::<_, Option<i64>>(9)? {
+                Some(joined_at) => Some(messages::Viewer {
+                    user: viewer,
+                    joined_at,
+                    cleared_up_to: r.get(10)?,
+                }),
+                None => None,
+            };
             Ok((
                 Chat {
                     id: r.get(0)?,
@@ -200,19 +212,27 @@ pub fn load_chat_view(
                 r.get::<_, Option<i64>>(6)?,
                 r.get::<_, Option<i64>>(7)?,
                 r.get::<_, Option<i64>>(8)?,
+                viewer,
+                r.get::<_, bool>(11)?,
             ))
         })
         .optional()?;
-    let Some((mut chat, last_message_id, read_up_to, delivered)) = row else {
+    let Some((mut chat, last_message_id, read_up_to, delivered, viewer, last_hidden)) = row else {
         return Ok(None);
     };
     (chat.participants, chat.former_participants) = members_and_former(conn, chat.id)?;
     let positions = receipts::positions(conn, chat.id)?;
     if let Some(id) = last_message_id {
-        chat.last_message = messages::load(conn, id, &positions)?;
+        chat.last_message = match viewer {
+            // the newest message is gone for this member: the newest they see
+            Some(v) if last_hidden || id <= v.cleared_up_to => {
+                messages::newest_visible(conn, chat.id, &v, &positions)?
+            }
+            _ => messages::load(conn, id, &positions)?,
+        };
     }
-    if let Some(read_up_to) = read_up_to {
-        chat.unread_count = messages::unread_count(conn, chat.id, viewer, read_up_to)?;
+    if viewer.is_some() {
+        chat.unread_count = messages::unread_count(conn, chat.id, viewer_id)?;
     }
     let delivered = delivered.unwrap_or(0).max(read_up_to.unwrap_or(0));
     Ok(Some(ChatView { chat, delivered }))

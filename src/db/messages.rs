@@ -290,21 +290,72 @@ pub fn page(
     Ok((items, has_more))
 }
 
-/// Messages from others after `read_up_to` that are not deleted (group
-/// notes never count).
-pub fn unread_count(
-    conn: &Connection,
-    chat: ChatId,
-    user: UserId,
-    read_up_to: i64,
-) -> AppResult<i64> {
+/// `user`'s unread count in `chat`: messages from others after their read
+/// position (and their "clear chat" position) that are not deleted, not
+/// group notes and not deleted for them; 0 for a non-member.
+pub fn unread_count(conn: &Connection, chat: ChatId, user: UserId) -> AppResult<i64> {
     Ok(conn
         .prepare_cached(
-            "SELECT count(*) FROM messages
-             WHERE chat_id = ?1 AND id > ?2 AND sender_id != ?3 AND is_deleted = 0
-               AND message_type != 'SYSTEM'",
+            "SELECT count(*) FROM chat_participants p JOIN messages m
+                 ON m.chat_id = p.chat_id AND m.id > max(p.read_up_to, p.cleared_up_to)
+             WHERE p.chat_id = ?1 AND p.user_id = ?2 AND p.left_at IS NULL
+               AND m.sender_id != ?2 AND m.is_deleted = 0 AND m.message_type != 'SYSTEM'
+               AND NOT EXISTS (SELECT 1 FROM hidden_messages h
+                               WHERE h.user_id = ?2 AND h.message_id = m.id)",
         )?
-        .query_row(params![chat, read_up_to, user], |r| r.get(0))?)
+        .query_row(params![chat, user], |r| r.get(0))?)
+}
+
+/// Deletes a message for `user` only; `false` if it already was.
+pub fn hide(conn: &Connection, user: UserId, chat: ChatId, id: MessageId) -> AppResult<bool> {
+    Ok(conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO hidden_messages (user_id, message_id, chat_id) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![user, id, chat])?
+        == 1)
+}
+
+/// Members of `chat` for whom message `id` is gone (deleted for them, or
+/// cleared): its edits and deletion are not pushed to them.
+pub fn hidden_from(conn: &Connection, chat: ChatId, id: MessageId) -> AppResult<Vec<UserId>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT user_id FROM hidden_messages WHERE message_id = ?2
+         UNION
+         SELECT user_id FROM chat_participants
+         WHERE chat_id = ?1 AND left_at IS NULL AND cleared_up_to >= ?2",
+    )?;
+    let rows = stmt.query_map(params![chat, id], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Which of `ids` `user` deleted for themselves (one query for a `/sync`
+/// page).
+pub fn hidden_among(
+    conn: &Connection,
+    user: UserId,
+    ids: &[MessageId],
+) -> AppResult<std::collections::HashSet<MessageId>> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let marks = vec!["?"; ids.len()].join(",");
+    let mut stmt = conn.prepare(&format!(
+        "SELECT message_id FROM hidden_messages WHERE user_id = ? AND message_id IN ({marks})"
+    ))?;
+    let params = std::iter::once(&user).chain(ids);
+    let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// `user`'s "clear chat" positions, for the chats where they cleared.
+pub fn cleared_positions(conn: &Connection, user: UserId) -> AppResult<HashMap<ChatId, MessageId>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT chat_id, cleared_up_to FROM chat_participants
+         WHERE user_id = ?1 AND cleared_up_to > 0",
+    )?;
+    let rows = stmt.query_map([user], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Whether `user` has an unread message from someone else in `chat` older

@@ -150,27 +150,49 @@ pub async fn edit(
     ))
 }
 
-/// `DELETE /chat/:chatId/messages/:messageId`: 200 with the tombstone.
+/// `?for=me|everyone`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteQuery {
+    /// `everyone` (default): soft delete for all; `me`: gone for the caller only.
+    #[serde(rename = "for")]
+    #[param(rename = "for", pattern = "^(me|everyone)$")]
+    scope: Option<String>,
+}
+
+/// `DELETE /chat/:chatId/messages/:messageId`: 200 with the tombstone, or
+/// 204 for `?for=me`.
 #[utoipa::path(delete, path = "/chat/{id}/messages/{messageId}", tag = "messages", security(("bearer" = [])),
     params(
         ("id" = i64, Path, description = "chat id"),
         ("messageId" = i64, Path, description = "message id"),
+        DeleteQuery,
     ),
     responses(
-        (status = 200, description = "the tombstone (also when already deleted)", body = Message),
-        (status = 400, description = "an id is not an integer", body = ErrorBody),
+        (status = 200, description = "deleted for everyone: the tombstone (also when already deleted)", body = Message),
+        (status = 204, description = "`for=me`: gone for the caller (also when it already was)"),
+        (status = 400, description = "an id is not an integer, or `for` is neither `me` nor `everyone`", body = ErrorBody),
         (status = 401, description = "missing, invalid or expired token", body = ErrorBody),
-        (status = 403, description = "neither the sender nor a group admin", body = ErrorBody),
+        (status = 403, description = "for everyone: neither the sender nor a group admin, a group note, or older than `--delete-window` (`delete_window_passed`)", body = ErrorBody),
         (status = 404, description = "no such chat or message, or the caller is not a participant", body = ErrorBody),
     ))]
 pub async fn delete(
     State(state): State<AppState>,
     user: AuthUser,
     AppPath((chat, message)): AppPath<(ChatId, MessageId)>,
-) -> AppResult<Json<Message>> {
-    Ok(Json(
-        messages::delete(&state, user.id, chat, message).await?,
-    ))
+    AppQuery(q): AppQuery<DeleteQuery>,
+) -> AppResult<Response> {
+    match q.scope.as_deref() {
+        Some("me") => {
+            messages::delete_for_me(&state, user.id, chat, message).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        None | Some("everyone") => {
+            let tombstone = messages::delete(&state, user.id, chat, message).await?;
+            Ok(Json(tombstone).into_response())
+        }
+        Some(_) => Err(AppError::invalid("for", "for must be me or everyone")),
+    }
 }
 
 /// `GET /chat/:chatId/messages/:messageId/receipts`.

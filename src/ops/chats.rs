@@ -11,7 +11,7 @@ use serde_json::json;
 use tracing::instrument;
 use utoipa::ToSchema;
 
-use crate::db::{self, chats as q, events, messages, now_ms, receipts};
+use crate::db::{self, chats as q, events, messages, now_ms};
 use crate::error::{AppError, AppResult};
 use crate::model::{Chat, ChatId, Message, SystemAction, UserId};
 use crate::ops::notes::{self, Note};
@@ -571,14 +571,9 @@ pub fn chat_views(
     let Some(base) = q::load_chat(conn, chat, first)? else {
         return Ok(None);
     };
-    let positions = receipts::positions(conn, chat)?;
     let mut unread = Vec::with_capacity(viewers.len());
     for &viewer in viewers {
-        let count = match positions.0.iter().find(|p| p.user_id == viewer) {
-            Some(p) => messages::unread_count(conn, chat, viewer, p.read)?,
-            None => 0,
-        };
-        unread.push((viewer, count));
+        unread.push((viewer, messages::unread_count(conn, chat, viewer)?));
     }
     Ok(Some(ChatViews { chat: base, unread }))
 }

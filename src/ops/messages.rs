@@ -15,7 +15,9 @@ use crate::db::{self, chats, events, messages as q, now_ms, receipts};
 use crate::error::{AppError, AppResult};
 use crate::model::{ChatId, Message, MessageId, UserId};
 use crate::ops::publish;
-use crate::realtime::frames::{Delivery, Published, MESSAGE_DELETED, MESSAGE_NEW, MESSAGE_UPDATED};
+use crate::realtime::frames::{
+    Delivery, Published, MESSAGE_DELETED, MESSAGE_HIDDEN, MESSAGE_NEW, MESSAGE_UPDATED,
+};
 use crate::state::AppState;
 
 /// Longest message, in Unicode characters.
@@ -380,7 +382,7 @@ pub async fn edit(
             q::edit(c, message, &content, now)?;
             events::append(c, chat, MESSAGE_UPDATED, Some(message), None, now)?;
             let positions = receipts::positions(c, chat)?;
-            let members: Vec<UserId> = positions.0.iter().map(|p| p.user_id).collect();
+            let members = still_seeing(c, chat, message, &positions)?;
             let updated =
                 q::load(c, message, &positions)?.ok_or_else(AppError::message_not_found)?;
             Ok((updated, members))
@@ -421,13 +423,69 @@ pub async fn delete(
             let now = now_ms();
             q::soft_delete(c, message, now)?;
             events::append(c, chat, MESSAGE_DELETED, Some(message), None, now)?;
-            let members = positions.0.iter().map(|p| p.user_id).collect();
+            let members = still_seeing(c, chat, message, &positions)?;
             let msg = q::load(c, message, &positions)?.ok_or_else(AppError::message_not_found)?;
             Ok((msg, members))
         })
         .await?;
     publish(state, MESSAGE_DELETED, &tombstone, &members);
     Ok(tombstone)
+}
+
+/// The members a change to `message` is pushed to: those for whom it is not
+/// gone (deleted for them, or cleared).
+fn still_seeing(
+    c: &rusqlite::Connection,
+    chat: ChatId,
+    message: MessageId,
+    positions: &receipts::Positions,
+) -> AppResult<Vec<UserId>> {
+    let gone = q::hidden_from(c, chat, message)?;
+    Ok(positions
+        .0
+        .iter()
+        .map(|p| p.user_id)
+        .filter(|u| !gone.contains(u))
+        .collect())
+}
+
+/// Deletes a message for the caller only (any message of a chat they are
+/// in, theirs or not, group notes too): from then on it is gone from their
+/// history, `/sync`, chat list and unread count, on every device.
+#[instrument(skip_all, fields(user.id = caller, chat.id = chat))]
+pub async fn delete_for_me(
+    state: &AppState,
+    caller: UserId,
+    chat: ChatId,
+    message: MessageId,
+) -> AppResult<()> {
+    let hidden = state
+        .db()
+        .write(move |c| {
+            member_message(c, caller, chat, message)?;
+            if !q::hide(c, caller, chat, message)? {
+                return Ok(false);
+            }
+            events::append(
+                c,
+                chat,
+                MESSAGE_HIDDEN,
+                Some(message),
+                Some(caller),
+                now_ms(),
+            )?;
+            Ok(true)
+        })
+        .await?;
+    if hidden {
+        publish(
+            state,
+            MESSAGE_HIDDEN,
+            &serde_json::json!({"chatId": chat, "messageId": message}),
+            &[caller],
+        );
+    }
+    Ok(())
 }
 
 /// Per-member receipts of a message.

@@ -177,12 +177,7 @@ pub async fn mark_read(
             } else {
                 Vec::new()
             };
-            let read_pos = q::positions(c, chat)?
-                .0
-                .iter()
-                .find(|p| p.user_id == caller)
-                .map_or(0, |p| p.read);
-            let unread = messages::unread_count(c, chat, caller, read_pos)?;
+            let unread = messages::unread_count(c, chat, caller)?;
             Ok((unread, events))
         })
         .await?;

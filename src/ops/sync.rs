@@ -15,14 +15,17 @@ use crate::error::AppResult;
 use crate::model::{ChatId, MessageId, UserId};
 use crate::ops::chats::chat_views;
 use crate::ops::fill_chat;
-use crate::realtime::frames::{raw_json, CHAT_NEW, CHAT_REMOVED, CHAT_UPDATED};
+use crate::realtime::frames::{
+    raw_json, CHAT_CLEARED, CHAT_NEW, CHAT_REMOVED, CHAT_UPDATED, MESSAGE_DELETED, MESSAGE_HIDDEN,
+    MESSAGE_NEW, MESSAGE_UPDATED,
+};
 use crate::state::AppState;
 
 /// One replayed event.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SyncItem {
-    /// `message:new`, `message:updated`, `message:deleted`, `chat:new`,
-    /// `chat:updated` or `chat:removed`.
+    /// `message:new`, `message:updated`, `message:deleted`, `message:hidden`,
+    /// `chat:new`, `chat:updated`, `chat:removed` or `chat:cleared`.
     pub event: String,
     /// The event's payload, as on the WebSocket.
     #[schema(value_type = Object)]
@@ -39,6 +42,11 @@ pub struct SyncPage {
     pub has_more: bool,
 }
 
+/// Whether an event's payload is the message it names.
+fn is_message_event(kind: &str) -> bool {
+    matches!(kind, MESSAGE_NEW | MESSAGE_UPDATED | MESSAGE_DELETED)
+}
+
 /// Events after `after` for `user`, oldest first.
 pub async fn page(state: &AppState, user: UserId, after: i64, limit: u32) -> AppResult<SyncPage> {
     let st = state.clone();
@@ -50,14 +58,27 @@ pub async fn page(state: &AppState, user: UserId, after: i64, limit: u32) -> App
             rows.truncate(limit as usize);
             let cursor = rows.last().map_or(after, |r| r.id);
             // One query for the page's messages, one positions read per chat.
-            let ids: Vec<_> = rows.iter().filter_map(|r| r.message_id).collect();
+            let ids: Vec<_> = rows
+                .iter()
+                .filter(|r| is_message_event(&r.kind))
+                .filter_map(|r| r.message_id)
+                .collect();
             let loaded = messages::load_many(c, &ids)?;
+            // What is gone for this user: skipped, as in their history.
+            let hidden = messages::hidden_among(c, user, &ids)?;
+            let cleared = messages::cleared_positions(c, user)?;
             let mut positions: HashMap<ChatId, receipts::Positions> = HashMap::new();
             let mut delivered: HashMap<ChatId, MessageId> = HashMap::new();
             let mut items = Vec::with_capacity(rows.len());
             for row in rows {
                 let data = match row.kind.as_str() {
                     CHAT_REMOVED => raw_json(&json!({"chatId": row.chat_id})),
+                    MESSAGE_HIDDEN => {
+                        raw_json(&json!({"chatId": row.chat_id, "messageId": row.message_id}))
+                    }
+                    CHAT_CLEARED => {
+                        raw_json(&json!({"chatId": row.chat_id, "upToMessageId": row.message_id}))
+                    }
                     CHAT_NEW | CHAT_UPDATED => match chat_views(c, row.chat_id, &[user])? {
                         Some(views) => {
                             let mut chat = views.chat;
@@ -69,6 +90,11 @@ pub async fn page(state: &AppState, user: UserId, after: i64, limit: u32) -> App
                     },
                     _ => {
                         let Some(id) = row.message_id else { continue };
+                        if hidden.contains(&id)
+                            || cleared.get(&row.chat_id).is_some_and(|&up_to| id <= up_to)
+                        {
+                            continue;
+                        }
                         // an id can recur (new, then updated): clone, don't take
                         let Some(m) = loaded.get(&id).cloned() else {
                             continue;

@@ -20,6 +20,10 @@ pub const USER_ONLINE: &str = "user:online";
 pub const CHAT_NEW: &str = "chat:new";
 pub const CHAT_UPDATED: &str = "chat:updated";
 pub const CHAT_REMOVED: &str = "chat:removed";
+/// To the caller's own connections: a message they deleted for themselves.
+pub const MESSAGE_HIDDEN: &str = "message:hidden";
+/// To the caller's own connections: they cleared a chat's history.
+pub const CHAT_CLEARED: &str = "chat:cleared";
 
 pub const CHAT_JOIN: &str = "chat:join";
 pub const CHAT_LEAVE: &str = "chat:leave";

@@ -8,6 +8,7 @@ mod config;
 mod crash;
 mod files;
 mod helpers;
+mod hiding;
 mod messages;
 mod metrics;
 mod notes;

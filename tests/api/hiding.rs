@@ -1,0 +1,178 @@
+//! Delete for me and clear chat (issue 13, item 13): gone for the caller
+//! only, on every device, from history, `/sync`, the chat list and the
+//! unread count; everyone else keeps seeing it.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+const QUIET: Duration = Duration::from_millis(400);
+
+async fn history_ids(app: &TestApp, user: &TestUser, chat: i64) -> Vec<i64> {
+    let (status, page) = app
+        .get(&format!("/chat/{chat}/messages?limit=200"), user)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_i64().unwrap())
+        .collect()
+}
+
+/// The caller's chat in `GET /chat`.
+async fn listed(app: &TestApp, user: &TestUser, chat: i64) -> Value {
+    let (_, list) = app.get("/chat", user).await;
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == chat)
+        .cloned()
+        .unwrap_or_else(|| panic!("chat {chat} not listed: {list}"))
+}
+
+/// Message events `/sync` replays after `cursor`: (event, id).
+async fn synced(app: &TestApp, user: &TestUser, cursor: i64) -> Vec<(String, Value)> {
+    let (status, page) = app.get(&format!("/sync?after={cursor}"), user).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["event"].as_str().unwrap().to_string(), i["data"].clone()))
+        .collect()
+}
+
+/// The same user signed in again (another device).
+async fn login_again(app: &TestApp, user: &TestUser) -> TestUser {
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({"email": user.email, "password": "correct horse"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    TestUser {
+        token: body["token"].as_str().unwrap().to_string(),
+        ..user.clone()
+    }
+}
+
+fn id(m: &Value) -> i64 {
+    m["id"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn delete_for_me_hides_a_message_for_the_caller_only() {
+    let app = spawn_app().await;
+    let ana = app.register("Ana").await;
+    let bob = app.register("Bob").await;
+    let chat = app.direct_chat(&ana, &bob).await;
+    let mut phone = app.ws(&ana).await;
+    let cursor = phone.cursor;
+    let mut laptop = app.ws(&ana).await;
+    let mut bob_ws = app.ws(&bob).await;
+    let m1 = id(&app.send(&bob, chat, "one").await);
+    let m2 = id(&app.send(&bob, chat, "two").await);
+    assert_eq!(listed(&app, &ana, chat).await["unreadCount"], 2);
+
+    let path = format!("/chat/{chat}/messages/{m2}?for=me");
+    let (status, body) = app.delete(&path, &ana).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    for ws in [&mut phone, &mut laptop] {
+        let ev = ws.expect_event("message:hidden").await;
+        assert_eq!(ev, json!({"chatId": chat, "messageId": m2}));
+    }
+    bob_ws.expect_no_event("message:hidden", QUIET).await;
+
+    // gone for Ana: history, chat list, unread count, /sync, another login
+    assert_eq!(history_ids(&app, &ana, chat).await, [m1]);
+    let item = listed(&app, &ana, chat).await;
+    assert_eq!(item["lastMessage"]["id"], m1);
+    assert_eq!(item["unreadCount"], 1);
+    let events = synced(&app, &ana, cursor).await;
+    let news: Vec<&Value> = events
+        .iter()
+        .filter(|(e, _)| e == "message:new")
+        .map(|(_, d)| &d["id"])
+        .collect();
+    assert_eq!(news, [&json!(m1)]);
+    assert!(events.contains(&(
+        "message:hidden".to_string(),
+        json!({"chatId": chat, "messageId": m2})
+    )));
+    let tablet = login_again(&app, &ana).await;
+    assert_eq!(history_ids(&app, &tablet, chat).await, [m1]);
+    // ... and not for Bob
+    assert_eq!(history_ids(&app, &bob, chat).await, [m1, m2]);
+    assert_eq!(listed(&app, &bob, chat).await["lastMessage"]["id"], m2);
+
+    // later changes to it are not pushed to Ana
+    let (status, _) = app
+        .patch(
+            &format!("/chat/{chat}/messages/{m2}"),
+            &bob,
+            json!({"content": "two!"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(bob_ws.expect_event("message:updated").await["id"], m2);
+    phone.expect_no_event("message:updated", QUIET).await;
+    assert!(!synced(&app, &ana, cursor)
+        .await
+        .iter()
+        .any(|(e, d)| e == "message:updated" && d["id"] == m2));
+
+    // twice is fine; her own message too; all gone → no lastMessage
+    assert_eq!(app.delete(&path, &ana).await.0, StatusCode::NO_CONTENT);
+    let mine = id(&app.send(&ana, chat, "mine").await);
+    for m in [m1, mine] {
+        let p = format!("/chat/{chat}/messages/{m}?for=me");
+        assert_eq!(app.delete(&p, &ana).await.0, StatusCode::NO_CONTENT);
+    }
+    assert!(history_ids(&app, &ana, chat).await.is_empty());
+    let item = listed(&app, &ana, chat).await;
+    assert!(item["lastMessage"].is_null(), "{item}");
+    assert_eq!(item["unreadCount"], 0);
+    assert_eq!(history_ids(&app, &bob, chat).await, [m1, m2, mine]);
+}
+
+#[tokio::test]
+async fn delete_for_me_is_checked() {
+    let app = spawn_app().await;
+    let ana = app.register("Ana").await;
+    let bob = app.register("Bob").await;
+    let eve = app.register("Eve").await;
+    let chat = app.group(&ana, &[&bob], "Trip").await;
+    let other = app.direct_chat(&ana, &eve).await;
+    let m = id(&app.send(&bob, chat, "hi").await);
+    let elsewhere = id(&app.send(&eve, other, "psst").await);
+    // outsiders and other chats' ids: 404
+    let path = format!("/chat/{chat}/messages/{m}?for=me");
+    assert_eq!(app.delete(&path, &eve).await.0, StatusCode::NOT_FOUND);
+    let wrong = format!("/chat/{chat}/messages/{elsewhere}?for=me");
+    assert_eq!(app.delete(&wrong, &ana).await.0, StatusCode::NOT_FOUND);
+    let (status, body) = app
+        .delete(&format!("/chat/{chat}/messages/{m}?for=nobody"), &ana)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["field"], "for");
+    // a group note can be deleted for me (not for everyone)
+    let note = history_ids(&app, &bob, chat).await[0];
+    let p = format!("/chat/{chat}/messages/{note}?for=me");
+    assert_eq!(app.delete(&p, &bob).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(history_ids(&app, &bob, chat).await, [m]);
+    // without `for` (or for=everyone) it is today's delete for everyone
+    let (status, tomb) = app
+        .delete(&format!("/chat/{chat}/messages/{m}?for=everyone"), &bob)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(tomb["isDeleted"], true);
+}
