@@ -342,6 +342,18 @@ pub fn set_activity(conn: &Connection, chat: ChatId, event: i64) -> AppResult<()
     Ok(())
 }
 
+/// Moves `user`'s "clear chat" position in `chat` to `up_to` (never back);
+/// returns the position afterwards.
+pub fn clear_up_to(conn: &Connection, chat: ChatId, user: UserId, up_to: i64) -> AppResult<i64> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE chat_participants SET cleared_up_to = max(cleared_up_to, ?3)
+             WHERE chat_id = ?1 AND user_id = ?2 AND left_at IS NULL
+             RETURNING cleared_up_to",
+        )?
+        .query_row(params![chat, user, up_to], |r| r.get(0))?)
+}
+
 /// Marks a member as gone.
 pub fn remove_participant(
     conn: &Connection,

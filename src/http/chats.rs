@@ -234,3 +234,23 @@ pub async fn set_admin(
         chats::set_admin(&state, user.id, id, target, input).await?,
     ))
 }
+
+/// `POST /chat/:id/clear`: 204; the chat's history is gone for the caller.
+#[utoipa::path(post, path = "/chat/{id}/clear", tag = "chats", security(("bearer" = [])),
+    params(
+        ("id" = i64, Path, description = "chat id"),
+    ),
+    responses(
+        (status = 204, description = "every message up to the newest is gone for the caller (on every device)"),
+        (status = 400, description = "the id is not an integer", body = ErrorBody),
+        (status = 401, description = "missing, invalid or expired token", body = ErrorBody),
+        (status = 404, description = "no such chat, or the caller is not a participant", body = ErrorBody),
+    ))]
+pub async fn clear(
+    State(state): State<AppState>,
+    user: AuthUser,
+    AppPath(id): AppPath<ChatId>,
+) -> AppResult<StatusCode> {
+    chats::clear(&state, user.id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -76,6 +76,7 @@ pub fn router(state: AppState) -> Router {
             get(messages::receipts),
         )
         .route("/chat/{id}/read", post(messages::mark_read))
+        .route("/chat/{id}/clear", post(chats::clear))
         .route("/sync", get(sync::sync))
         .route("/admin/users", get(admin::list))
         .route("/admin/users/{id}", patch(admin::update))

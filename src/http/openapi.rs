@@ -90,6 +90,7 @@ pub struct UploadForm {
         chats::add_participants,
         chats::remove_participant,
         chats::set_admin,
+        chats::clear,
         messages::send,
         messages::history,
         messages::edit,

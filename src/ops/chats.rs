@@ -17,7 +17,7 @@ use crate::model::{Chat, ChatId, Message, SystemAction, UserId};
 use crate::ops::notes::{self, Note};
 use crate::ops::users::{avatar_upload, double_option};
 use crate::ops::{fill_chat, publish, valid_name, valid_url, MAX_GROUP_MEMBERS, MAX_IDS};
-use crate::realtime::frames::{CHAT_NEW, CHAT_REMOVED, CHAT_UPDATED, MESSAGE_NEW};
+use crate::realtime::frames::{CHAT_CLEARED, CHAT_NEW, CHAT_REMOVED, CHAT_UPDATED, MESSAGE_NEW};
 use crate::state::AppState;
 
 /// `POST /chat`.
@@ -492,6 +492,31 @@ pub async fn set_admin(
         .await?;
     notify(state, chat, notice).await?;
     get(state, caller, chat).await
+}
+
+/// `POST /chat/:id/clear`: hides every message up to the chat's newest for
+/// the caller only (stored per member, so on every device); the chat stays
+/// in their list with no `lastMessage` and no unread until something new
+/// arrives. Tells the caller's connections `chat:cleared`.
+#[instrument(skip_all, fields(user.id = caller, chat.id = chat))]
+pub async fn clear(state: &AppState, caller: UserId, chat: ChatId) -> AppResult<()> {
+    let up_to = state
+        .db()
+        .write(move |c| {
+            require_member(c, chat, caller)?;
+            let newest = messages::newest_id(c, chat)?;
+            let up_to = q::clear_up_to(c, chat, caller, newest)?;
+            events::append(c, chat, CHAT_CLEARED, Some(up_to), Some(caller), now_ms())?;
+            Ok(up_to)
+        })
+        .await?;
+    publish(
+        state,
+        CHAT_CLEARED,
+        &json!({"chatId": chat, "upToMessageId": up_to}),
+        &[caller],
+    );
+    Ok(())
 }
 
 /// Publishes chat events: each member gets the chat with its own unread

@@ -176,3 +176,61 @@ async fn delete_for_me_is_checked() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(tomb["isDeleted"], true);
 }
+
+#[tokio::test]
+async fn clear_chat_empties_it_for_the_caller_only() {
+    let app = spawn_app().await;
+    let ana = app.register("Ana").await;
+    let bob = app.register("Bob").await;
+    let eve = app.register("Eve").await;
+    let chat = app.direct_chat(&ana, &bob).await;
+    let mut phone = app.ws(&ana).await;
+    let cursor = phone.cursor;
+    let mut bob_ws = app.ws(&bob).await;
+    let m1 = id(&app.send(&bob, chat, "one").await);
+    let m2 = id(&app.send(&bob, chat, "two").await);
+
+    let (status, body) = app
+        .post(&format!("/chat/{chat}/clear"), &ana, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(
+        phone.expect_event("chat:cleared").await,
+        json!({"chatId": chat, "upToMessageId": m2})
+    );
+    bob_ws.expect_no_event("chat:cleared", QUIET).await;
+
+    // the chat stays listed, empty, nothing unread — on every device
+    assert!(history_ids(&app, &ana, chat).await.is_empty());
+    let item = listed(&app, &ana, chat).await;
+    assert!(item["lastMessage"].is_null(), "{item}");
+    assert_eq!(item["unreadCount"], 0);
+    let tablet = login_again(&app, &ana).await;
+    assert!(history_ids(&app, &tablet, chat).await.is_empty());
+    let (_, one) = app.get(&format!("/chat/{chat}"), &tablet).await;
+    assert!(one["lastMessage"].is_null());
+    let events = synced(&app, &ana, cursor).await;
+    assert!(
+        !events.iter().any(|(e, _)| e == "message:new"),
+        "{events:?}"
+    );
+    assert!(events.contains(&(
+        "chat:cleared".to_string(),
+        json!({"chatId": chat, "upToMessageId": m2})
+    )));
+    // Bob keeps everything
+    assert_eq!(history_ids(&app, &bob, chat).await, [m1, m2]);
+
+    // something new shows up as usual
+    let m3 = id(&app.send(&bob, chat, "three").await);
+    assert_eq!(history_ids(&app, &ana, chat).await, [m3]);
+    let item = listed(&app, &ana, chat).await;
+    assert_eq!(item["lastMessage"]["id"], m3);
+    assert_eq!(item["unreadCount"], 1);
+
+    // outsiders: 404
+    let (status, _) = app
+        .post(&format!("/chat/{chat}/clear"), &eve, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
