@@ -388,16 +388,19 @@ export async function sendFile(chatId, file, replyToId, caption = null, batch = 
     messageType: isImage ? 'IMAGE' : 'FILE', content: caption || null, replyToId: replyToId ?? null,
     fileName: file.name, fileSize: file.size, fileMimeType: file.type || 'application/octet-stream',
   };
+  if (isImage) p.localUrl = URL.createObjectURL(file);
+  // Into the outbox at once, so files picked together keep their order (see flush()).
+  state.outbox.push(p);
+  outboxChanged(chatId);
   if (isImage) {
-    p.localUrl = URL.createObjectURL(file);
     try {
       const bmp = await createImageBitmap(file);
       p.width = bmp.width; p.height = bmp.height;
       bmp.close?.();
+      emit('messages', chatId);
     } catch { /* not decodable: no size */ }
   }
-  state.outbox.push(p);
-  outboxChanged(chatId);
+  if (!state.outbox.includes(p)) return undefined; // cancelled meanwhile
   return startUpload(p);
 }
 

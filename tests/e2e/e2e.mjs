@@ -579,7 +579,11 @@ async function main() {
     const say = (content) => call(base, 'POST', `/chat/${chat.id}/messages`, { messageType: 'TEXT', content, clientId: `g-${run}-${content}` }, gina.token);
     await say('Hi Alice, Gina here from accounting');
     await say('Oops, wrong person, please ignore');
-    const a2 = await ctxA.newPage(); // Alice's second device
+    // Alice's second device: its own browser window, signed in with her token.
+    const ctxA2 = await browser.newContext({ viewport: DESKTOP, locale: 'en-GB', timezoneId: 'UTC' });
+    ctxA2.setDefaultTimeout(T);
+    await ctxA2.addInitScript((tok) => localStorage.setItem('natter.token', tok), await tokenOf(a));
+    const a2 = await ctxA2.newPage();
     watch(a2, 'alice-2');
     await a2.goto(`${base}/#/c/${chat.id}`);
     await openChat(a, GINA);
@@ -614,7 +618,7 @@ async function main() {
     if ((await call(base, 'GET', `/chat/${chat.id}/messages?limit=50`, null, gina.token)).items.length < 3) throw new Error('clearing removed Gina\'s copy');
     await say('Still there?');
     for (const page of [a, a2]) await msg(page, 'Still there?').waitFor();
-    await a2.close();
+    await ctxA2.close();
   });
 
   await check('dark theme: the unread divider is a dark band, not a light stripe', async () => {
