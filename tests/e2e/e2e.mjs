@@ -639,6 +639,8 @@ async function main() {
     await b.close();
     b = await ctxB.newPage();
     watch(b, 'bob');
+    let syncs = 0;
+    b.on('request', (r) => { if (new URL(r.url()).pathname === '/sync') syncs++; });
     // Wait until the server has noticed Bob's tab is gone.
     await until(async () => (await a.getByTestId('conv-subtitle').textContent()) !== 'online', 'Bob to be offline for Alice');
     const texts = ['Sent while your tab was closed', 'And one more'];
@@ -652,6 +654,8 @@ async function main() {
     }
     await row(b, ALICE).getByTestId('unread-badge').waitFor();
     for (const t of texts) await until(async () => (await status(a, t)) === 'DELIVERED', `"${t}" to turn DELIVERED`, 10000);
+    // The web app catches up with /sync on its first connection too, not only on reconnects.
+    await until(async () => syncs > 0, 'Bob\'s page to call /sync after connecting', 10000);
     await openChat(b, ALICE);
   });
 
