@@ -550,7 +550,7 @@ async fn notify(state: &AppState, chat: ChatId, notice: Notice) -> AppResult<()>
         fill_chat(state, &mut chat);
         let new_for: HashSet<UserId> = notice.new_for.iter().copied().collect();
         // keyed by the lastMessage id too when it differs for a viewer
-        let mut groups: BTreeMap<(bool, i64, Option<Option<i64>>), Vec<UserId>> = BTreeMap::new();
+        let mut groups: BTreeMap<ViewKey, Vec<UserId>> = BTreeMap::new();
         let mut lasts: HashMap<Option<i64>, Option<Message>> = HashMap::new();
         for (user, count) in unread {
             let last = last_for.remove(&user).map(|m| {
@@ -591,6 +591,10 @@ async fn notify(state: &AppState, chat: ChatId, notice: Notice) -> AppResult<()>
     }
     Ok(())
 }
+
+/// Members who get the same chat event: (new to them, unread count, their
+/// own lastMessage id when it is not the first viewer's).
+type ViewKey = (bool, i64, Option<Option<i64>>);
 
 /// A chat loaded once, and each viewer's unread count in it.
 pub struct ChatViews {
