@@ -26,6 +26,9 @@ pub enum AppError {
     /// 403: authenticated but not allowed.
     #[error("{0}")]
     Forbidden(String),
+    /// 403 `delete_window_passed`: delete for everyone after `--delete-window`.
+    #[error("messages can be deleted for everyone only within {0} seconds of sending")]
+    DeleteWindowPassed(u64),
     /// 404: absent, or not visible to the caller.
     #[error("{0}")]
     NotFound(String),
@@ -74,6 +77,7 @@ impl AppError {
             AppError::Invalid { .. } => "invalid_input",
             AppError::Unauthorized(_) => "unauthorized",
             AppError::Forbidden(_) => "forbidden",
+            AppError::DeleteWindowPassed(_) => "delete_window_passed",
             AppError::NotFound(_) => "not_found",
             AppError::MethodNotAllowed => "method_not_allowed",
             AppError::Conflict(_) => "conflict",
@@ -88,7 +92,7 @@ impl AppError {
         match self {
             AppError::Invalid { .. } => StatusCode::BAD_REQUEST,
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::Forbidden(_) | AppError::DeleteWindowPassed(_) => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Conflict(_) => StatusCode::CONFLICT,

@@ -126,6 +126,14 @@ pub fn owner(conn: &Connection, id: MessageId) -> AppResult<Option<(ChatId, User
         .optional()?)
 }
 
+/// When a message was sent (ms), if it exists.
+pub fn created_at(conn: &Connection, id: MessageId) -> AppResult<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT created_at FROM messages WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?)
+}
+
 /// Whether a message is a group note (`SYSTEM`).
 pub fn is_system(conn: &Connection, id: MessageId) -> AppResult<bool> {
     Ok(conn

@@ -41,6 +41,7 @@ pub enum ErrorCode {
     InvalidInput,
     Unauthorized,
     Forbidden,
+    DeleteWindowPassed,
     NotFound,
     MethodNotAllowed,
     Conflict,

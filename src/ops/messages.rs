@@ -392,7 +392,9 @@ pub async fn edit(
     Ok(updated)
 }
 
-/// Soft-deletes a message: its sender, or a group admin.
+/// Soft-deletes a message for everyone: its sender, or a group admin, and
+/// with `--delete-window` only that long after it was sent (403
+/// `delete_window_passed`; deleting again an already deleted one stays 200).
 #[instrument(skip_all, fields(user.id = caller, chat.id = chat))]
 pub async fn delete(
     state: &AppState,
@@ -400,6 +402,7 @@ pub async fn delete(
     chat: ChatId,
     message: MessageId,
 ) -> AppResult<Message> {
+    let window = state.config().delete_window_secs;
     let (tombstone, members) = state
         .db()
         .write(move |c| {
@@ -421,6 +424,14 @@ pub async fn delete(
                 return Ok((msg, Vec::new()));
             }
             let now = now_ms();
+            if let Some(window) = window {
+                let sent = q::created_at(c, message)?.unwrap_or(now);
+                if now.saturating_sub(sent)
+                    > i64::try_from(window.saturating_mul(1000)).unwrap_or(i64::MAX)
+                {
+                    return Err(AppError::DeleteWindowPassed(window));
+                }
+            }
             q::soft_delete(c, message, now)?;
             events::append(c, chat, MESSAGE_DELETED, Some(message), None, now)?;
             let members = still_seeing(c, chat, message, &positions)?;

@@ -234,3 +234,132 @@ async fn clear_chat_empties_it_for_the_caller_only() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// `--delete-window`: delete for everyone only within the window after
+/// sending, for the sender and group admins alike; delete for me always.
+#[tokio::test]
+async fn delete_for_everyone_respects_the_delete_window() {
+    // a window long enough for any slow machine: deleting works
+    let app = spawn_with(|a| a.delete_window = 3600).await;
+    let ana = app.register("Ana").await;
+    let bob = app.register("Bob").await;
+    let chat = app.group(&ana, &[&bob], "Trip").await;
+    let m = id(&app.send(&bob, chat, "oops").await);
+    let (status, tomb) = app
+        .delete(&format!("/chat/{chat}/messages/{m}"), &bob)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tomb}");
+
+    // a one-second window, passed
+    let app = spawn_with(|a| a.delete_window = 1).await;
+    let ana = app.register("Ana").await;
+    let bob = app.register("Bob").await;
+    let chat = app.group(&ana, &[&bob], "Trip").await;
+    let m = id(&app.send(&bob, chat, "oops").await);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let path = format!("/chat/{chat}/messages/{m}");
+    for who in [&bob, &ana] {
+        let (status, body) = app.delete(&path, who).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert_eq!(body["error"]["code"], "delete_window_passed", "{body}");
+    }
+    assert_eq!(history_ids(&app, &bob, chat).await.last(), Some(&m));
+    let (status, _) = app.delete(&format!("{path}?for=me"), &bob).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}
+
+/// A database written by the previous release (schema version 1) opens,
+/// migrates, and its chats work with everything above.
+#[tokio::test]
+async fn a_version_1_database_migrates_and_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let hash = natter::auth::hash_password("correct horse".into())
+        .await
+        .unwrap();
+    let db = rusqlite::Connection::open(dir.path().join("natter.db")).unwrap();
+    db.execute_batch(include_str!("../fixtures/schema_v1.sql"))
+        .unwrap();
+    for (name, email) in [("Ana", "ana@old.example"), ("Bob", "bob@old.example")] {
+        db.execute(
+            "INSERT INTO users (email, email_norm, name, password_hash, created_at)
+             VALUES (?1, ?1, ?2, ?3, 1)",
+            rusqlite::params![email, name, hash],
+        )
+        .unwrap();
+    }
+    db.execute_batch(
+        "INSERT INTO chats (name, is_group, created_at, updated_at, last_message_id, last_activity)
+             VALUES ('Old group', 1, 1, 1, 2, 2);
+         INSERT INTO chat_participants (chat_id, user_id, is_admin, joined_at) VALUES (1, 1, 1, 1), (1, 2, 0, 1);
+         INSERT INTO messages (chat_id, sender_id, message_type, content, created_at, updated_at)
+             VALUES (1, 1, 'TEXT', 'old one', 1, 1), (1, 2, 'TEXT', 'old two', 2, 2);",
+    )
+    .unwrap();
+    drop(db);
+    let app = spawn_in(dir, |_| {}).await;
+    let login = |email: &'static str| {
+        app.call(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({"email": email, "password": "correct horse"})),
+        )
+    };
+    let (status, body) = login("ana@old.example").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let ana = TestUser {
+        id: body["user"]["id"].as_i64().unwrap(),
+        token: body["token"].as_str().unwrap().to_string(),
+        email: "ana@old.example".into(),
+        name: "Ana".into(),
+    };
+    let item = listed(&app, &ana, 1).await;
+    assert_eq!(item["lastMessage"]["content"], "old two");
+    assert!(item["lastMessage"]["system"].is_null());
+    assert_eq!(item["formerParticipants"], json!([]));
+    assert_eq!(history_ids(&app, &ana, 1).await, [1, 2]);
+    assert_eq!(
+        app.delete("/chat/1/messages/2?for=me", &ana).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(history_ids(&app, &ana, 1).await, [1]);
+    let (status, _) = app.patch("/chat/1", &ana, json!({"name": "New"})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        listed(&app, &ana, 1).await["lastMessage"]["content"],
+        "Ana changed the group name to \"New\""
+    );
+    assert_eq!(
+        app.post("/chat/1/clear", &ana, json!({})).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert!(history_ids(&app, &ana, 1).await.is_empty());
+}
+
+/// `chat:updated` carries each member's own `lastMessage`: not one they
+/// cleared or deleted for themselves.
+#[tokio::test]
+async fn chat_events_carry_each_members_own_last_message() {
+    let app = spawn_app().await;
+    let ana = app.register("Ana").await;
+    let bob = app.register("Bob").await;
+    let chat = app.group(&ana, &[&bob], "Trip").await;
+    let m = id(&app.send(&ana, chat, "hello").await);
+    let (status, _) = app
+        .post(&format!("/chat/{chat}/clear"), &bob, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let mut ana_ws = app.ws(&ana).await;
+    let mut bob_ws = app.ws(&bob).await;
+    // the same name again: chat:updated without a new note
+    let (status, _) = app
+        .patch(&format!("/chat/{chat}"), &ana, json!({"name": "Trip"}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        ana_ws.expect_event("chat:updated").await["lastMessage"]["id"],
+        m
+    );
+    let bobs = bob_ws.expect_event("chat:updated").await;
+    assert!(bobs["lastMessage"].is_null(), "{bobs}");
+}

@@ -146,6 +146,39 @@ async fn socketio_polling_connects_acks_and_receives_events() {
     app.stop().await;
 }
 
+/// Issue 13's events ride the same hub: group notes, `message:hidden`,
+/// `chat:cleared` reach socket.io connections too.
+#[tokio::test]
+async fn socketio_gets_notes_hidden_and_cleared() {
+    let app = spawn_app().await;
+    let alice = app.register("Alice").await;
+    let bob = app.register("Bob").await;
+    let chat = app.group(&alice, &[&bob], "Trip").await;
+    let mut sio = Polling::open(&app, None).await;
+    sio.connect(json!({"token": bob.token})).await;
+    sio.expect_event("ready").await;
+
+    app.patch(&format!("/chat/{chat}"), &alice, json!({"name": "Beach"}))
+        .await;
+    let note = sio.expect_event("message:new").await;
+    assert_eq!(note["messageType"], "SYSTEM");
+    assert_eq!(note["system"]["action"], "renamed");
+    let m = app.send(&alice, chat, "hi").await["id"].as_i64().unwrap();
+    app.delete(&format!("/chat/{chat}/messages/{m}?for=me"), &bob)
+        .await;
+    assert_eq!(
+        sio.expect_event("message:hidden").await,
+        json!({"chatId": chat, "messageId": m})
+    );
+    app.post(&format!("/chat/{chat}/clear"), &bob, json!({}))
+        .await;
+    assert_eq!(
+        sio.expect_event("chat:cleared").await,
+        json!({"chatId": chat, "upToMessageId": m})
+    );
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn socketio_refuses_bad_tokens_and_foreign_origins() {
     let app = spawn_app().await;
