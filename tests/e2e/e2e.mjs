@@ -29,6 +29,7 @@ const GROUP = 'Release crew';
 const GINA = 'Gina Novak';
 const UPLOAD_MAX = 2 * 1048576; // the server runs with a small upload limit, shown as "2 MB"
 const PNG = 'image/png';
+const DELETE_WINDOW = 3600; // --delete-window: "Delete for everyone" only within an hour
 
 let server = null;
 let browser = null;
@@ -60,7 +61,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, async () => { await cle
 
 function startServer() {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'natter-e2e-'));
-  const args = ['serve', '--port', '0', '--data-dir', dataDir, '--upload-max-size', String(UPLOAD_MAX)];
+  const args = ['serve', '--port', '0', '--data-dir', dataDir, '--upload-max-size', String(UPLOAD_MAX), '--delete-window', String(DELETE_WINDOW)];
   if (ASSETS) args.push('--assets-dir', ASSETS);
   server = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', RUST_LOG: process.env.RUST_LOG || 'info' } });
   const logFile = path.join(os.tmpdir(), `natter-e2e-server-${process.pid}.log`);
@@ -619,6 +620,19 @@ async function main() {
     await say('Still there?');
     for (const page of [a, a2]) await msg(page, 'Still there?').waitFor();
     await ctxA2.close();
+  });
+
+  await check('"Delete for everyone" is offered only within the server\'s delete window', async () => {
+    // No message here is an hour old, so the rule is asked of the app's own module, with the
+    // window the page read from the real server's /config.
+    const [win, old, fresh] = await a.evaluate(async () => {
+      const [act, { state }] = await Promise.all([import('/js/actions.js'), import('/js/store.js')]);
+      const m = { id: 1, chatId: 1, senderId: state.me.id, messageType: 'TEXT', createdAt: new Date(Date.now() - 2 * 3600e3).toISOString() };
+      return [state.config?.deleteWindowSeconds, act.canDeleteForEveryone(m, null), act.canDeleteForEveryone({ ...m, createdAt: new Date().toISOString() }, null)];
+    });
+    if (win !== DELETE_WINDOW) throw new Error(`the page read deleteWindowSeconds ${win}`);
+    if (old) throw new Error('"Delete for everyone" is offered for a message older than the window');
+    if (!fresh) throw new Error('"Delete for everyone" is not offered for a fresh message');
   });
 
   await check('dark theme: the unread divider is a dark band, not a light stripe', async () => {
