@@ -38,22 +38,34 @@ export function stopRealtime() {
 
 const earlyEvents = [];
 
+const CURSOR_KEY = () => `natter.cursor.${state.me?.id}`;
+function saveCursor(c) {
+  cursor = c;
+  try { if (c != null) localStorage.setItem(CURSOR_KEY(), JSON.stringify(c)); } catch { /* quota */ }
+}
+function storedCursor() {
+  try { return JSON.parse(localStorage.getItem(CURSOR_KEY()) || 'null'); } catch { return null; }
+}
+
 async function onReady(data) {
-  const prev = cursor;
   const first = !hadReady;
   hadReady = true;
   for (const id of state.chats.keys()) rt.send('chat:join', { chatId: id });
-  if (prev != null) {
+  // Catch up on every connection, the first one too (from where this browser last was, or from
+  // this connection's cursor): whatever /sync returns has reached this device, so the senders'
+  // ticks turn into double grey ones.
+  const from = cursor ?? storedCursor() ?? data.cursor;
+  if (from != null) {
     try {
-      await catchUp(prev);
-      cursor = data.cursor ?? cursor;
-      emit('reconnected');
+      await catchUp(from);
+      saveCursor(data.cursor ?? cursor);
+      if (!first) emit('reconnected');
     } catch (e) {
       // Keep the old cursor: the next connection replays from there (duplicates are harmless).
       console.warn('catch-up failed', e);
     }
   } else {
-    cursor = data.cursor ?? null;
+    saveCursor(data.cursor ?? null);
   }
   if (first && state.chatsLoaded) await refreshAfterGap();
   else if (!first) {
@@ -69,7 +81,10 @@ async function catchUp(from) {
   let after = from;
   for (let guard = 0; guard < 1000; guard++) {
     const r = await api.get(`/sync?after=${encodeURIComponent(after)}&limit=100`);
-    for (const it of r.items || []) applyEvent(it.event, it.data, { live: false });
+    for (const it of r.items || []) {
+      if (state.chatsLoaded) applyEvent(it.event, it.data, { live: false });
+      else if (!/typing/.test(it.event)) earlyEvents.push([it.event, it.data]);
+    }
     if (r.cursor != null) after = r.cursor;
     if (!r.hasMore || !(r.items || []).length) break;
   }
@@ -131,6 +146,18 @@ export async function loadChats() {
   return all;
 }
 
+/** The public server settings (upload limit, delete window); null until known. */
+export async function loadConfig() {
+  for (let i = 0; i < 3 && !state.config; i++) {
+    try {
+      state.config = await api.get('/config');
+    } catch {
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+  return state.config;
+}
+
 export function fetchChat(chatId) {
   if (chatFetches.has(chatId)) return chatFetches.get(chatId);
   const p = api.get(`/chat/${chatId}`)
@@ -155,6 +182,30 @@ export const searchUsers = async (q) => {
   const r = await api.get(`/chat/users/search?q=${encodeURIComponent(q)}`);
   return (r.items || []).map((u) => mergeUser(u));
 };
+
+/** Upload a cropped square image (a Blob) and return its fileUrl. */
+export async function uploadImage(blob, name = 'avatar.jpg') {
+  const file = new File([blob], name, { type: blob.type || 'image/jpeg' });
+  const r = await api.upload(file).promise;
+  return r.fileUrl;
+}
+
+export async function setMyAvatar(blob) {
+  const avatarUrl = blob ? await uploadImage(blob) : null;
+  const u = await api.patch('/auth/me', { avatarUrl });
+  state.me = { ...state.me, ...u };
+  mergeUser(u);
+  emit('me');
+  emit('chats');
+  emit('presence', u.id);
+  return u;
+}
+
+export async function setGroupAvatar(chatId, blob) {
+  const groupAvatar = blob ? await uploadImage(blob, 'group.jpg') : null;
+  const c = await api.patch(`/chat/${chatId}`, { groupAvatar });
+  if (c?.id != null) upsertChat(c); else await fetchChat(chatId);
+}
 
 export async function renameGroup(chatId, name) {
   const c = await api.patch(`/chat/${chatId}`, { name });
@@ -239,6 +290,35 @@ export async function editMessage(m, content) {
   applyEvent('message:updated', r?.id != null ? r : { ...m, content, isEdited: true });
 }
 
+/** Delete for me: gone from my view on all my devices; others still see it. */
+export async function deleteForMe(m) {
+  await api.del(`/chat/${m.chatId}/messages/${m.id}?for=me`);
+  applyEvent('message:hidden', { chatId: m.chatId, messageId: m.id });
+}
+
+/** Clear chat: every message so far disappears for me (on all my devices), the chat stays. */
+export async function clearChat(chatId) {
+  await api.post(`/chat/${chatId}/clear`);
+  const b = state.msgs.get(chatId);
+  const chat = state.chats.get(chatId);
+  const upTo = Math.max(b?.list.at(-1)?.id ?? 0, chat?.lastMessage?.id ?? 0);
+  applyEvent('chat:cleared', { chatId, upToMessageId: upTo });
+}
+
+/** May I still delete this message for everyone (own, or group admin; within the window)? */
+export function canDeleteForEveryone(m, chat) {
+  if (!m || m.isDeleted || m.messageType === 'SYSTEM' || m.id == null) return false;
+  const mine = m.senderId === state.me?.id;
+  const admin = !!chat?.isGroup && !!chat.participants.find((p) => p.userId === state.me?.id && p.isAdmin);
+  if (!mine && !admin) return false;
+  const win = state.config?.deleteWindowSeconds;
+  if (win > 0) {
+    const age = Date.now() - (Date.parse(m.createdAt) || 0);
+    if (age > win * 1000) return false;
+  }
+  return true;
+}
+
 export async function deleteMessage(m) {
   const r = await api.del(`/chat/${m.chatId}/messages/${m.id}`);
   const tomb = r?.id != null ? r : { ...m, isDeleted: true, content: null, fileUrl: null, fileName: null, thumbnailUrl: null };
@@ -300,24 +380,27 @@ export function sendText(chatId, content, replyToId) {
 }
 
 /** Upload then send; progress and errors live on the outbox entry. Throws 413-style errors. */
-export async function sendFile(chatId, file, replyToId) {
+export async function sendFile(chatId, file, replyToId, caption = null, batch = null) {
   const isImage = /^image\//.test(file.type);
   const p = {
     clientId: uuid(), chatId, senderId: state.me.id, createdAt: new Date().toISOString(),
-    state: 'uploading', seq: ++seq, progress: 0, file,
-    messageType: isImage ? 'IMAGE' : 'FILE', content: null, replyToId: replyToId ?? null,
+    state: 'uploading', seq: ++seq, progress: 0, file, batch,
+    messageType: isImage ? 'IMAGE' : 'FILE', content: caption || null, replyToId: replyToId ?? null,
     fileName: file.name, fileSize: file.size, fileMimeType: file.type || 'application/octet-stream',
   };
+  if (isImage) p.localUrl = URL.createObjectURL(file);
+  // Into the outbox at once, so files picked together keep their order (see flush()).
+  state.outbox.push(p);
+  outboxChanged(chatId);
   if (isImage) {
-    p.localUrl = URL.createObjectURL(file);
     try {
       const bmp = await createImageBitmap(file);
       p.width = bmp.width; p.height = bmp.height;
       bmp.close?.();
+      emit('messages', chatId);
     } catch { /* not decodable: no size */ }
   }
-  state.outbox.push(p);
-  outboxChanged(chatId);
+  if (!state.outbox.includes(p)) return undefined; // cancelled meanwhile
   return startUpload(p);
 }
 
@@ -382,7 +465,9 @@ export async function flush() {
   flushing = true;
   try {
     while (rt?.isOpen) {
-      const p = state.outbox.find((x) => x.state === 'queued');
+      // Files picked together are sent in the order picked, whichever finished uploading first.
+      const waits = (x) => x.batch != null && state.outbox.some((y) => y.batch === x.batch && y.seq < x.seq && y.state === 'uploading');
+      const p = state.outbox.find((x) => x.state === 'queued' && !waits(x));
       if (!p) break;
       p.state = 'sending';
       try {
@@ -412,6 +497,9 @@ export async function flush() {
 hooks.fetchChat = fetchChat;
 hooks.markRead = (chatId) => setTimeout(() => markRead(chatId), 0);
 hooks.joinChat = (chatId) => rt?.send('chat:join', { chatId });
+hooks.refetchLast = (chatId) => {
+  api.get(`/chat/${chatId}`).then((c) => upsertChat({ ...c, _replaceLast: true })).catch(() => {});
+};
 
 export function chatLabel(chatId) {
   return chatTitle(state.chats.get(chatId));

@@ -24,6 +24,7 @@ function start(user) {
   state.emitOpen = () => emit('open');
   const app = mountApp(root);
   emit('chats');
+  actions.loadConfig();
   actions.startRealtime();
   const load = () => actions.loadChats()
     .then(() => { app.route(); actions.restoreOutbox(); })

@@ -14,6 +14,7 @@ export const state = {
   outbox: [], // own messages not yet acknowledged (see outbox.js)
   openChatId: null,
   conn: 'connecting',
+  config: null, // GET /config: {uploadMaxSize, messageMaxLength, deleteWindowSeconds, registration}
 };
 
 // ---- change notifications -------------------------------------------------------------
@@ -45,6 +46,10 @@ export function userOf(id) {
   return state.users.get(id) || { id, name: 'Unknown user', email: '' };
 }
 
+export function knownUser(id) {
+  return state.users.has(id);
+}
+
 export function displayName(id) {
   if (state.me && id === state.me.id) return 'You';
   return userOf(id).name || 'Unknown user';
@@ -63,8 +68,19 @@ export function upsertChat(c) {
     });
   } else if (old) next.participants = old.participants;
   if (!next.participants) next.participants = [];
+  // People who left or were removed: their names and avatars stay resolvable in old messages.
+  if (Array.isArray(c.formerParticipants)) {
+    next.formerParticipants = c.formerParticipants.map((f) => {
+      const u = mergeUser(f.user);
+      return { userId: u ? u.id : f.userId, leftAt: f.leftAt };
+    });
+  } else next.formerParticipants = old?.formerParticipants || [];
   // Keep whichever last message is newest; the same id from the server wins (edits, deletes).
-  if (old?.lastMessage && (!c.lastMessage || old.lastMessage.id > c.lastMessage.id)) next.lastMessage = old.lastMessage;
+  // After a delete for me or a clear, the server's (older or null) last message is the truth.
+  if (c._replaceLast) {
+    delete next._replaceLast;
+    next.lastMessage = c.lastMessage ?? null;
+  } else if (old?.lastMessage && (!c.lastMessage || old.lastMessage.id > c.lastMessage.id)) next.lastMessage = old.lastMessage;
   else if (old?.lastMessage && c.lastMessage && old.lastMessage.id === c.lastMessage.id) {
     next.lastMessage = mergeMessage(old.lastMessage, c.lastMessage);
   }
@@ -176,6 +192,7 @@ export const hooks = {
   notify: (_chat, _m) => {},
   ackOutbox: (_chatId, _clientId) => {},
   joinChat: (_chatId) => {},
+  refetchLast: (_chatId) => {},
 };
 
 function applyMessage(m, isNewEvent) {
@@ -192,16 +209,21 @@ function applyMessage(m, isNewEvent) {
     const prev = chat.lastMessage;
     if (!prev || m.id > prev.id) chat.lastMessage = m;
     else if (prev.id === m.id) chat.lastMessage = mergeMessage(prev, m);
+    const note = m.messageType === 'SYSTEM';
     if (isNewEvent && !mine && !known && (!prev || m.id > prev.id)) {
+      // Group notes are never unread and never notify.
       if (isChatVisible(m.chatId)) hooks.markRead(m.chatId);
-      else chat.unreadCount = (chat.unreadCount || 0) + 1;
-      hooks.notify(chat, m);
+      else if (!note) chat.unreadCount = (chat.unreadCount || 0) + 1;
+      if (!note) hooks.notify(chat, m);
       // A message ends that sender's typing indicator.
       clearTyping(m.chatId, m.senderId);
     }
     // Writing in a chat (from any of my devices) reads it: the server moved my
     // read position to this message.
-    if (isNewEvent && mine && !known && (!prev || m.id > prev.id)) chat.unreadCount = 0;
+    if (isNewEvent && mine && !note && !known && (!prev || m.id > prev.id)) chat.unreadCount = 0;
+    // A group note means the group changed (name, photo, members): refresh it even if no
+    // chat:updated arrives.
+    if (isNewEvent && note && !known) hooks.fetchChat(m.chatId);
     if (isNewEvent && m.createdAt && (!chat.updatedAt || m.createdAt > chat.updatedAt)) chat.updatedAt = m.createdAt;
   }
   emit('messages', m.chatId);
@@ -253,6 +275,44 @@ export function typingUsers(chatId) {
   return [...(state.typing.get(chatId)?.keys() || [])];
 }
 
+/** Delete for me (this or another of my devices): the message is gone from my view. */
+function applyHidden(d) {
+  const chatId = d.chatId;
+  const b = state.msgs.get(chatId);
+  if (b?.byId.has(d.messageId)) {
+    const old = b.byId.get(d.messageId);
+    b.byId.delete(d.messageId);
+    b.list.splice(b.list.indexOf(old), 1);
+  }
+  const chat = state.chats.get(chatId);
+  if (chat?.lastMessage?.id === d.messageId) {
+    // Fall back to the newest message still visible; the server's chat object has it.
+    chat.lastMessage = b?.list.at(-1) || null;
+    hooks.refetchLast(chatId);
+  }
+  emit('messages', chatId);
+  emit('chats');
+}
+
+/** Clear chat (from any of my devices): everything up to upToMessageId is gone for me. */
+function applyCleared(d) {
+  const chatId = d.chatId;
+  const upTo = d.upToMessageId ?? Infinity;
+  const b = state.msgs.get(chatId);
+  if (b) {
+    b.list = b.list.filter((m) => m.id > upTo);
+    b.byId = new Map(b.list.map((m) => [m.id, m]));
+    b.hasMore = false;
+  }
+  const chat = state.chats.get(chatId);
+  if (chat) {
+    if (chat.lastMessage && chat.lastMessage.id <= upTo) chat.lastMessage = b?.list.at(-1) || null;
+    chat.unreadCount = 0;
+  }
+  emit('messages', chatId);
+  emit('chats');
+}
+
 /** Apply one server event (from the socket or from /sync). */
 export function applyEvent(event, data, { live = true } = {}) {
   switch (event) {
@@ -265,6 +325,12 @@ export function applyEvent(event, data, { live = true } = {}) {
       break;
     case 'message:status':
       applyStatus(data);
+      break;
+    case 'message:hidden':
+      applyHidden(data);
+      break;
+    case 'chat:cleared':
+      applyCleared(data);
       break;
     case 'typing:update':
     case 'message:typing':

@@ -16,7 +16,10 @@ export function daysAgo(d, now = new Date()) {
   return Math.round((startOfDay(now) - startOfDay(d)) / 86400000);
 }
 
-const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+// 24-hour locales keep their two-digit hour ("09:54"); 12-hour ones write "9:54 PM", as WhatsApp
+// does (a leading zero on a 12-hour clock reads oddly).
+const twelveHour = /^h1[12]$/.test(new Intl.DateTimeFormat(undefined, { hour: 'numeric' }).resolvedOptions().hourCycle || '');
+const timeFmt = new Intl.DateTimeFormat(undefined, { hour: twelveHour ? 'numeric' : '2-digit', minute: '2-digit' });
 const weekdayFmt = new Intl.DateTimeFormat(undefined, { weekday: 'long' });
 const dateFmt = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'numeric', year: 'numeric' });
 const longDateFmt = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'long', year: 'numeric' });

@@ -114,7 +114,11 @@ pub async fn run(
     let stored: i64 = tokio::task::spawn_blocking(move || -> anyhow::Result<i64> {
         let c =
             rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-        Ok(c.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?)
+        Ok(c.query_row(
+            "SELECT count(*) FROM messages WHERE message_type != 'SYSTEM'",
+            [],
+            |r| r.get(0),
+        )?)
     })
     .await??;
     let expected = m.max(n_chats as u64) + 1;

@@ -354,7 +354,8 @@ impl Api {
     }
 
     /// Every message id of `chat` through `GET /chat/:id/messages?after=`
-    /// pages, oldest first, bounded by `max_pages`.
+    /// pages, oldest first, bounded by `max_pages`; group notes (`SYSTEM`,
+    /// written by the server) are not counted.
     pub async fn all_message_ids(
         &self,
         user: &User,
@@ -372,10 +373,11 @@ impl Api {
                 .await?;
             let items = page["items"].as_array().context("history: no items")?;
             for m in items {
-                ids.push(m["id"].as_i64().context("history: no id")?);
-            }
-            if let Some(last) = ids.last() {
-                after = *last;
+                let id = m["id"].as_i64().context("history: no id")?;
+                after = after.max(id);
+                if m["messageType"] != "SYSTEM" {
+                    ids.push(id);
+                }
             }
             if !page["hasMore"].as_bool().unwrap_or(false) {
                 return Ok(ids);

@@ -301,6 +301,15 @@ pub fn update_chat(
     touch(conn, chat, now)
 }
 
+/// The id of a chat's newest message, if any.
+pub fn last_message_id(conn: &Connection, chat: ChatId) -> AppResult<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT last_message_id FROM chats WHERE id = ?1")?
+        .query_row([chat], |r| r.get(0))
+        .optional()?
+        .flatten())
+}
+
 /// A chat's current name and avatar.
 pub fn name_and_avatar(
     conn: &Connection,

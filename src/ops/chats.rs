@@ -4,7 +4,7 @@
 //! existence does not leak); group changes need a group admin (403); a group
 //! never ends without an admin (the oldest member is promoted).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Deserialize;
 use serde_json::json;
@@ -541,18 +541,35 @@ async fn notify(state: &AppState, chat: ChatId, notice: Notice) -> AppResult<()>
         .db()
         .read(move |c| chat_views(c, chat, &viewers))
         .await?;
-    if let Some(ChatViews { mut chat, unread }) = views {
+    if let Some(ChatViews {
+        mut chat,
+        unread,
+        mut last_for,
+    }) = views
+    {
         fill_chat(state, &mut chat);
         let new_for: HashSet<UserId> = notice.new_for.iter().copied().collect();
-        let mut groups: BTreeMap<(bool, i64), Vec<UserId>> = BTreeMap::new();
+        // keyed by the lastMessage id too when it differs for a viewer
+        let mut groups: BTreeMap<ViewKey, Vec<UserId>> = BTreeMap::new();
+        let mut lasts: HashMap<Option<i64>, Option<Message>> = HashMap::new();
         for (user, count) in unread {
+            let last = last_for.remove(&user).map(|m| {
+                let id = m.as_ref().map(|m| m.id);
+                lasts.entry(id).or_insert(m);
+                id
+            });
             groups
-                .entry((new_for.contains(&user), count))
+                .entry((new_for.contains(&user), count, last))
                 .or_default()
                 .push(user);
         }
-        for ((is_new, count), users) in groups {
+        let base_last = chat.last_message.take();
+        for ((is_new, count, last), users) in groups {
             chat.unread_count = count;
+            chat.last_message = match last {
+                None => base_last.clone(),
+                Some(id) => lasts.get(&id).cloned().flatten(),
+            };
             let event = if is_new { CHAT_NEW } else { CHAT_UPDATED };
             publish(state, event, &chat, &users);
         }
@@ -575,12 +592,19 @@ async fn notify(state: &AppState, chat: ChatId, notice: Notice) -> AppResult<()>
     Ok(())
 }
 
+/// Members who get the same chat event: (new to them, unread count, their
+/// own lastMessage id when it is not the first viewer's).
+type ViewKey = (bool, i64, Option<Option<i64>>);
+
 /// A chat loaded once, and each viewer's unread count in it.
 pub struct ChatViews {
     /// The chat as the first viewer sees it (its `unreadCount` is theirs).
     pub chat: Chat,
     /// (viewer, unread count), in the order asked.
     pub unread: Vec<(UserId, i64)>,
+    /// The `lastMessage` of viewers who see another one than the first
+    /// viewer (the newest message is deleted for them, or cleared).
+    pub last_for: HashMap<UserId, Option<Message>>,
 }
 
 /// The chat and each viewer's unread count (one load of the chat); `None`
@@ -600,5 +624,40 @@ pub fn chat_views(
     for &viewer in viewers {
         unread.push((viewer, messages::unread_count(conn, chat, viewer)?));
     }
-    Ok(Some(ChatViews { chat: base, unread }))
+    // Usually everyone sees the chat's newest message: one query finds the
+    // few for whom it is gone, and only they cost a walk back.
+    let mut last_for = HashMap::new();
+    let newest = match viewers.len() {
+        1 => None,
+        _ => q::last_message_id(conn, chat)?,
+    };
+    if let Some(newest) = newest {
+        let gone: HashSet<UserId> = messages::hidden_from(conn, chat, newest)?
+            .into_iter()
+            .collect();
+        let base_id = base.last_message.as_ref().map(|m| m.id);
+        let positions = crate::db::receipts::positions(conn, chat)?;
+        let mut newest_msg = None;
+        for &viewer in &viewers[1..] {
+            if gone.contains(&viewer) {
+                let last = match messages::viewer(conn, chat, viewer)? {
+                    Some(v) => messages::newest_visible(conn, chat, &v, &positions)?,
+                    None => None,
+                };
+                if last.as_ref().map(|m| m.id) != base_id {
+                    last_for.insert(viewer, last);
+                }
+            } else if base_id != Some(newest) {
+                if newest_msg.is_none() {
+                    newest_msg = Some(messages::load(conn, newest, &positions)?);
+                }
+                last_for.insert(viewer, newest_msg.clone().flatten());
+            }
+        }
+    }
+    Ok(Some(ChatViews {
+        chat: base,
+        unread,
+        last_for,
+    }))
 }

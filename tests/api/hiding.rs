@@ -336,3 +336,31 @@ async fn a_version_1_database_migrates_and_works() {
     );
     assert!(history_ids(&app, &ana, 1).await.is_empty());
 }
+
+/// `chat:updated` carries each member's own `lastMessage`: not one they
+/// cleared or deleted for themselves.
+#[tokio::test]
+async fn chat_events_carry_each_members_own_last_message() {
+    let app = spawn_app().await;
+    let ana = app.register("Ana").await;
+    let bob = app.register("Bob").await;
+    let chat = app.group(&ana, &[&bob], "Trip").await;
+    let m = id(&app.send(&ana, chat, "hello").await);
+    let (status, _) = app
+        .post(&format!("/chat/{chat}/clear"), &bob, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let mut ana_ws = app.ws(&ana).await;
+    let mut bob_ws = app.ws(&bob).await;
+    // the same name again: chat:updated without a new note
+    let (status, _) = app
+        .patch(&format!("/chat/{chat}"), &ana, json!({"name": "Trip"}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        ana_ws.expect_event("chat:updated").await["lastMessage"]["id"],
+        m
+    );
+    let bobs = bob_ws.expect_event("chat:updated").await;
+    assert!(bobs["lastMessage"].is_null(), "{bobs}");
+}

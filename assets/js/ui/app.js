@@ -34,6 +34,9 @@ export function mountApp(root) {
     h('h1.welcome-title', 'natter'),
     h('p.welcome-text', 'Select a chat to start messaging'),
     h('p.welcome-foot', icon('lock', 'pill-icon'), 'Your messages stay on your own server.'));
+  // No chat is open until route() says so: the conversation pane starts hidden (not merely
+  // unselected), so a fresh load never shows a composer that belongs to no chat.
+  conv.el.hidden = true;
   const mainPane = h('section.main-pane', welcome, conv.el);
   const layout = h('div.layout', side.el, mainPane, info.el);
   const app = h('div.app', { 'data-testid': 'app' }, banner, layout);

@@ -2,7 +2,7 @@
 
 import { h } from './dom.js';
 import { icon, tick } from './icons.js';
-import { previewOf, statusOf } from './common.js';
+import { previewOf, statusOf, noteText, userAvatar } from './common.js';
 import { colorIndex, dayKey, fmtDayLabel, fmtSize, fmtTime, linkify, parseTime } from '../util.js';
 import { state, userOf, findMessage, isAdmin } from '../store.js';
 
@@ -30,7 +30,14 @@ export function buildRows(chat, real, pending, unreadAnchorId, unreadCount) {
       rows.push({ type: 'unread', key: 'unread', n: unreadCount });
       sepBefore = true;
     }
-    const joined = (a, b) => a && b && a.senderId === b.senderId && !a.isDeleted === !b.isDeleted
+    if (m.messageType === 'SYSTEM') {
+      // A group note: a centred line of its own that also ends the run of bubbles before it.
+      rows.push({ type: 'note', key: keyOf(m), m, label: noteText(m) });
+      prev = null;
+      return;
+    }
+    const note = (x) => x?.messageType === 'SYSTEM';
+    const joined = (a, b) => a && b && !note(a) && !note(b) && a.senderId === b.senderId && !a.isDeleted === !b.isDeleted
       && Math.abs((Date.parse(b.createdAt) || 0) - (Date.parse(a.createdAt) || 0)) < RUN_GAP_MS && dayKey(a.createdAt) === dayKey(b.createdAt);
     const first = sepBefore || !joined(prev, m);
     const next = all[i + 1];
@@ -43,17 +50,22 @@ export function buildRows(chat, real, pending, unreadAnchorId, unreadCount) {
 }
 
 export function rowSig(r) {
+  if (r.type === 'note') return `note:${r.m.id}:${r.label}`;
   if (r.type !== 'msg') return `${r.type}:${r.label || r.n}`;
   const m = r.m;
   const q = m.replyToId != null ? findMessage(m.chatId, m.replyToId) : null;
   const p = m._pending;
   return JSON.stringify([m.id, m.content, m.isEdited, m.isDeleted, statusOf(m), m.fileUrl, m.thumbnailUrl, m.width, m.height,
     r.first, r.last, r.showName, p && [p.state, p.error, p.localUrl], q && [q.id, q.content, q.isDeleted, q.messageType],
-    isAdmin(state.chats.get(m.chatId)), userOf(m.senderId).name]);
+    isAdmin(state.chats.get(m.chatId)), userOf(m.senderId).name, userOf(m.senderId).avatarUrl, state.config?.deleteWindowSeconds]);
 }
 
 export function renderRow(r, ctx) {
   if (r.type === 'day') return h('div.day-sep', { role: 'separator', 'data-testid': 'day-separator' }, h('span', r.label));
+  if (r.type === 'note') {
+    return h('div.note-row', { role: 'note', 'data-testid': 'group-note', 'data-id': r.m.id, 'data-action': r.m.system?.action || '' },
+      h('span.note', r.label));
+  }
   if (r.type === 'unread') {
     return h('div.unread-sep', { role: 'separator', 'data-testid': 'unread-divider' },
       h('span', `${r.n} unread message${r.n === 1 ? '' : 's'}`));
@@ -159,13 +171,18 @@ function renderMessage(r, ctx) {
     'data-deleted': m.isDeleted ? 'true' : null, 'data-sender': m.senderId,
   });
   const bubble = h(`div.bubble${r.first ? '.tail' : ''}`);
+  // In groups, others' runs start with the sender's photo (or initials), as in WhatsApp.
+  if (!mine && state.chats.get(m.chatId)?.isGroup) {
+    row.classList.add('with-avatar');
+    row.append(r.first ? h('span.msg-avatar', { 'data-testid': 'message-avatar' }, userAvatar(m.senderId, 'xs')) : h('span.msg-avatar'));
+  }
   row.append(bubble);
   const type = m.isDeleted ? 'DELETED' : m.messageType;
   const media = type === 'IMAGE';
   if (media) bubble.classList.add('media');
   if (media && !m.content && !m.replyToId) bubble.classList.add('media-only');
   if (r.showName) bubble.append(h(`span.sender.${senderColor(m.senderId)}`, userOf(m.senderId).name));
-  if (!m.isDeleted && !pending && ctx.onMenu) {
+  if (!pending && ctx.onMenu) {
     bubble.append(h('button.msg-menu-btn', {
       type: 'button', 'aria-label': 'Message options', 'aria-haspopup': 'menu', 'data-testid': 'message-menu',
       onclick: (e) => { e.stopPropagation(); ctx.onMenu(m, e.currentTarget); },

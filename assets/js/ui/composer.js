@@ -4,6 +4,8 @@
 import { h, clear } from './dom.js';
 import { icon } from './icons.js';
 import { iconButton, previewOf } from './common.js';
+import { pushClose, trapFocus } from './overlays.js';
+import { fmtSize } from '../util.js';
 import { state, userOf, box } from '../store.js';
 import * as actions from '../actions.js';
 
@@ -108,15 +110,84 @@ export function composer({ onSent }) {
     onSent?.();
   }
 
+  /** The server's upload limit (GET /config); files over it never start uploading. */
+  function tooBig(f) {
+    const max = state.config?.uploadMaxSize;
+    return max > 0 && f.size > max;
+  }
+  function limitText() {
+    const mb = state.config.uploadMaxSize / 1048576;
+    return mb >= 1 ? `${mb >= 10 ? Math.round(mb) : Number(mb.toFixed(1))} MB` : fmtSize(state.config.uploadMaxSize);
+  }
+
+  /**
+   * Attaching (button, paste, drop) opens a preview with a caption field: Esc or Cancel sends
+   * nothing; Send sends one message per file, the caption going with the first one.
+   */
   function sendFiles(files) {
-    if (chatId == null) return;
-    const replyId = reply?.id;
-    reply = null;
-    renderStrip();
-    for (const f of files) {
-      actions.sendFile(chatId, f, replyId).catch((e) => showError(e.status === 413 ? e.message : `${f.name}: ${e.message}`));
+    if (chatId == null || !files.length) return;
+    const big = files.filter(tooBig);
+    const ok = files.filter((f) => !tooBig(f));
+    if (big.length) {
+      showError(big.length === 1 && files.length === 1
+        ? `File is larger than ${limitText()}`
+        : `${big.map((f) => f.name).join(', ')}: larger than ${limitText()}, not attached`);
     }
-    onSent?.();
+    if (ok.length) openPreview(ok);
+  }
+
+  function openPreview(files) {
+    const target = chatId;
+    const replyTo = reply;
+    const urls = [];
+    const items = files.map((f) => {
+      if (/^image\//.test(f.type)) {
+        const url = URL.createObjectURL(f);
+        urls.push(url);
+        return h('figure.attach-item.image', { 'data-testid': 'attach-item' }, h('img.attach-thumb', { src: url, alt: f.name }), h('figcaption', f.name));
+      }
+      return h('figure.attach-item.file', { 'data-testid': 'attach-item' }, h('span.file-icon.fk-other', icon('file')),
+        h('span.file-text', h('span.file-name', f.name), h('span.file-meta', fmtSize(f.size))));
+    });
+    const caption = h('textarea.attach-caption', {
+      rows: 1, placeholder: 'Add a caption', 'aria-label': 'Caption', 'data-testid': 'attach-caption', maxlength: MAX_LEN,
+    });
+    const send = h('button.send-btn.ready', { type: 'button', 'aria-label': files.length > 1 ? `Send ${files.length} files` : 'Send', 'data-testid': 'attach-send' }, icon('send'));
+    const cancel = h('button.icon-btn', { type: 'button', 'aria-label': 'Cancel', title: 'Cancel (Esc)', 'data-testid': 'attach-cancel' }, icon('close'));
+    const prevFocus = document.activeElement;
+    const dialog = h('div.attach-preview', { role: 'dialog', 'aria-modal': 'true', 'aria-label': 'Send files', 'data-testid': 'attach-preview' },
+      h('header.attach-head', cancel, h('span.attach-title', files.length > 1 ? `${files.length} files` : files[0].name)),
+      h(`div.attach-items${files.length > 1 ? '.many' : ''}`, items),
+      h('div.attach-foot', h('div.composer-field', caption), send));
+    const overlay = h('div.modal-backdrop.attach-backdrop', dialog);
+    let unregister = null;
+    const close = () => {
+      unregister?.();
+      overlay.remove();
+      for (const u of urls) URL.revokeObjectURL(u);
+      if (prevFocus && document.contains(prevFocus)) prevFocus.focus({ preventScroll: true });
+    };
+    const go = () => {
+      const text = caption.value.trim();
+      close();
+      if (replyTo === reply) { reply = null; renderStrip(); }
+      const batch = Date.now() + Math.random();
+      files.forEach((f, i) => {
+        actions.sendFile(target, f, replyTo?.id, i === 0 ? text || null : null, batch)
+          .catch((e) => showError(e.status === 413 ? e.message : `${f.name}: ${e.message}`));
+      });
+      onSent?.();
+    };
+    cancel.onclick = close;
+    send.onclick = go;
+    caption.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); go(); }
+    });
+    overlay.addEventListener('click', (e) => { if (e.target === overlay) close(); });
+    document.body.append(overlay);
+    unregister = pushClose(close);
+    trapFocus(dialog);
+    caption.focus();
   }
 
   ta.addEventListener('input', onInput);

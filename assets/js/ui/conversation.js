@@ -6,9 +6,9 @@ import { icon } from './icons.js';
 import { chatAvatar, iconButton, spinner } from './common.js';
 import { buildRows, rowSig, renderRow, keyOf } from './bubbles.js';
 import { composer } from './composer.js';
-import { popupMenu, confirmDialog, openViewer, toast } from './overlays.js';
+import { popupMenu, confirmDialog, choiceDialog, openViewer, toast } from './overlays.js';
 import { fmtLastSeen, fmtFull, firstName } from '../util.js';
-import { state, on, box, chatTitle, typingUsers, userOf, otherUserId, isAdmin, findMessage } from '../store.js';
+import { state, on, box, chatTitle, typingUsers, userOf, otherUserId, findMessage } from '../store.js';
 import * as actions from '../actions.js';
 
 export function conversation({ onBack, onInfo, onMessageInfo }) {
@@ -26,7 +26,8 @@ export function conversation({ onBack, onInfo, onMessageInfo }) {
   const headSub = h('span.head-sub', { 'data-testid': 'conv-subtitle', 'aria-live': 'polite' });
   const who = h('button.head-who', { type: 'button', onclick: () => onInfo(), 'aria-label': 'Chat info' }, headAvatar, h('span.head-text', headName, headSub));
   const infoBtn = iconButton('info', 'Chat info', () => onInfo(), { 'data-testid': 'info-button' });
-  const head = h('header.conv-head', back, who, infoBtn);
+  const menuBtn = iconButton('more', 'Chat menu', (e) => chatMenu(e.currentTarget), { 'data-testid': 'chat-menu', 'aria-haspopup': 'menu' });
+  const head = h('header.conv-head', back, who, infoBtn, menuBtn);
 
   const list = h('div.msg-list');
   const topLoader = h('div.top-loader', { hidden: true }, spinner('Loading older messages'));
@@ -60,28 +61,61 @@ export function conversation({ onBack, onInfo, onMessageInfo }) {
   function messageMenu(m, anchor) {
     const chat = state.chats.get(m.chatId);
     const mine = m.senderId === state.me.id;
+    // A tombstone can only be removed from my view.
+    if (m.isDeleted) {
+      popupMenu(anchor, [{ label: 'Delete for me', icon: 'trash', danger: true, testid: 'menu-delete', onSelect: () => remove(m, chat) }], { align: mine ? 'right' : 'left' });
+      return;
+    }
     popupMenu(anchor, [
       { label: 'Reply', icon: 'reply', testid: 'menu-reply', onSelect: () => comp.setReply(m) },
       m.content ? { label: 'Copy', icon: 'copy', testid: 'menu-copy', onSelect: () => copy(m.content) } : null,
       mine && m.messageType === 'TEXT' ? { label: 'Edit', icon: 'edit', testid: 'menu-edit', onSelect: () => comp.startEdit(m) } : null,
       mine ? { label: 'Message info', icon: 'info', testid: 'menu-info', onSelect: () => onMessageInfo(m) } : null,
-      mine || (chat?.isGroup && isAdmin(chat)) ? { label: 'Delete', icon: 'trash', danger: true, testid: 'menu-delete', onSelect: () => remove(m) } : null,
+      { label: 'Delete', icon: 'trash', danger: true, testid: 'menu-delete', onSelect: () => remove(m, chat) },
     ], { align: m.senderId === state.me.id ? 'right' : 'left' });
+  }
+
+  function chatMenu(anchor) {
+    if (chatId == null) return;
+    popupMenu(anchor, [
+      { label: state.chats.get(chatId)?.isGroup ? 'Group info' : 'Contact info', icon: 'info', onSelect: () => onInfo() },
+      { label: 'Clear chat', icon: 'trash', danger: true, testid: 'menu-clear-chat', onSelect: () => clearChat(chatId) },
+    ]);
+  }
+
+  async function clearChat(id) {
+    const ok = await confirmDialog({
+      title: 'Clear this chat?',
+      body: 'All messages in this chat disappear from your devices. The others in the chat still have them.',
+      confirmLabel: 'Clear chat', danger: true,
+    });
+    if (!ok) return;
+    try { await actions.clearChat(id); toast('Chat cleared'); } catch (e) { toast(e.message, 'error'); }
   }
 
   async function copy(text) {
     try { await navigator.clipboard.writeText(text); toast('Copied'); } catch { toast('Could not copy'); }
   }
 
-  async function remove(m) {
+  /** WhatsApp's choice: delete for me (any message) or for everyone (own, or admin, in time). */
+  async function remove(m, chat) {
     const mine = m.senderId === state.me.id;
-    const ok = await confirmDialog({
+    const everyone = !m.isDeleted && actions.canDeleteForEveryone(m, chat);
+    const choice = await choiceDialog({
       title: 'Delete message?',
-      body: mine ? 'It will be replaced with “This message was deleted” for everyone in this chat.' : `Delete ${firstName(userOf(m.senderId).name)}’s message for everyone?`,
-      confirmLabel: 'Delete for everyone', danger: true,
+      body: everyone
+        ? (mine ? 'Delete it for everyone in this chat, or only from your devices?' : `Delete ${firstName(userOf(m.senderId).name)}’s message for everyone, or only from your devices?`)
+        : 'It will disappear from your devices. The others in the chat still see it.',
+      choices: [
+        { label: 'Delete for me', value: 'me', danger: !everyone, testid: 'delete-for-me' },
+        everyone ? { label: 'Delete for everyone', value: 'everyone', danger: true, testid: 'delete-for-everyone' } : null,
+      ].filter(Boolean),
     });
-    if (!ok) return;
-    try { await actions.deleteMessage(m); } catch (e) { toast(e.message, 'error'); }
+    if (!choice) return;
+    try {
+      if (choice === 'everyone') await actions.deleteMessage(m);
+      else await actions.deleteForMe(m);
+    } catch (e) { toast(e.message, 'error'); }
   }
 
   async function jumpTo(id) {
@@ -122,7 +156,9 @@ export function conversation({ onBack, onInfo, onMessageInfo }) {
       headSub.textContent = [...names.sort((a, b) => a.localeCompare(b)), 'You'].join(', ');
     } else {
       const u = userOf(otherUserId(chat));
-      headSub.textContent = u.id === state.me.id ? 'Message yourself' : u.online ? 'online' : (u.lastSeen ? fmtLastSeen(u.lastSeen) : '');
+      // Someone who was never online has no "last seen": WhatsApp then points to the contact info.
+      const hint = matchMedia('(pointer: coarse)').matches ? 'tap here for contact info' : 'click here for contact info';
+      headSub.textContent = u.id === state.me.id ? 'Message yourself' : u.online ? 'online' : (u.lastSeen ? fmtLastSeen(u.lastSeen) : hint);
     }
   }
 
@@ -132,7 +168,7 @@ export function conversation({ onBack, onInfo, onMessageInfo }) {
     let n = 0;
     for (let i = b.list.length - 1; i >= 0 && n < openUnread; i--) {
       const m = b.list[i];
-      if (m.senderId === state.me.id) continue;
+      if (m.senderId === state.me.id || m.messageType === 'SYSTEM') continue;
       n++;
       anchorId = m.id;
     }

@@ -8,6 +8,7 @@ import { debounce, fmtLastSeen } from '../util.js';
 import { state, emit, mergeUser } from '../store.js';
 import * as actions from '../actions.js';
 import * as api from '../api.js';
+import { photoButton } from './crop.js';
 
 export function drawer(host, title, { onClose } = {}) {
   const body = h('div.drawer-body');
@@ -185,8 +186,23 @@ export function profileDrawer(host) {
     } catch (e) { err.textContent = e.message; }
     save.disabled = false;
   };
+  const top = h('div.profile-top');
+  const renderPhoto = () => {
+    const cur = state.me;
+    top.replaceChildren(photoButton({
+      avatarEl: avatar({ id: cur.id, name: cur.name, url: cur.avatarUrl, size: 'xxl' }),
+      label: cur.avatarUrl ? 'Change profile photo' : 'Add profile photo',
+      testid: 'avatar-input',
+      onCropped: async (blob) => { await actions.setMyAvatar(blob); err.textContent = 'Photo saved'; renderPhoto(); },
+      onError: (m) => { err.textContent = m; },
+    }), cur.avatarUrl ? h('button.link-btn.photo-remove', {
+      type: 'button', 'data-testid': 'avatar-remove',
+      onclick: async () => { try { await actions.setMyAvatar(null); renderPhoto(); } catch (e) { err.textContent = e.message; } },
+    }, 'Remove photo') : null);
+  };
+  renderPhoto();
   d.body.append(
-    h('div.profile-top', avatar({ id: me.id, name: me.name, url: me.avatarUrl, size: 'xxl' })),
+    top,
     h('label.section-label', { for: 'profile-name' }, 'Your name'),
     h('div.inline-edit', name, save), err,
     h('p.section-label', 'Email'), h('p.profile-email', me.email));

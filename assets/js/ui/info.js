@@ -9,6 +9,7 @@ import { userPicker } from './drawers.js';
 import { fmtFull, fmtLastSeen } from '../util.js';
 import { state, on, chatTitle, userOf, otherUserId, isAdmin } from '../store.js';
 import * as actions from '../actions.js';
+import { photoButton } from './crop.js';
 
 export function infoPanel({ onClose, onLeft }) {
   const title = h('h2.panel-title');
@@ -35,14 +36,23 @@ export function infoPanel({ onClose, onLeft }) {
       avatar({ id: u.id, name: u.name, url: u.avatarUrl, size: 'xxl' }),
       h('h3.hero-name', u.name),
       h('p.hero-sub', u.email),
-      h('p.hero-presence', u.online ? 'online' : (u.lastSeen ? fmtLastSeen(u.lastSeen) : ''))));
+      h('p.hero-presence', u.online ? 'online' : (u.lastSeen ? fmtLastSeen(u.lastSeen) : 'offline'))));
   }
 
   function renderGroup(chat) {
     title.textContent = 'Group info';
     const admin = isAdmin(chat);
     const nameEl = h('h3.hero-name', { 'data-testid': 'group-name' }, chatTitle(chat));
-    const hero = h('section.panel-hero', chatAvatar(chat, 'xxl', false),
+    const groupPhoto = admin
+      ? photoButton({
+        avatarEl: chatAvatar(chat, 'xxl', false),
+        label: chat.groupAvatar ? 'Change group photo' : 'Add group photo',
+        testid: 'group-avatar-input',
+        onCropped: (blob) => actions.setGroupAvatar(chat.id, blob),
+        onError: (m) => toast(m, 'error'),
+      })
+      : chatAvatar(chat, 'xxl', false);
+    const hero = h('section.panel-hero', groupPhoto,
       h('div.hero-name-row', nameEl, admin ? iconButton('edit', 'Rename group', () => startRename(chat, hero, nameEl), { 'data-testid': 'rename-group' }) : null),
       h('p.hero-sub', `Group · ${chat.participants.length} member${chat.participants.length === 1 ? '' : 's'}`));
     const members = [...chat.participants].sort((a, b) => {
@@ -103,7 +113,7 @@ export function infoPanel({ onClose, onLeft }) {
   }
 
   async function confirmRemove(chat, u) {
-    const ok = await confirmDialog({ title: `Remove ${u.name}?`, body: `${u.name} will no longer see new messages in “${chatTitle(chat)}”.`, confirmLabel: 'Remove', danger: true });
+    const ok = await confirmDialog({ title: `Remove ${u.name}?`, body: `${u.name} will lose “${chatTitle(chat)}”: the chat and its whole history disappear from their devices, and they can no longer send or receive messages here.`, confirmLabel: 'Remove', danger: true });
     if (ok) run(() => actions.removeMember(chat.id, u.id));
   }
 

@@ -11,7 +11,7 @@ export function closeTop() {
   return false;
 }
 
-function pushClose(fn) {
+export function pushClose(fn) {
   stack.push(fn);
   return () => { const i = stack.indexOf(fn); if (i >= 0) stack.splice(i, 1); };
 }
@@ -67,6 +67,14 @@ export function closeMenus() {
 
 /** A modal confirm dialog; resolves true/false. Never window.confirm(). */
 export function confirmDialog({ title, body, confirmLabel = 'OK', danger = false }) {
+  return choiceDialog({ title, body, choices: [{ label: confirmLabel, value: true, danger, testid: 'confirm-ok' }] }).then((v) => v === true);
+}
+
+/**
+ * A modal dialog with several actions (e.g. "Delete for me" / "Delete for everyone"); resolves
+ * with the chosen action's value, or null for Cancel, Esc or a click outside.
+ */
+export function choiceDialog({ title, body, choices }) {
   return new Promise((resolve) => {
     const prevFocus = document.activeElement;
     let unregister = null;
@@ -76,21 +84,21 @@ export function confirmDialog({ title, body, confirmLabel = 'OK', danger = false
       if (prevFocus && document.contains(prevFocus)) prevFocus.focus({ preventScroll: true });
       resolve(v);
     };
-    const ok = h(`button.btn${danger ? '.btn-danger' : '.btn-primary'}`, { type: 'button', 'data-testid': 'confirm-ok', onclick: () => done(true) }, confirmLabel);
-    const cancel = h('button.btn.btn-ghost', { type: 'button', onclick: () => done(false) }, 'Cancel');
-    const dialog = h('div.dialog', { role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': 'dlg-title' },
+    const buttons = choices.map((c) => h(`button.btn${c.danger ? '.btn-danger' : '.btn-primary'}`, { type: 'button', 'data-testid': c.testid, onclick: () => done(c.value) }, c.label));
+    const cancel = h('button.btn.btn-ghost', { type: 'button', 'data-testid': 'dialog-cancel', onclick: () => done(null) }, 'Cancel');
+    const dialog = h(`div.dialog${choices.length > 1 ? '.stacked' : ''}`, { role: 'dialog', 'aria-modal': 'true', 'aria-labelledby': 'dlg-title' },
       h('h2.dialog-title', { id: 'dlg-title' }, title),
       body ? h('p.dialog-body', body) : null,
-      h('div.dialog-actions', cancel, ok));
-    const overlay = h('div.modal-backdrop', { onclick: (e) => { if (e.target === overlay) done(false); } }, dialog);
+      h('div.dialog-actions', choices.length > 1 ? [...buttons, cancel] : [cancel, ...buttons]));
+    const overlay = h('div.modal-backdrop', { onclick: (e) => { if (e.target === overlay) done(null); } }, dialog);
     document.body.append(overlay);
-    unregister = pushClose(() => done(false));
+    unregister = pushClose(() => done(null));
     trapFocus(dialog);
-    ok.focus();
+    buttons.at(-1)?.focus();
   });
 }
 
-function trapFocus(root) {
+export function trapFocus(root) {
   root.addEventListener('keydown', (e) => {
     if (e.key !== 'Tab') return;
     const f = [...root.querySelectorAll('button, a[href], input, textarea, [tabindex]:not([tabindex="-1"])')].filter((x) => !x.disabled);
@@ -112,11 +120,27 @@ export function openViewer({ src, fileName, caption, subtitle }) {
     if (prevFocus && document.contains(prevFocus)) prevFocus.focus({ preventScroll: true });
   };
   const closeBtn = h('button.icon-btn.on-dark', { type: 'button', 'aria-label': 'Close', title: 'Close (Esc)', onclick: close }, icon('close'));
-  const dl = h('a.icon-btn.on-dark', { href: src, download: fileName || '', 'aria-label': 'Download', title: 'Download' }, icon('download'));
-  const img = h('img.viewer-img', { src, alt: fileName || 'Image' });
+  const dl = h('a.icon-btn.on-dark', { href: src, download: fileName || '', 'aria-label': 'Download', title: 'Download', 'data-testid': 'viewer-download' }, icon('download'));
+  // Fitted to the stage (contain) at first; a click toggles the full size, scrollable, zoomed
+  // in around the point clicked.
+  const img = h('img.viewer-img', { src, alt: fileName || 'Image', 'data-testid': 'viewer-image', title: 'Click to zoom' });
+  const stage = h('div.viewer-stage', { 'data-testid': 'viewer-stage' }, img);
+  stage.addEventListener('click', (e) => {
+    if (e.target !== img) { if (!stage.classList.contains('zoomed')) close(); return; }
+    const r = img.getBoundingClientRect();
+    const fx = (e.clientX - r.left) / r.width;
+    const fy = (e.clientY - r.top) / r.height;
+    const zoom = !stage.classList.contains('zoomed');
+    stage.classList.toggle('zoomed', zoom);
+    img.title = zoom ? 'Click to fit to the screen' : 'Click to zoom';
+    if (zoom) {
+      stage.scrollLeft = fx * stage.scrollWidth - stage.clientWidth / 2;
+      stage.scrollTop = fy * stage.scrollHeight - stage.clientHeight / 2;
+    }
+  });
   const viewer = h('div.viewer', { role: 'dialog', 'aria-modal': 'true', 'aria-label': 'Image viewer', 'data-testid': 'image-viewer' },
     h('div.viewer-bar', h('div.viewer-title', h('div.viewer-name', caption || fileName || 'Photo'), subtitle ? h('div.viewer-sub', subtitle) : null), dl, closeBtn),
-    h('div.viewer-stage', { onclick: (e) => { if (e.target.classList.contains('viewer-stage')) close(); } }, img));
+    stage);
   document.body.append(viewer);
   unregister = pushClose(close);
   trapFocus(viewer);

@@ -2,7 +2,7 @@
 
 import { h, clear, reconcile, scheduler } from './dom.js';
 import { icon, tick } from './icons.js';
-import { avatar, chatAvatar, chatPreviewNodes, iconButton, statusOf } from './common.js';
+import { avatar, chatAvatar, chatPreviewNodes, iconButton, previewOf, statusOf } from './common.js';
 import { fmtListTime, firstName } from '../util.js';
 import { state, on, sortedChats, chatTitle, typingUsers, userOf, otherUserId } from '../store.js';
 
@@ -51,7 +51,7 @@ export function sidebar({ onOpen, onNewChat, onNewGroup, onMenu, onProfile }) {
     const typing = typingUsers(c.id);
     const other = c.isGroup ? null : userOf(otherUserId(c));
     return JSON.stringify([chatTitle(c), c.groupAvatar, other?.online, other?.avatarUrl, c.unreadCount,
-      c.lastMessage && [c.lastMessage.id, c.lastMessage.content, c.lastMessage.isDeleted, statusOf(c.lastMessage), c.lastMessage.fileName],
+      c.lastMessage && [c.lastMessage.id, previewOf(c.lastMessage).text, c.lastMessage.isDeleted, statusOf(c.lastMessage), userOf(c.lastMessage.senderId).name],
       pending && [pending.clientId, pending.state], typing, state.openChatId === c.id,
       typing.length ? '' : fmtListTime(pending?.createdAt || c.lastMessage?.createdAt || c.createdAt)]);
   }
