@@ -64,7 +64,9 @@ function startServer() {
   const args = ['serve', '--port', '0', '--data-dir', dataDir, '--upload-max-size', String(UPLOAD_MAX), '--delete-window', String(DELETE_WINDOW)];
   if (ASSETS) args.push('--assets-dir', ASSETS);
   server = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', RUST_LOG: process.env.RUST_LOG || 'info' } });
-  const logFile = path.join(os.tmpdir(), `natter-e2e-server-${process.pid}.log`);
+  // Logs stay inside the checkout (target/ is ignored by git), not in /tmp.
+  fs.mkdirSync(path.join(ROOT, 'target'), { recursive: true });
+  const logFile = path.join(ROOT, 'target', `natter-e2e-server-${process.pid}.log`);
   const out = fs.createWriteStream(logFile);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not print its URL within 60 s (log: ${logFile})`)), 60000);
