@@ -6,6 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# Tests keep their logs under target/: nothing named natter-*.log may appear in /tmp.
+mkdir -p target
+touch target/.test-start
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
@@ -21,4 +24,9 @@ for script in tests/e2e/run.sh tests/socketio/run.sh tests/fuzz/run.sh; do
 done
 echo "== scripts/check-deploy.sh (install.sh twice, systemd unit, README proxy configs)"
 bash scripts/check-deploy.sh
+stray=$(find /tmp -maxdepth 1 -name 'natter-*.log' -newer target/.test-start 2>/dev/null || true)
+if [ -n "$stray" ]; then
+  echo "tests wrote logs outside the repo: $stray" >&2
+  exit 1
+fi
 echo "== all tests passed"
