@@ -307,9 +307,7 @@ async fn check_free_disk(state: &AppState) -> AppResult<()> {
         return Ok(());
     }
     let dir = state.config().uploads_dir();
-    let free = tokio::task::spawn_blocking(move || free_disk_bytes(&dir))
-        .await
-        .map_err(|e| AppError::Internal(e.into()))?;
+    let free = off_thread(move || free_disk_bytes(&dir)).await?;
     match free {
         Some(free) if free < floor => {
             tracing::warn!(free, floor, "disk nearly full: refusing uploads");
@@ -347,6 +345,13 @@ fn too_large(max: u64) -> AppError {
     AppError::TooLarge(format!(
         "file is larger than the limit of {max} bytes ({mb:.1} MB)"
     ))
+}
+
+/// Runs blocking file or image work on the blocking pool.
+async fn off_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> AppResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| AppError::Internal(e.into()))
 }
 
 /// What an image's header says, read without decoding it.
@@ -390,16 +395,8 @@ async fn make_preview(
     src: PathBuf,
     thumb: PathBuf,
 ) -> AppResult<Option<(u32, u32, bool)>> {
-    let blocking = |f: Box<dyn FnOnce() -> Option<(u32, u32, bool)> + Send>| async move {
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| AppError::Internal(e.into()))
-    };
     let probe_src = src.clone();
-    let Some(p) = tokio::task::spawn_blocking(move || probe(&probe_src))
-        .await
-        .map_err(|e| AppError::Internal(e.into()))?
-    else {
+    let Some(p) = off_thread(move || probe(&probe_src)).await? else {
         return Ok(None);
     };
     let (w, h) = (p.width, p.height);
@@ -417,7 +414,7 @@ async fn make_preview(
             .await
             .map_err(|e| AppError::Internal(e.into()))?;
         let (src2, thumb2) = (src.clone(), thumb.clone());
-        if let Some(done) = blocking(Box::new(move || png_rows_preview(&src2, &thumb2))).await? {
+        if let Some(done) = off_thread(move || png_rows_preview(&src2, &thumb2)).await? {
             return Ok(Some(done));
         }
         // Interlaced (or unusual) PNGs take the whole-image path below.
@@ -440,7 +437,7 @@ async fn make_preview(
         .await
         .map_err(|e| AppError::Internal(e.into()))?;
     let limit = mib << 20;
-    blocking(Box::new(move || whole_image_preview(&src, &thumb, limit)))
+    off_thread(move || whole_image_preview(&src, &thumb, limit))
         .await
         .map(|made| made.or(Some((w, h, false))))
 }

@@ -9,6 +9,7 @@ use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use crate::crash::post;
 use crate::files::upload;
 use crate::helpers::*;
 
@@ -52,15 +53,9 @@ async fn upload_at(
 }
 
 async fn register_at(client: &reqwest::Client, base: &str, name: &str) -> String {
-    let resp: Value = client
-        .post(format!("{base}/auth/register"))
-        .json(
-            &json!({"email": format!("{name}@bomb.test"), "password": "password123", "name": name}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let body =
+        json!({"email": format!("{name}@bomb.test"), "password": "password123", "name": name});
+    let (_, resp) = post(client, format!("{base}/auth/register"), None, body)
         .await
         .unwrap();
     resp["token"].as_str().expect("token").to_string()

@@ -45,7 +45,7 @@ pub(crate) fn kill9(server: &mut Server) {
     server.child.wait().expect("reaped");
 }
 
-async fn post(
+pub(crate) async fn post(
     client: &reqwest::Client,
     url: String,
     token: Option<&str>,
