@@ -164,6 +164,11 @@ pub struct ServeArgs {
     #[arg(long, env = "NATTER_DATA_DIR", default_value = "./natter-data")]
     pub data_dir: PathBuf,
 
+    /// The store: `sqlite://<path>` (default: `<data-dir>/natter.db`) or
+    /// `postgres://user[:password]@host[:port]/database` for PostgreSQL.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database: Option<String>,
+
     /// Secret that signs login tokens (HS256). Default: generated on first
     /// start and kept in <data-dir>/jwt-secret (mode 0600).
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
@@ -339,6 +344,8 @@ pub struct Config {
     pub token_ttl_secs: u64,
     /// SQLite durability.
     pub durability: Durability,
+    /// Which store, and where.
+    pub database: DatabaseUrl,
     /// Web app from disk instead of the embedded copy.
     pub assets_dir: Option<PathBuf>,
     /// Time between retention sweeps.
@@ -413,6 +420,7 @@ impl Config {
             registration_open: args.registration == Registration::Open,
             token_ttl_secs: u64::from(args.token_ttl_days) * 86_400,
             durability: args.durability,
+            database: DatabaseUrl::parse(args.database.as_deref(), &args.data_dir)?,
             assets_dir: args.assets_dir.clone(),
             sweep_interval: std::time::Duration::from_secs(args.sweep_interval),
             metrics_token: args.metrics_token.clone().filter(|t| !t.is_empty()),
@@ -435,9 +443,12 @@ impl Config {
         })
     }
 
-    /// The SQLite database file.
+    /// The SQLite database file (of the default store).
     pub fn db_path(&self) -> PathBuf {
-        self.data_dir.join("natter.db")
+        match &self.database {
+            DatabaseUrl::Sqlite(path) => path.clone(),
+            DatabaseUrl::Postgres(_) => self.data_dir.join("natter.db"),
+        }
     }
 
     /// Root of stored uploads.
@@ -655,5 +666,71 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+}
+
+/// Where the store lives: `--database` / `DATABASE_URL`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// An SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection string (`postgres://` or `postgresql://`).
+    Postgres(String),
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatabaseUrl::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            DatabaseUrl::Postgres(url) => write!(f, "{}", redact_password(url)),
+        }
+    }
+}
+
+impl DatabaseUrl {
+    /// Parses `--database`; `None` or empty is `<data-dir>/natter.db`.
+    pub fn parse(url: Option<&str>, data_dir: &std::path::Path) -> anyhow::Result<DatabaseUrl> {
+        let url = url.map(str::trim).unwrap_or_default();
+        if url.is_empty() {
+            return Ok(DatabaseUrl::Sqlite(data_dir.join("natter.db")));
+        }
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            anyhow::ensure!(
+                !path.is_empty(),
+                "--database {url:?}: sqlite:// needs a file path, e.g. sqlite://natter-data/natter.db"
+            );
+            return Ok(DatabaseUrl::Sqlite(PathBuf::from(path)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(url.to_string()));
+        }
+        anyhow::bail!(
+            "--database {:?}: unsupported scheme; use sqlite://<file> or postgres://user@host/db",
+            redact_password(url)
+        )
+    }
+
+    /// A name for logs and errors, without any password.
+    pub fn display(&self) -> String {
+        format!("{self:?}")
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match (authority.rfind('@'), authority.find(':')) {
+        (Some(at), Some(colon)) if colon < at => format!(
+            "{}{}:***{}",
+            &url[..scheme_end + 3],
+            &authority[..colon],
+            &rest[at..]
+        ),
+        _ => url.to_string(),
     }
 }
