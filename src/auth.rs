@@ -129,7 +129,7 @@ impl FromRequestParts<AppState> for AuthUser {
         let token = bearer(&parts.headers)
             .ok_or_else(|| AppError::Unauthorized("missing bearer token".into()))?;
         let id = authenticate(state, token).await?;
-        tracing::Span::current().record("user.id", id);
+        tracing::Span::current().record("user.id", id.0);
         Ok(AuthUser { id })
     }
 }
@@ -254,7 +254,7 @@ mod tests {
 
     #[test]
     fn tokens_round_trip_and_reject_tampering() {
-        let token = issue_token(SECRET, 7, 0, 60).unwrap();
+        let token = issue_token(SECRET, UserId(7), 0, 60).unwrap();
         assert_eq!(verify_token(SECRET, &token).unwrap().sub, "7");
         assert!(verify_token(b"another-secret-another-secret!!", &token).is_err());
         let mut tampered = token.clone();

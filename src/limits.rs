@@ -198,9 +198,9 @@ mod tests {
             send_per_second: 2,
             upload_per_minute: 1,
         });
-        let sent = (0..40).filter(|_| limits.send(7).is_ok()).count();
+        let sent = (0..40).filter(|_| limits.send(UserId(7)).is_ok()).count();
         assert!((20..=21).contains(&sent), "{sent}");
-        assert!(limits.send(8).is_ok(), "per user");
+        assert!(limits.send(UserId(8)).is_ok(), "per user");
         let logins = (0..10)
             .filter(|_| limits.login("A@x.io", None).is_ok())
             .count();
@@ -221,7 +221,10 @@ mod tests {
             ip_bucket("2001:db8:1:3::1".parse().unwrap()),
             "another /64"
         );
-        match limits.upload(1).and_then(|_| limits.upload(1)) {
+        match limits
+            .upload(UserId(1))
+            .and_then(|_| limits.upload(UserId(1)))
+        {
             Err(AppError::RateLimited { retry_after_secs }) => {
                 assert!((1..=60).contains(&retry_after_secs))
             }

@@ -7,12 +7,65 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// A user id.
-pub type UserId = i64;
-/// A chat id.
-pub type ChatId = i64;
-/// A message id: grows over the whole server.
-pub type MessageId = i64;
+/// Declares an id newtype: a transparent `i64` on the wire (JSON numbers,
+/// path and query strings) that does not mix with the other ids in code.
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(
+            Debug,
+            Default,
+            Clone,
+            Copy,
+            PartialEq,
+            Eq,
+            PartialOrd,
+            Ord,
+            Hash,
+            Serialize,
+            Deserialize,
+        )]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl From<$name> for i64 {
+            fn from(id: $name) -> i64 {
+                id.0
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = std::num::ParseIntError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                s.parse().map($name)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A user id.
+    UserId
+);
+id_type!(
+    /// A chat id.
+    ChatId
+);
+id_type!(
+    /// A message id: grows over the whole server.
+    MessageId
+);
+id_type!(
+    /// An event id in the `/sync` change log: grows over the whole server; a
+    /// client's cursor is the last one it has seen.
+    EventId
+);
 
 /// Formats stored milliseconds as RFC 3339 UTC with milliseconds.
 pub fn rfc3339(ms: i64) -> String {

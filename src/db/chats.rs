@@ -8,7 +8,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::db::users::{user_from_row, USER_COLUMNS};
 use crate::db::{messages, receipts};
 use crate::error::AppResult;
-use crate::model::{rfc3339, Chat, ChatId, FormerParticipant, Participant, UserId};
+use crate::model::{
+    rfc3339, Chat, ChatId, EventId, FormerParticipant, MessageId, Participant, UserId,
+};
 
 /// The `direct_key` of the 1-on-1 between two users: the same whoever asks.
 pub fn direct_key(a: UserId, b: UserId) -> String {
@@ -50,7 +52,7 @@ pub fn insert_chat(conn: &Connection, new: &NewChat<'_>) -> AppResult<(ChatId, b
             new.now
         ])?;
     if inserted == 1 {
-        return Ok((conn.last_insert_rowid(), true));
+        return Ok((ChatId(conn.last_insert_rowid()), true));
     }
     let key = new.direct_key.unwrap_or_default();
     let existing = find_direct(conn, key)?
@@ -66,8 +68,8 @@ pub fn add_participant(
     user: UserId,
     is_admin: bool,
     now: i64,
-    joined_event: i64,
-    position: i64,
+    joined_event: EventId,
+    position: MessageId,
 ) -> AppResult<()> {
     conn.prepare_cached(
         "INSERT INTO chat_participants
@@ -165,7 +167,7 @@ pub fn load_chat(conn: &Connection, chat: ChatId, viewer: UserId) -> AppResult<O
 pub struct ChatView {
     pub chat: Chat,
     /// The viewer's delivered position (0 when not a member).
-    pub delivered: i64,
+    pub delivered: MessageId,
 }
 
 /// [`load_chat`], plus the viewer's delivered position: whoever is shown
@@ -209,9 +211,9 @@ pub fn load_chat_view(
                     last_message: None,
                     unread_count: 0,
                 },
-                r.get::<_, Option<i64>>(6)?,
-                r.get::<_, Option<i64>>(7)?,
-                r.get::<_, Option<i64>>(8)?,
+                r.get::<_, Option<MessageId>>(6)?,
+                r.get::<_, Option<MessageId>>(7)?,
+                r.get::<_, Option<MessageId>>(8)?,
                 viewer,
                 r.get::<_, bool>(11)?,
             ))
@@ -234,14 +236,16 @@ pub fn load_chat_view(
     if viewer.is_some() {
         chat.unread_count = messages::unread_count(conn, chat.id, viewer_id)?;
     }
-    let delivered = delivered.unwrap_or(0).max(read_up_to.unwrap_or(0));
+    let delivered = delivered
+        .unwrap_or_default()
+        .max(read_up_to.unwrap_or_default());
     Ok(Some(ChatView { chat, delivered }))
 }
 
 /// What `viewer` newly has on a device when shown these chats: `(chat,
 /// lastMessage id)` for each last message from someone else past the
 /// viewer's delivered position.
-pub fn undelivered_last(views: &[ChatView], viewer: UserId) -> Vec<(ChatId, i64)> {
+pub fn undelivered_last(views: &[ChatView], viewer: UserId) -> Vec<(ChatId, MessageId)> {
     views
         .iter()
         .filter_map(|v| {
@@ -302,7 +306,7 @@ pub fn update_chat(
 }
 
 /// The id of a chat's newest message, if any.
-pub fn last_message_id(conn: &Connection, chat: ChatId) -> AppResult<Option<i64>> {
+pub fn last_message_id(conn: &Connection, chat: ChatId) -> AppResult<Option<MessageId>> {
     Ok(conn
         .prepare_cached("SELECT last_message_id FROM chats WHERE id = ?1")?
         .query_row([chat], |r| r.get(0))
@@ -333,8 +337,8 @@ pub fn touch(conn: &Connection, chat: ChatId, now: i64) -> AppResult<()> {
 pub fn bump_activity(
     conn: &Connection,
     chat: ChatId,
-    message: i64,
-    event: i64,
+    message: MessageId,
+    event: EventId,
     now: i64,
 ) -> AppResult<()> {
     conn.prepare_cached(
@@ -345,7 +349,7 @@ pub fn bump_activity(
 }
 
 /// Sets the activity position of a new chat (the id of its `chat:new` event).
-pub fn set_activity(conn: &Connection, chat: ChatId, event: i64) -> AppResult<()> {
+pub fn set_activity(conn: &Connection, chat: ChatId, event: EventId) -> AppResult<()> {
     conn.prepare_cached("UPDATE chats SET last_activity = ?2 WHERE id = ?1")?
         .execute(params![chat, event])?;
     Ok(())
@@ -353,7 +357,12 @@ pub fn set_activity(conn: &Connection, chat: ChatId, event: i64) -> AppResult<()
 
 /// Moves `user`'s "clear chat" position in `chat` to `up_to` (never back);
 /// returns the position afterwards.
-pub fn clear_up_to(conn: &Connection, chat: ChatId, user: UserId, up_to: i64) -> AppResult<i64> {
+pub fn clear_up_to(
+    conn: &Connection,
+    chat: ChatId,
+    user: UserId,
+    up_to: MessageId,
+) -> AppResult<MessageId> {
     Ok(conn
         .prepare_cached(
             "UPDATE chat_participants SET cleared_up_to = max(cleared_up_to, ?3)

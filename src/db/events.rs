@@ -7,12 +7,12 @@
 use rusqlite::{params, Connection};
 
 use crate::error::AppResult;
-use crate::model::{ChatId, MessageId, UserId};
+use crate::model::{ChatId, EventId, MessageId, UserId};
 
 /// One logged event.
 #[derive(Debug, Clone)]
 pub struct EventRow {
-    pub id: i64,
+    pub id: EventId,
     pub chat_id: ChatId,
     pub kind: String,
     pub message_id: Option<MessageId>,
@@ -27,16 +27,16 @@ pub fn append(
     message: Option<MessageId>,
     only_for: Option<UserId>,
     now: i64,
-) -> AppResult<i64> {
+) -> AppResult<EventId> {
     conn.prepare_cached(
         "INSERT INTO events (chat_id, kind, message_id, user_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
     .execute(params![chat, kind, message, only_for, now])?;
-    Ok(conn.last_insert_rowid())
+    Ok(EventId(conn.last_insert_rowid()))
 }
 
 /// The newest event id: the cursor a client is at once it has seen everything.
-pub fn cursor(conn: &Connection) -> AppResult<i64> {
+pub fn cursor(conn: &Connection) -> AppResult<EventId> {
     Ok(conn
         .prepare_cached("SELECT coalesce(max(id), 0) FROM events")?
         .query_row([], |r| r.get(0))?)
@@ -48,7 +48,7 @@ pub fn cursor(conn: &Connection) -> AppResult<i64> {
 pub fn page_for_user(
     conn: &Connection,
     user: UserId,
-    after: i64,
+    after: EventId,
     limit: u32,
 ) -> AppResult<Vec<EventRow>> {
     let mut stmt = conn.prepare_cached(

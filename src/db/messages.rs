@@ -100,7 +100,7 @@ pub fn insert(conn: &Connection, m: &NewMessage<'_>) -> AppResult<MessageId> {
         m.now,
         m.system
     ])?;
-    Ok(conn.last_insert_rowid())
+    Ok(MessageId(conn.last_insert_rowid()))
 }
 
 /// The message a sender already sent to a chat with this `clientId`.
@@ -267,12 +267,12 @@ pub fn page(
         PageAt::Before(id) => (
             format!("SELECT {MESSAGE_COLUMNS} {FROM} WHERE m.chat_id = ?1 AND m.id < ?3 AND {VISIBLE} ORDER BY m.id DESC LIMIT ?2"),
             fetch,
-            id,
+            i64::from(id),
         ),
         PageAt::After(id) => (
             format!("SELECT {MESSAGE_COLUMNS} {FROM} WHERE m.chat_id = ?1 AND m.id > ?3 AND {VISIBLE} ORDER BY m.id ASC LIMIT ?2"),
             fetch,
-            id,
+            i64::from(id),
         ),
     };
     let mut stmt = conn.prepare_cached(&sql)?;
@@ -351,7 +351,7 @@ pub fn hidden_among(
     let mut stmt = conn.prepare(&format!(
         "SELECT message_id FROM hidden_messages WHERE user_id = ? AND message_id IN ({marks})"
     ))?;
-    let params = std::iter::once(&user).chain(ids);
+    let params = std::iter::once(user.0).chain(ids.iter().map(|id| id.0));
     let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| r.get(0))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

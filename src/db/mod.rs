@@ -11,6 +11,7 @@
 
 pub mod chats;
 pub mod events;
+mod ids;
 pub mod messages;
 pub mod migrate;
 pub mod receipts;

@@ -56,7 +56,7 @@ pub fn insert_user(conn: &Connection, new: &NewUser<'_>) -> AppResult<UserId> {
             new.now
         ]);
     match result {
-        Ok(_) => Ok(conn.last_insert_rowid()),
+        Ok(_) => Ok(UserId(conn.last_insert_rowid())),
         Err(rusqlite::Error::SqliteFailure(e, _))
             if e.code == rusqlite::ErrorCode::ConstraintViolation =>
         {

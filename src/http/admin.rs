@@ -19,6 +19,7 @@ use crate::state::AppState;
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AdminUser {
+    #[schema(value_type = i64)]
     pub id: UserId,
     pub email: String,
     pub name: String,

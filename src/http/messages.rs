@@ -29,11 +29,11 @@ pub struct HistoryQuery {
     #[param(minimum = 1, maximum = 1_000_000)]
     page: Option<i64>,
     /// The newest `limit` messages older than this id (not with `after`).
-    #[param(minimum = 0)]
-    before: Option<i64>,
+    #[param(value_type = Option<i64>, minimum = 0)]
+    before: Option<MessageId>,
     /// The oldest `limit` messages newer than this id; 0 = from the start.
-    #[param(minimum = 0)]
-    after: Option<i64>,
+    #[param(value_type = Option<i64>, minimum = 0)]
+    after: Option<MessageId>,
 }
 
 /// A page of history, oldest first.
@@ -109,10 +109,10 @@ pub async fn history(
                 "give before or after, not both",
             ))
         }
-        (Some(b), None) if b < 0 => {
+        (Some(b), None) if b < MessageId(0) => {
             return Err(AppError::invalid("before", "before must be a message id"))
         }
-        (None, Some(a)) if a < 0 => {
+        (None, Some(a)) if a < MessageId(0) => {
             return Err(AppError::invalid("after", "after must be a message id"))
         }
         (Some(b), None) => PageAt::Before(b),

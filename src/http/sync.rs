@@ -10,6 +10,7 @@ use crate::error::{AppError, AppResult};
 use crate::http::chats::limit_param;
 use crate::http::extract::AppQuery;
 use crate::http::openapi::ErrorBody;
+use crate::model::EventId;
 use crate::ops::sync::{self, SyncPage};
 use crate::state::AppState;
 
@@ -39,10 +40,14 @@ pub async fn sync(
     AppQuery(q): AppQuery<SyncQuery>,
 ) -> AppResult<Json<SyncPage>> {
     let after = match q.after.as_deref().map(str::trim) {
-        None | Some("") => 0,
-        Some(s) => s.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {
-            AppError::invalid("after", "after must be a cursor from ready or /sync")
-        })?,
+        None | Some("") => EventId(0),
+        Some(s) => s
+            .parse::<EventId>()
+            .ok()
+            .filter(|v| *v >= EventId(0))
+            .ok_or_else(|| {
+                AppError::invalid("after", "after must be a cursor from ready or /sync")
+            })?,
     };
     let limit = limit_param(q.limit, 100)?;
     Ok(Json(sync::page(&state, user.id, after, limit).await?))

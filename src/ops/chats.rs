@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use crate::db::{self, chats as q, events, messages, now_ms};
 use crate::error::{AppError, AppResult};
-use crate::model::{Chat, ChatId, Message, SystemAction, UserId};
+use crate::model::{Chat, ChatId, Message, MessageId, SystemAction, UserId};
 use crate::ops::notes::{self, Note};
 use crate::ops::users::{avatar_upload, double_option};
 use crate::ops::{fill_chat, publish, valid_name, valid_url, MAX_GROUP_MEMBERS, MAX_IDS};
@@ -135,7 +135,7 @@ fn ensure_exist(conn: &rusqlite::Connection, field: &str, ids: &[UserId]) -> App
 }
 
 /// Creates a chat; `(chat, created)`; an existing 1-on-1 is returned as is.
-#[instrument(skip_all, fields(user.id = caller))]
+#[instrument(skip_all, fields(user.id = caller.0))]
 pub async fn create(
     state: &AppState,
     caller: UserId,
@@ -195,7 +195,15 @@ pub async fn create(
             if created {
                 let cursor = events::cursor(c)?;
                 for &m in &members {
-                    q::add_participant(c, chat_id, m, is_group && m == caller, now, cursor, 0)?;
+                    q::add_participant(
+                        c,
+                        chat_id,
+                        m,
+                        is_group && m == caller,
+                        now,
+                        cursor,
+                        MessageId(0),
+                    )?;
                 }
                 let event = events::append(c, chat_id, CHAT_NEW, None, None, now)?;
                 q::set_activity(c, chat_id, event)?;
@@ -269,7 +277,7 @@ async fn deliver_last(state: &AppState, caller: UserId, views: &[q::ChatView]) -
 }
 
 /// `PATCH /chat/:id`: admins rename or change the avatar.
-#[instrument(skip_all, fields(user.id = caller, chat.id = chat))]
+#[instrument(skip_all, fields(user.id = caller.0, chat.id = chat.0))]
 pub async fn update(
     state: &AppState,
     caller: UserId,
@@ -330,7 +338,7 @@ pub async fn update(
 }
 
 /// `POST /chat/:id/participants`: admins add members.
-#[instrument(skip_all, fields(user.id = caller, chat.id = chat))]
+#[instrument(skip_all, fields(user.id = caller.0, chat.id = chat.0))]
 pub async fn add_participants(
     state: &AppState,
     caller: UserId,
@@ -392,7 +400,7 @@ pub async fn add_participants(
 
 /// `DELETE /chat/:id/participants/:userId`: an admin removes someone, or a
 /// member leaves. Returns the chat for the caller, or `None` if they left.
-#[instrument(skip_all, fields(user.id = caller, chat.id = chat))]
+#[instrument(skip_all, fields(user.id = caller.0, chat.id = chat.0))]
 pub async fn remove_participant(
     state: &AppState,
     caller: UserId,
@@ -451,7 +459,7 @@ pub async fn remove_participant(
 }
 
 /// `PATCH /chat/:id/participants/:userId`: admins promote or demote.
-#[instrument(skip_all, fields(user.id = caller, chat.id = chat))]
+#[instrument(skip_all, fields(user.id = caller.0, chat.id = chat.0))]
 pub async fn set_admin(
     state: &AppState,
     caller: UserId,
@@ -498,7 +506,7 @@ pub async fn set_admin(
 /// the caller only (stored per member, so on every device); the chat stays
 /// in their list with no `lastMessage` and no unread until something new
 /// arrives. Tells the caller's connections `chat:cleared`.
-#[instrument(skip_all, fields(user.id = caller, chat.id = chat))]
+#[instrument(skip_all, fields(user.id = caller.0, chat.id = chat.0))]
 pub async fn clear(state: &AppState, caller: UserId, chat: ChatId) -> AppResult<()> {
     let up_to = state
         .db()
@@ -551,7 +559,7 @@ async fn notify(state: &AppState, chat: ChatId, notice: Notice) -> AppResult<()>
         let new_for: HashSet<UserId> = notice.new_for.iter().copied().collect();
         // keyed by the lastMessage id too when it differs for a viewer
         let mut groups: BTreeMap<ViewKey, Vec<UserId>> = BTreeMap::new();
-        let mut lasts: HashMap<Option<i64>, Option<Message>> = HashMap::new();
+        let mut lasts: HashMap<Option<MessageId>, Option<Message>> = HashMap::new();
         for (user, count) in unread {
             let last = last_for.remove(&user).map(|m| {
                 let id = m.as_ref().map(|m| m.id);
@@ -594,7 +602,7 @@ async fn notify(state: &AppState, chat: ChatId, notice: Notice) -> AppResult<()>
 
 /// Members who get the same chat event: (new to them, unread count, their
 /// own lastMessage id when it is not the first viewer's).
-type ViewKey = (bool, i64, Option<Option<i64>>);
+type ViewKey = (bool, i64, Option<Option<MessageId>>);
 
 /// A chat loaded once, and each viewer's unread count in it.
 pub struct ChatViews {

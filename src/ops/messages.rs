@@ -136,7 +136,7 @@ fn validate(input: &SendMessage) -> AppResult<(Option<String>, Option<String>)> 
 }
 
 /// Sends a message (REST and WebSocket).
-#[instrument(skip_all, fields(user.id = caller, chat.id = chat))]
+#[instrument(skip_all, fields(user.id = caller.0, chat.id = chat.0))]
 pub async fn send(
     state: &AppState,
     caller: UserId,
@@ -311,7 +311,7 @@ pub async fn history(
                 .0
                 .iter()
                 .find(|p| p.user_id == caller)
-                .map_or(0, |p| p.delivered.max(p.read));
+                .map_or(MessageId(0), |p| p.delivered.max(p.read));
             Ok((items, has_more, delivered))
         })
         .await?;
@@ -320,7 +320,7 @@ pub async fn history(
         .filter(|m| m.sender_id != caller)
         .map(|m| m.id)
         .max()
-        .unwrap_or(0);
+        .unwrap_or(MessageId(0));
     if newest_from_others > delivered {
         crate::ops::receipts::mark_delivered(state, caller, chat, newest_from_others).await?;
     }
@@ -342,7 +342,7 @@ fn member_message(
 }
 
 /// Edits the caller's own message.
-#[instrument(skip_all, fields(user.id = caller, chat.id = chat))]
+#[instrument(skip_all, fields(user.id = caller.0, chat.id = chat.0))]
 pub async fn edit(
     state: &AppState,
     caller: UserId,
@@ -395,7 +395,7 @@ pub async fn edit(
 /// Soft-deletes a message for everyone: its sender, or a group admin, and
 /// with `--delete-window` only that long after it was sent (403
 /// `delete_window_passed`; deleting again an already deleted one stays 200).
-#[instrument(skip_all, fields(user.id = caller, chat.id = chat))]
+#[instrument(skip_all, fields(user.id = caller.0, chat.id = chat.0))]
 pub async fn delete(
     state: &AppState,
     caller: UserId,
@@ -463,7 +463,7 @@ fn still_seeing(
 /// Deletes a message for the caller only (any message of a chat they are
 /// in, theirs or not, group notes too): from then on it is gone from their
 /// history, `/sync`, chat list and unread count, on every device.
-#[instrument(skip_all, fields(user.id = caller, chat.id = chat))]
+#[instrument(skip_all, fields(user.id = caller.0, chat.id = chat.0))]
 pub async fn delete_for_me(
     state: &AppState,
     caller: UserId,

@@ -161,7 +161,7 @@ pub async fn mark_read(
         .db()
         .write(move |c| {
             chats::membership(c, chat, caller)?.ok_or_else(AppError::chat_not_found)?;
-            let mut target = 0;
+            let mut target = MessageId(0);
             if let Some(up_to) = input.up_to_message_id {
                 target = messages::newest_at_or_before(c, chat, up_to)?;
             }
@@ -172,7 +172,7 @@ pub async fn mark_read(
                     target = *id;
                 }
             }
-            let events = if target > 0 {
+            let events = if target > MessageId(0) {
                 advance(c, chat, caller, q::Kind::Read, target, now_ms())?
             } else {
                 Vec::new()

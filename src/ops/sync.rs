@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use crate::db::{events, messages, receipts};
 use crate::error::AppResult;
-use crate::model::{ChatId, MessageId, UserId};
+use crate::model::{ChatId, EventId, MessageId, UserId};
 use crate::ops::chats::chat_views;
 use crate::ops::fill_chat;
 use crate::realtime::frames::{
@@ -38,7 +38,8 @@ pub struct SyncItem {
 pub struct SyncPage {
     pub items: Vec<SyncItem>,
     /// The `after` of the next call.
-    pub cursor: i64,
+    #[schema(value_type = i64)]
+    pub cursor: EventId,
     pub has_more: bool,
 }
 
@@ -48,7 +49,12 @@ fn is_message_event(kind: &str) -> bool {
 }
 
 /// Events after `after` for `user`, oldest first.
-pub async fn page(state: &AppState, user: UserId, after: i64, limit: u32) -> AppResult<SyncPage> {
+pub async fn page(
+    state: &AppState,
+    user: UserId,
+    after: EventId,
+    limit: u32,
+) -> AppResult<SyncPage> {
     let st = state.clone();
     let page = state
         .db()
@@ -111,7 +117,7 @@ pub async fn page(state: &AppState, user: UserId, after: i64, limit: u32) -> App
                                 .find(|p| p.user_id == user)
                                 .map(|p| p.delivered.max(p.read));
                             if had.is_some_and(|had| had < m.id) {
-                                let up_to = delivered.entry(row.chat_id).or_insert(0);
+                                let up_to = delivered.entry(row.chat_id).or_default();
                                 *up_to = (*up_to).max(m.id);
                             }
                         }

@@ -133,7 +133,7 @@ pub async fn ws_handler(
         // 68 ms). An idle socket's buffer stays empty.
         .write_buffer_size(16 * 1024)
         .on_upgrade(move |socket| {
-            let span = tracing::info_span!("ws", user.id = user);
+            let span = tracing::info_span!("ws", user.id = user.0);
             run(state, user, socket).instrument(span)
         })
 }

@@ -77,7 +77,7 @@ pub fn layer(state: AppState) -> SocketIoLayer {
     };
     let connected =
         move |socket: SocketRef, io: SocketIo, Extension(pending): Extension<Pending>| {
-            let span = tracing::info_span!("socketio", user.id = pending.user);
+            let span = tracing::info_span!("socketio", user.id = pending.user.0);
             run(state, io, socket, pending).instrument(span)
         };
     io.ns("/", connected.with(authorize));
