@@ -12,7 +12,6 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use rusqlite::{Connection, OpenFlags};
 
 use crate::config::{Config, ServeArgs};
 use crate::db::{self, now_ms};
@@ -37,19 +36,72 @@ pub fn lock_data_dir(data_dir: &Path) -> anyhow::Result<File> {
     }
 }
 
-/// Opens an existing data dir for an admin command. Only `serve` creates
-/// one (a typo in `--data-dir` must not make a new, empty one), and only
-/// `serve` migrates a schema: a database of another version is refused.
-async fn open(data_dir: &Path) -> anyhow::Result<AppState> {
-    let db_path = data_dir.join("natter.db");
-    if !db_path.is_file() {
+/// Which store an admin command works on: the data dir's SQLite file, or
+/// `--database` / `DATABASE_URL`.
+pub struct Store {
+    data_dir: PathBuf,
+    database: Option<String>,
+}
+
+impl Store {
+    /// The data dir and an optional `--database`.
+    pub fn new(data_dir: PathBuf, database: Option<String>) -> Store {
+        Store {
+            data_dir,
+            database: database.filter(|d| !d.trim().is_empty()),
+        }
+    }
+}
+
+/// `natter backup|restore` are SQLite file snapshots; on PostgreSQL the
+/// database's own tools do it better.
+pub fn refuse_postgres(database: Option<&str>, command: &str) -> anyhow::Result<()> {
+    let url = database.map(str::trim).unwrap_or_default();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         bail!(
-            "no natter database at {} — is the path right? (serve creates it on first start)",
-            data_dir.display()
+            "natter {command} works on the SQLite store only; on PostgreSQL use {} \
+             (e.g. pg_dump -Fc -f natter.dump <database>), and copy the uploads directory too",
+            if command == "backup" {
+                "pg_dump"
+            } else {
+                "pg_restore"
+            }
         );
     }
-    let probe = db_path.clone();
-    let version = tokio::task::spawn_blocking(move || schema_version(&probe)).await??;
+    Ok(())
+}
+
+/// Opens an existing store for an admin command. Only `serve` creates
+/// one (a typo in `--data-dir` must not make a new, empty one), and only
+/// `serve` migrates a schema: a database of another version is refused.
+async fn open(store: &Store) -> anyhow::Result<AppState> {
+    let data_dir = &store.data_dir;
+    let mut args = ServeArgs::with_data_dir(data_dir);
+    args.database = store.database.clone();
+    let url = crate::config::DatabaseUrl::parse(args.database.as_deref(), data_dir)?;
+    let (version, place) = match &url {
+        crate::config::DatabaseUrl::Sqlite(db_path) => {
+            if !db_path.is_file() {
+                bail!(
+                    "no natter database at {} — is the path right? (serve creates it on first start)",
+                    db_path.display()
+                );
+            }
+            let probe = db_path.clone();
+            let version =
+                tokio::task::spawn_blocking(move || db::backup::schema_version(&probe)).await??;
+            (version, db_path.display().to_string())
+        }
+        crate::config::DatabaseUrl::Postgres(pg) => {
+            let version = db::pg::schema_version(pg).await?.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no natter database at {} (serve creates it on first start)",
+                    url.display()
+                )
+            })?;
+            (version, url.display())
+        }
+    };
     if version != db::migrate::CURRENT_VERSION {
         let which = if version < db::migrate::CURRENT_VERSION {
             "older"
@@ -57,22 +109,17 @@ async fn open(data_dir: &Path) -> anyhow::Result<AppState> {
             "newer"
         };
         bail!(
-            "the database at {} has schema {version}, {which} than this natter's {}: \
+            "the database at {place} has schema {version}, {which} than this natter's {}: \
              admin commands never migrate it; run the matching natter, or start this one's \
              `natter serve` once to migrate",
-            db_path.display(),
             db::migrate::CURRENT_VERSION
         );
     }
-    let config = Config::from_args(&ServeArgs::with_data_dir(data_dir))?;
+    if !data_dir.is_dir() {
+        std::fs::create_dir_all(data_dir)?;
+    }
+    let config = Config::from_args(&args)?;
     crate::open_state(config).await
-}
-
-/// `PRAGMA user_version` of a database file, read without changing it.
-fn schema_version(path: &Path) -> anyhow::Result<i64> {
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
 }
 
 fn read_password(given: Option<String>) -> anyhow::Result<(String, bool)> {
@@ -96,13 +143,13 @@ fn read_password(given: Option<String>) -> anyhow::Result<(String, bool)> {
 
 /// `natter user add`.
 pub async fn user_add(
-    data_dir: &Path,
+    store: &Store,
     email: &str,
     name: &str,
     password: Option<String>,
     admin: bool,
 ) -> anyhow::Result<()> {
-    let state = open(data_dir).await?;
+    let state = open(store).await?;
     let (password, generated) = read_password(password)?;
     let user = crate::ops::users::create_account(&state, email, &password, name, admin)
         .await
@@ -118,8 +165,8 @@ pub async fn user_add(
 }
 
 /// `natter user list`.
-pub async fn user_list(data_dir: &Path) -> anyhow::Result<()> {
-    let state = open(data_dir).await?;
+pub async fn user_list(store: &Store) -> anyhow::Result<()> {
+    let state = open(store).await?;
     let rows = state
         .db()
         .read(db::users::list_all)
@@ -145,11 +192,11 @@ pub async fn user_list(data_dir: &Path) -> anyhow::Result<()> {
 
 /// `natter user reset-password`: sets a new password and revokes all tokens.
 pub async fn user_reset_password(
-    data_dir: &Path,
+    store: &Store,
     email: &str,
     password: Option<String>,
 ) -> anyhow::Result<()> {
-    let state = open(data_dir).await?;
+    let state = open(store).await?;
     let (password, generated) = read_password(password)?;
     crate::ops::users::valid_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
     let hash = crate::auth::hash_password(state.limits().hashing(), password.clone())
@@ -177,11 +224,11 @@ pub async fn user_reset_password(
 }
 
 /// Runs one change on the account with this email.
-async fn update_account<F>(data_dir: &Path, email: &str, change: F) -> anyhow::Result<()>
+async fn update_account<F>(store: &Store, email: &str, change: F) -> anyhow::Result<()>
 where
-    F: FnOnce(&Connection, crate::model::UserId) -> crate::error::AppResult<()> + Send + 'static,
+    F: FnOnce(&db::Conn<'_>, crate::model::UserId) -> crate::error::AppResult<()> + Send + 'static,
 {
-    let state = open(data_dir).await?;
+    let state = open(store).await?;
     let email = email.to_string();
     state
         .db()
@@ -191,8 +238,8 @@ where
 }
 
 /// `natter user disable|enable`.
-pub async fn user_set_disabled(data_dir: &Path, email: &str, disabled: bool) -> anyhow::Result<()> {
-    update_account(data_dir, email, move |c, id| {
+pub async fn user_set_disabled(store: &Store, email: &str, disabled: bool) -> anyhow::Result<()> {
+    update_account(store, email, move |c, id| {
         db::users::set_disabled(c, id, disabled, now_ms())
     })
     .await?;
@@ -205,8 +252,8 @@ pub async fn user_set_disabled(data_dir: &Path, email: &str, disabled: bool) -> 
 }
 
 /// `natter user promote|demote`: the server administrator role.
-pub async fn user_set_admin(data_dir: &Path, email: &str, admin: bool) -> anyhow::Result<()> {
-    update_account(data_dir, email, move |c, id| {
+pub async fn user_set_admin(store: &Store, email: &str, admin: bool) -> anyhow::Result<()> {
+    update_account(store, email, move |c, id| {
         db::users::set_server_admin(c, id, admin)
     })
     .await?;
@@ -229,44 +276,8 @@ pub fn backup(data_dir: &Path, target: &Path) -> anyhow::Result<()> {
     }
     let partial = partial_path(target);
     let _ = std::fs::remove_file(&partial);
-    let source = Connection::open_with_flags(&source_path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    source.busy_timeout(std::time::Duration::from_secs(10))?;
-    {
-        let mut dest = Connection::open(&partial)?;
-        let backup = rusqlite::backup::Backup::new(&source, &mut dest)?;
-        // Page steps show progress; a writer that keeps restarting the copy
-        // (changes from other connections restart it) gets one final step,
-        // which copies everything inside one read snapshot.
-        let mut last_remaining = i32::MAX;
-        let mut restarts = 0;
-        loop {
-            let step = if restarts > 3 { -1 } else { 4096 };
-            match backup.step(step)? {
-                rusqlite::backup::StepResult::Done => break,
-                rusqlite::backup::StepResult::More => {}
-                _ => std::thread::sleep(std::time::Duration::from_millis(20)),
-            }
-            let p = backup.progress();
-            if p.remaining > last_remaining {
-                restarts += 1;
-            }
-            last_remaining = p.remaining;
-            if p.pagecount > 0 {
-                eprint!(
-                    "\rbackup: {:>3}% ({} of {} pages)",
-                    100 * (p.pagecount - p.remaining) / p.pagecount,
-                    p.pagecount - p.remaining,
-                    p.pagecount
-                );
-            }
-        }
-        eprintln!("\rbackup: 100%                                  ");
-        drop(backup);
-        // The copy carries the source's WAL mode; a backup is one
-        // self-contained file, so switch it to a rollback journal.
-        dest.pragma_update(None, "journal_mode", "DELETE")?;
-    }
-    let check = verify(&partial)?;
+    db::backup::snapshot(&source_path, &partial)?;
+    let check = db::backup::verify(&partial)?;
     std::fs::rename(&partial, target)?;
     println!(
         "backup written to {} ({} messages, integrity ok)",
@@ -286,50 +297,13 @@ fn partial_path(target: &Path) -> PathBuf {
     target.with_file_name(name)
 }
 
-/// Integrity check of a database file; returns its message count. Opening a
-/// WAL-mode file (a backup from an older natter) makes SQLite create
-/// `-wal`/`-shm` beside it: those are removed again unless they were there.
-fn verify(path: &Path) -> anyhow::Result<i64> {
-    let side = |suffix: &str| {
-        let mut name = path.as_os_str().to_os_string();
-        name.push(suffix);
-        PathBuf::from(name)
-    };
-    let made: Vec<PathBuf> = ["-wal", "-shm"]
-        .iter()
-        .map(|s| side(s))
-        .filter(|p| !p.exists())
-        .collect();
-    let result = verify_open(path);
-    for p in made {
-        let _ = std::fs::remove_file(p);
-    }
-    result
-}
-
-fn verify_open(path: &Path) -> anyhow::Result<i64> {
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    let result: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
-    if result != "ok" {
-        bail!("integrity check of {} failed: {result}", path.display());
-    }
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version > db::migrate::CURRENT_VERSION {
-        bail!(
-            "{} is from a newer natter (schema {version})",
-            path.display()
-        );
-    }
-    Ok(conn.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?)
-}
-
 /// `natter restore <file>`: with the server stopped, verifies the backup and
 /// puts it in place; the replaced database is kept beside it.
 pub fn restore(data_dir: &Path, backup: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)?;
     let _lock = lock_data_dir(data_dir)?;
-    let messages =
-        verify(backup).with_context(|| format!("{} is not a usable backup", backup.display()))?;
+    let messages = db::backup::verify(backup)
+        .with_context(|| format!("{} is not a usable backup", backup.display()))?;
     let db_path = data_dir.join("natter.db");
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
     if db_path.exists() {

@@ -40,6 +40,9 @@ pub enum Command {
             global = true
         )]
         data_dir: PathBuf,
+        /// The store, when not `<data-dir>/natter.db`: `postgres://...` or `sqlite://<file>`.
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
+        database: Option<String>,
         #[command(subcommand)]
         action: UserCommand,
     },
@@ -51,6 +54,9 @@ pub enum Command {
         /// Data directory of the server.
         #[arg(long, env = "NATTER_DATA_DIR", default_value = "./natter-data")]
         data_dir: PathBuf,
+        /// The store, when not `<data-dir>/natter.db`: `postgres://...` or `sqlite://<file>`.
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database: Option<String>,
     },
     /// Put a backup back in place (stop the server first); the current
     /// database is kept as natter.db.before-restore-<time>.
@@ -60,6 +66,9 @@ pub enum Command {
         /// Data directory of the server.
         #[arg(long, env = "NATTER_DATA_DIR", default_value = "./natter-data")]
         data_dir: PathBuf,
+        /// The store, when not `<data-dir>/natter.db`: `postgres://...` or `sqlite://<file>`.
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database: Option<String>,
     },
 }
 

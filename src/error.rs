@@ -57,6 +57,10 @@ pub enum AppError {
         /// Seconds until a retry may succeed.
         retry_after_secs: u64,
     },
+    /// 503 `unavailable`: the database cannot be reached (PostgreSQL down or
+    /// restarting); nothing of the request was stored, retry.
+    #[error("the database is unavailable, retry shortly")]
+    Unavailable,
     /// 507: the disk is below `--min-free-disk`; uploads are refused.
     #[error("{0}")]
     InsufficientStorage(String),
@@ -99,6 +103,7 @@ impl AppError {
             AppError::QuotaExceeded(_) => "quota_exceeded",
             AppError::Busy { .. } => "server_busy",
             AppError::InsufficientStorage(_) => "insufficient_storage",
+            AppError::Unavailable => "unavailable",
             AppError::Internal(_) => "internal_error",
         }
     }
@@ -115,7 +120,7 @@ impl AppError {
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::QuotaExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Busy { .. } | AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             AppError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -137,12 +142,6 @@ impl AppError {
         if let AppError::Internal(cause) = self {
             tracing::error!(error = format!("{cause:#}"), "internal error");
         }
-    }
-}
-
-impl From<rusqlite::Error> for AppError {
-    fn from(e: rusqlite::Error) -> Self {
-        AppError::Internal(e.into())
     }
 }
 

@@ -52,9 +52,9 @@ pub fn private_files() {
 pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
     std::fs::create_dir_all(config.uploads_dir().join("chat"))
         .with_context(|| format!("cannot create {}", config.uploads_dir().display()))?;
-    let path = config.db_path();
+    let url = config.database.clone();
     let durability = config.durability;
-    let db = tokio::task::spawn_blocking(move || Db::open(&path, durability)).await??;
+    let db = tokio::task::spawn_blocking(move || Db::open_url(&url, durability)).await??;
     Ok(AppState::new(config, db))
 }
 

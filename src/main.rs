@@ -28,9 +28,13 @@ async fn run() -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.addr))?;
             natter::serve(config, listener, shutdown).await
         }
-        Command::User { data_dir, action } => {
+        Command::User {
+            data_dir,
+            database,
+            action,
+        } => {
             init_tracing(LogFormat::Text, "warn");
-            let d = &data_dir;
+            let d = &admin::Store::new(data_dir, database);
             match action {
                 UserCommand::Add {
                     email,
@@ -49,10 +53,20 @@ async fn run() -> anyhow::Result<()> {
             }
         }
         // SQLite file work: off the async threads, like everything else.
-        Command::Backup { file, data_dir } => {
+        Command::Backup {
+            file,
+            data_dir,
+            database,
+        } => {
+            admin::refuse_postgres(database.as_deref(), "backup")?;
             tokio::task::spawn_blocking(move || admin::backup(&data_dir, &file)).await?
         }
-        Command::Restore { file, data_dir } => {
+        Command::Restore {
+            file,
+            data_dir,
+            database,
+        } => {
+            admin::refuse_postgres(database.as_deref(), "restore")?;
             tokio::task::spawn_blocking(move || admin::restore(&data_dir, &file)).await?
         }
         Command::Bench(args) => natter::bench::run(args).await,

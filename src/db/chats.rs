@@ -3,7 +3,7 @@
 //! A member is a `chat_participants` row with `left_at IS NULL`; a row with
 //! `left_at` set is kept for history and revived if the user is added again.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::db::sql::{params, Conn, OptionalExtension};
 
 use crate::db::users::{user_from_row, USER_COLUMNS};
 use crate::db::{messages, receipts};
@@ -19,7 +19,7 @@ pub fn direct_key(a: UserId, b: UserId) -> String {
 }
 
 /// The 1-on-1 chat with this key, if it exists.
-pub fn find_direct(conn: &Connection, key: &str) -> AppResult<Option<ChatId>> {
+pub fn find_direct(conn: &Conn, key: &str) -> AppResult<Option<ChatId>> {
     Ok(conn
         .prepare_cached("SELECT id FROM chats WHERE direct_key = ?1")?
         .query_row([key], |r| r.get(0))
@@ -37,22 +37,27 @@ pub struct NewChat<'a> {
 
 /// Inserts a chat. For a 1-on-1 whose key exists, returns `(existing, false)`:
 /// the UNIQUE index on `direct_key` is what rules out duplicates.
-pub fn insert_chat(conn: &Connection, new: &NewChat<'_>) -> AppResult<(ChatId, bool)> {
+pub fn insert_chat(conn: &Conn, new: &NewChat<'_>) -> AppResult<(ChatId, bool)> {
     let inserted = conn
         .prepare_cached(
             "INSERT INTO chats (name, is_group, group_avatar, direct_key, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?5)
-             ON CONFLICT(direct_key) DO NOTHING",
+             ON CONFLICT(direct_key) DO NOTHING
+             RETURNING id",
         )?
-        .execute(params![
-            new.name,
-            new.is_group,
-            new.group_avatar,
-            new.direct_key,
-            new.now
-        ])?;
-    if inserted == 1 {
-        return Ok((ChatId(conn.last_insert_rowid()), true));
+        .query_row(
+            params![
+                new.name,
+                new.is_group,
+                new.group_avatar,
+                new.direct_key,
+                new.now
+            ],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(id) = inserted {
+        return Ok((id, true));
     }
     let key = new.direct_key.unwrap_or_default();
     let existing = find_direct(conn, key)?
@@ -63,7 +68,7 @@ pub fn insert_chat(conn: &Connection, new: &NewChat<'_>) -> AppResult<(ChatId, b
 /// Makes `user` a member (new or returning). Its receipt positions start at
 /// `position` so older messages do not count as unread.
 pub fn add_participant(
-    conn: &Connection,
+    conn: &Conn,
     chat: ChatId,
     user: UserId,
     is_admin: bool,
@@ -78,8 +83,10 @@ pub fn add_participant(
          ON CONFLICT(chat_id, user_id) DO UPDATE SET
              is_admin = excluded.is_admin, joined_at = excluded.joined_at, left_at = NULL,
              joined_event = excluded.joined_event,
-             delivered_up_to = max(delivered_up_to, excluded.delivered_up_to),
-             read_up_to = max(read_up_to, excluded.read_up_to)",
+             delivered_up_to = CASE WHEN excluded.delivered_up_to > chat_participants.delivered_up_to
+                 THEN excluded.delivered_up_to ELSE chat_participants.delivered_up_to END,
+             read_up_to = CASE WHEN excluded.read_up_to > chat_participants.read_up_to
+                 THEN excluded.read_up_to ELSE chat_participants.read_up_to END",
     )?
     .execute(params![chat, user, is_admin, now, joined_event, position])?;
     Ok(())
@@ -93,7 +100,7 @@ pub struct Membership {
 }
 
 /// `Some` if `user` is a current member of `chat`.
-pub fn membership(conn: &Connection, chat: ChatId, user: UserId) -> AppResult<Option<Membership>> {
+pub fn membership(conn: &Conn, chat: ChatId, user: UserId) -> AppResult<Option<Membership>> {
     Ok(conn
         .prepare_cached(
             "SELECT p.is_admin, c.is_group FROM chat_participants p JOIN chats c ON c.id = p.chat_id
@@ -109,7 +116,7 @@ pub fn membership(conn: &Connection, chat: ChatId, user: UserId) -> AppResult<Op
 }
 
 /// Ids of the current members.
-pub fn member_ids(conn: &Connection, chat: ChatId) -> AppResult<Vec<UserId>> {
+pub fn member_ids(conn: &Conn, chat: ChatId) -> AppResult<Vec<UserId>> {
     let mut stmt = conn.prepare_cached(
         "SELECT user_id FROM chat_participants WHERE chat_id = ?1 AND left_at IS NULL ORDER BY joined_at, user_id",
     )?;
@@ -118,14 +125,14 @@ pub fn member_ids(conn: &Connection, chat: ChatId) -> AppResult<Vec<UserId>> {
 }
 
 /// The current members with their users, oldest member first.
-pub fn participants(conn: &Connection, chat: ChatId) -> AppResult<Vec<Participant>> {
+pub fn participants(conn: &Conn, chat: ChatId) -> AppResult<Vec<Participant>> {
     Ok(members_and_former(conn, chat)?.0)
 }
 
 /// The current members (oldest first) and the former ones (most recently
 /// gone first), in one walk of the chat's participant rows.
 pub fn members_and_former(
-    conn: &Connection,
+    conn: &Conn,
     chat: ChatId,
 ) -> AppResult<(Vec<Participant>, Vec<FormerParticipant>)> {
     let mut stmt = conn.prepare_cached(&format!(
@@ -134,9 +141,8 @@ pub fn members_and_former(
          WHERE p.chat_id = ?1
          ORDER BY p.left_at IS NOT NULL, p.joined_at, p.user_id"
     ))?;
-    let mut rows = stmt.query([chat])?;
     let (mut members, mut former) = (Vec::new(), Vec::new());
-    while let Some(r) = rows.next()? {
+    for row in stmt.query_map([chat], |r| {
         let user = user_from_row(r, 3)?;
         match r.get::<_, Option<i64>>(2)? {
             None => members.push(Participant {
@@ -146,6 +152,9 @@ pub fn members_and_former(
             }),
             Some(left_at) => former.push((left_at, user)),
         }
+        Ok(())
+    })? {
+        row?;
     }
     former.sort_by_key(|f| std::cmp::Reverse(f.0));
     let former = former
@@ -159,7 +168,7 @@ pub fn members_and_former(
 }
 
 /// The chat as `viewer` sees it: members, last message, viewer's unread count.
-pub fn load_chat(conn: &Connection, chat: ChatId, viewer: UserId) -> AppResult<Option<Chat>> {
+pub fn load_chat(conn: &Conn, chat: ChatId, viewer: UserId) -> AppResult<Option<Chat>> {
     Ok(load_chat_view(conn, chat, viewer)?.map(|v| v.chat))
 }
 
@@ -172,11 +181,7 @@ pub struct ChatView {
 
 /// [`load_chat`], plus the viewer's delivered position: whoever is shown
 /// `lastMessage` has it on a device (DELIVERED), so callers advance it.
-pub fn load_chat_view(
-    conn: &Connection,
-    chat: ChatId,
-    viewer: UserId,
-) -> AppResult<Option<ChatView>> {
+pub fn load_chat_view(conn: &Conn, chat: ChatId, viewer: UserId) -> AppResult<Option<ChatView>> {
     let viewer_id = viewer;
     let row = conn
         .prepare_cached(
@@ -257,7 +262,7 @@ pub fn undelivered_last(views: &[ChatView], viewer: UserId) -> Vec<(ChatId, Mess
 
 /// One page of `user`'s chats, most recent activity first, and the total.
 pub fn list_for_user(
-    conn: &Connection,
+    conn: &Conn,
     user: UserId,
     page: u32,
     limit: u32,
@@ -288,7 +293,7 @@ pub fn list_for_user(
 
 /// Renames and/or changes the avatar of a chat.
 pub fn update_chat(
-    conn: &Connection,
+    conn: &Conn,
     chat: ChatId,
     name: Option<&str>,
     group_avatar: Option<Option<&str>>,
@@ -306,7 +311,7 @@ pub fn update_chat(
 }
 
 /// The id of a chat's newest message, if any.
-pub fn last_message_id(conn: &Connection, chat: ChatId) -> AppResult<Option<MessageId>> {
+pub fn last_message_id(conn: &Conn, chat: ChatId) -> AppResult<Option<MessageId>> {
     Ok(conn
         .prepare_cached("SELECT last_message_id FROM chats WHERE id = ?1")?
         .query_row([chat], |r| r.get(0))
@@ -315,17 +320,14 @@ pub fn last_message_id(conn: &Connection, chat: ChatId) -> AppResult<Option<Mess
 }
 
 /// A chat's current name and avatar.
-pub fn name_and_avatar(
-    conn: &Connection,
-    chat: ChatId,
-) -> AppResult<(Option<String>, Option<String>)> {
+pub fn name_and_avatar(conn: &Conn, chat: ChatId) -> AppResult<(Option<String>, Option<String>)> {
     Ok(conn
         .prepare_cached("SELECT name, group_avatar FROM chats WHERE id = ?1")?
         .query_row([chat], |r| Ok((r.get(0)?, r.get(1)?)))?)
 }
 
 /// Sets `updated_at`.
-pub fn touch(conn: &Connection, chat: ChatId, now: i64) -> AppResult<()> {
+pub fn touch(conn: &Conn, chat: ChatId, now: i64) -> AppResult<()> {
     conn.prepare_cached("UPDATE chats SET updated_at = ?2 WHERE id = ?1")?
         .execute(params![chat, now])?;
     Ok(())
@@ -335,7 +337,7 @@ pub fn touch(conn: &Connection, chat: ChatId, now: i64) -> AppResult<()> {
 /// `event` is the id of the event that logged it: ids only grow, so the
 /// order is strict even for changes within one millisecond.
 pub fn bump_activity(
-    conn: &Connection,
+    conn: &Conn,
     chat: ChatId,
     message: MessageId,
     event: EventId,
@@ -349,7 +351,7 @@ pub fn bump_activity(
 }
 
 /// Sets the activity position of a new chat (the id of its `chat:new` event).
-pub fn set_activity(conn: &Connection, chat: ChatId, event: EventId) -> AppResult<()> {
+pub fn set_activity(conn: &Conn, chat: ChatId, event: EventId) -> AppResult<()> {
     conn.prepare_cached("UPDATE chats SET last_activity = ?2 WHERE id = ?1")?
         .execute(params![chat, event])?;
     Ok(())
@@ -358,14 +360,14 @@ pub fn set_activity(conn: &Connection, chat: ChatId, event: EventId) -> AppResul
 /// Moves `user`'s "clear chat" position in `chat` to `up_to` (never back);
 /// returns the position afterwards.
 pub fn clear_up_to(
-    conn: &Connection,
+    conn: &Conn,
     chat: ChatId,
     user: UserId,
     up_to: MessageId,
 ) -> AppResult<MessageId> {
     Ok(conn
         .prepare_cached(
-            "UPDATE chat_participants SET cleared_up_to = max(cleared_up_to, ?3)
+            "UPDATE chat_participants SET cleared_up_to = CASE WHEN ?3 > cleared_up_to THEN ?3 ELSE cleared_up_to END
              WHERE chat_id = ?1 AND user_id = ?2 AND left_at IS NULL
              RETURNING cleared_up_to",
         )?
@@ -373,12 +375,7 @@ pub fn clear_up_to(
 }
 
 /// Marks a member as gone.
-pub fn remove_participant(
-    conn: &Connection,
-    chat: ChatId,
-    user: UserId,
-    now: i64,
-) -> AppResult<bool> {
+pub fn remove_participant(conn: &Conn, chat: ChatId, user: UserId, now: i64) -> AppResult<bool> {
     let n = conn
         .prepare_cached(
             "UPDATE chat_participants SET left_at = ?3, is_admin = 0
@@ -389,7 +386,7 @@ pub fn remove_participant(
 }
 
 /// Grants or revokes admin.
-pub fn set_admin(conn: &Connection, chat: ChatId, user: UserId, is_admin: bool) -> AppResult<bool> {
+pub fn set_admin(conn: &Conn, chat: ChatId, user: UserId, is_admin: bool) -> AppResult<bool> {
     let n = conn
         .prepare_cached(
             "UPDATE chat_participants SET is_admin = ?3
@@ -400,7 +397,7 @@ pub fn set_admin(conn: &Connection, chat: ChatId, user: UserId, is_admin: bool) 
 }
 
 /// How many admins a chat has.
-pub fn admin_count(conn: &Connection, chat: ChatId) -> AppResult<i64> {
+pub fn admin_count(conn: &Conn, chat: ChatId) -> AppResult<i64> {
     Ok(conn
         .prepare_cached(
             "SELECT count(*) FROM chat_participants WHERE chat_id = ?1 AND left_at IS NULL AND is_admin = 1",
@@ -409,7 +406,7 @@ pub fn admin_count(conn: &Connection, chat: ChatId) -> AppResult<i64> {
 }
 
 /// The member who joined first (promoted when the last admin leaves).
-pub fn oldest_member(conn: &Connection, chat: ChatId) -> AppResult<Option<UserId>> {
+pub fn oldest_member(conn: &Conn, chat: ChatId) -> AppResult<Option<UserId>> {
     Ok(conn
         .prepare_cached(
             "SELECT user_id FROM chat_participants WHERE chat_id = ?1 AND left_at IS NULL
@@ -420,7 +417,7 @@ pub fn oldest_member(conn: &Connection, chat: ChatId) -> AppResult<Option<UserId
 }
 
 /// Everyone who shares at least one chat with `user` (presence goes to them).
-pub fn co_members(conn: &Connection, user: UserId) -> AppResult<Vec<UserId>> {
+pub fn co_members(conn: &Conn, user: UserId) -> AppResult<Vec<UserId>> {
     let mut stmt = conn.prepare_cached(
         "SELECT DISTINCT p2.user_id FROM chat_participants p1
          JOIN chat_participants p2 ON p2.chat_id = p1.chat_id AND p2.left_at IS NULL

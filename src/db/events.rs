@@ -4,7 +4,7 @@
 //! change, so the log and the data never disagree. The row names the event and
 //! what it is about; the payload is rebuilt from the current rows when read.
 
-use rusqlite::{params, Connection};
+use crate::db::sql::{params, Conn};
 
 use crate::error::AppResult;
 use crate::model::{ChatId, EventId, MessageId, UserId};
@@ -21,22 +21,23 @@ pub struct EventRow {
 /// Appends an event. `only_for` limits it to one user (`chat:new` for an added
 /// member, `chat:removed`); otherwise every member of the chat sees it.
 pub fn append(
-    conn: &Connection,
+    conn: &Conn,
     chat: ChatId,
     kind: &str,
     message: Option<MessageId>,
     only_for: Option<UserId>,
     now: i64,
 ) -> AppResult<EventId> {
-    conn.prepare_cached(
-        "INSERT INTO events (chat_id, kind, message_id, user_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![chat, kind, message, only_for, now])?;
-    Ok(EventId(conn.last_insert_rowid()))
+    Ok(conn
+        .prepare_cached(
+            "INSERT INTO events (chat_id, kind, message_id, user_id, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+        )?
+        .query_row(params![chat, kind, message, only_for, now], |r| r.get(0))?)
 }
 
 /// The newest event id: the cursor a client is at once it has seen everything.
-pub fn cursor(conn: &Connection) -> AppResult<EventId> {
+pub fn cursor(conn: &Conn) -> AppResult<EventId> {
     Ok(conn
         .prepare_cached("SELECT coalesce(max(id), 0) FROM events")?
         .query_row([], |r| r.get(0))?)
@@ -46,7 +47,7 @@ pub fn cursor(conn: &Connection) -> AppResult<EventId> {
 /// events of chats the user is a member of since they joined, plus those
 /// addressed to the user alone.
 pub fn page_for_user(
-    conn: &Connection,
+    conn: &Conn,
     user: UserId,
     after: EventId,
     limit: u32,
@@ -56,7 +57,7 @@ pub fn page_for_user(
              SELECT e.id, e.chat_id, e.kind, e.message_id
              FROM chat_participants p
              JOIN events e ON e.chat_id = p.chat_id AND e.user_id IS NULL
-                          AND e.id > max(?2, p.joined_event)
+                          AND e.id > ?2 AND e.id > p.joined_event
              WHERE p.user_id = ?1 AND p.left_at IS NULL
              UNION ALL
              SELECT e.id, e.chat_id, e.kind, e.message_id

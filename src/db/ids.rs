@@ -1,22 +1,20 @@
-//! How the id newtypes of [`crate::model`] are stored: as SQLite integers.
-//!
-//! All driver-specific id code lives here.
+//! How the id newtypes of [`crate::model`] are stored: as 64-bit integers,
+//! on either engine (through the [`super::sql`] facade).
 
-use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
-
+use super::sql::{DbResult, FromSql, ToSql, Value, ValueRef};
 use crate::model::{ChatId, EventId, MessageId, UserId};
 
 macro_rules! sql_id {
     ($($name:ident),*) => {$(
         impl ToSql for $name {
-            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-                self.0.to_sql()
+            fn to_value(&self) -> Value<'_> {
+                Value::Int(self.0)
             }
         }
 
         impl FromSql for $name {
-            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-                i64::column_result(value).map($name)
+            fn from_sql(v: ValueRef<'_>) -> DbResult<Self> {
+                i64::from_sql(v).map($name)
             }
         }
     )*};

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use crate::db::sql::{params, Conn, OptionalExtension, Row};
 
 use crate::db::receipts::Positions;
 use crate::error::AppResult;
@@ -22,7 +22,7 @@ const MESSAGE_COLUMNS: &str = "m.id, m.chat_id, m.sender_id, m.content, m.messag
 
 const FROM: &str = "FROM messages m LEFT JOIN uploads up ON up.id = m.upload_id";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<Message> {
+fn from_row(r: &Row<'_>) -> crate::db::sql::DbResult<Message> {
     Ok(Message {
         id: r.get(0)?,
         chat_id: r.get(1)?,
@@ -78,34 +78,38 @@ pub struct NewMessage<'a> {
 }
 
 /// Inserts a message; returns its id.
-pub fn insert(conn: &Connection, m: &NewMessage<'_>) -> AppResult<MessageId> {
-    conn.prepare_cached(
-        "INSERT INTO messages (chat_id, sender_id, message_type, content, upload_id, file_url,
+pub fn insert(conn: &Conn, m: &NewMessage<'_>) -> AppResult<MessageId> {
+    Ok(conn
+        .prepare_cached(
+            "INSERT INTO messages (chat_id, sender_id, message_type, content, upload_id, file_url,
              file_name, file_size, file_mime_type, reply_to_id, client_id, created_at, updated_at,
              system)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13)",
-    )?
-    .execute(params![
-        m.chat_id,
-        m.sender_id,
-        m.message_type,
-        m.content,
-        m.upload_id,
-        m.file_url,
-        m.file_name,
-        m.file_size,
-        m.file_mime_type,
-        m.reply_to_id,
-        m.client_id,
-        m.now,
-        m.system
-    ])?;
-    Ok(MessageId(conn.last_insert_rowid()))
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13)
+         RETURNING id",
+        )?
+        .query_row(
+            params![
+                m.chat_id,
+                m.sender_id,
+                m.message_type,
+                m.content,
+                m.upload_id,
+                m.file_url,
+                m.file_name,
+                m.file_size,
+                m.file_mime_type,
+                m.reply_to_id,
+                m.client_id,
+                m.now,
+                m.system
+            ],
+            |r| r.get(0),
+        )?)
 }
 
 /// The message a sender already sent to a chat with this `clientId`.
 pub fn find_by_client_id(
-    conn: &Connection,
+    conn: &Conn,
     chat: ChatId,
     sender: UserId,
     client_id: &str,
@@ -119,7 +123,7 @@ pub fn find_by_client_id(
 }
 
 /// Sender and chat of a message, if it exists.
-pub fn owner(conn: &Connection, id: MessageId) -> AppResult<Option<(ChatId, UserId, bool)>> {
+pub fn owner(conn: &Conn, id: MessageId) -> AppResult<Option<(ChatId, UserId, bool)>> {
     Ok(conn
         .prepare_cached("SELECT chat_id, sender_id, is_deleted FROM messages WHERE id = ?1")?
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -127,7 +131,7 @@ pub fn owner(conn: &Connection, id: MessageId) -> AppResult<Option<(ChatId, User
 }
 
 /// When a message was sent (ms), if it exists.
-pub fn created_at(conn: &Connection, id: MessageId) -> AppResult<Option<i64>> {
+pub fn created_at(conn: &Conn, id: MessageId) -> AppResult<Option<i64>> {
     Ok(conn
         .prepare_cached("SELECT created_at FROM messages WHERE id = ?1")?
         .query_row([id], |r| r.get(0))
@@ -135,7 +139,7 @@ pub fn created_at(conn: &Connection, id: MessageId) -> AppResult<Option<i64>> {
 }
 
 /// Whether a message is a group note (`SYSTEM`).
-pub fn is_system(conn: &Connection, id: MessageId) -> AppResult<bool> {
+pub fn is_system(conn: &Conn, id: MessageId) -> AppResult<bool> {
     Ok(conn
         .prepare_cached("SELECT message_type = 'SYSTEM' FROM messages WHERE id = ?1")?
         .query_row([id], |r| r.get(0))
@@ -144,7 +148,7 @@ pub fn is_system(conn: &Connection, id: MessageId) -> AppResult<bool> {
 }
 
 /// One message with its status.
-pub fn load(conn: &Connection, id: MessageId, positions: &Positions) -> AppResult<Option<Message>> {
+pub fn load(conn: &Conn, id: MessageId, positions: &Positions) -> AppResult<Option<Message>> {
     Ok(conn
         .prepare_cached(&format!("SELECT {MESSAGE_COLUMNS} {FROM} WHERE m.id = ?1"))?
         .query_row([id], from_row)
@@ -154,7 +158,7 @@ pub fn load(conn: &Connection, id: MessageId, positions: &Positions) -> AppResul
 
 /// Several messages by id in one query, keyed by id, without their status
 /// (apply [`with_status`] with the chat's positions). Missing ids are absent.
-pub fn load_many(conn: &Connection, ids: &[MessageId]) -> AppResult<HashMap<MessageId, Message>> {
+pub fn load_many(conn: &Conn, ids: &[MessageId]) -> AppResult<HashMap<MessageId, Message>> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
@@ -162,7 +166,7 @@ pub fn load_many(conn: &Connection, ids: &[MessageId]) -> AppResult<HashMap<Mess
     let mut stmt = conn.prepare(&format!(
         "SELECT {MESSAGE_COLUMNS} {FROM} WHERE m.id IN ({marks})"
     ))?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(ids), from_row)?;
+    let rows = stmt.query_map(ids, from_row)?;
     let mut out = HashMap::with_capacity(ids.len());
     for m in rows {
         let m = m?;
@@ -201,7 +205,7 @@ const VISIBLE: &str = "m.id > ?4 AND (m.message_type != 'SYSTEM' OR m.created_at
     AND NOT EXISTS (SELECT 1 FROM hidden_messages h WHERE h.user_id = ?6 AND h.message_id = m.id)";
 
 /// `user`'s view of `chat` if they are a current member.
-pub fn viewer(conn: &Connection, chat: ChatId, user: UserId) -> AppResult<Option<Viewer>> {
+pub fn viewer(conn: &Conn, chat: ChatId, user: UserId) -> AppResult<Option<Viewer>> {
     Ok(conn
         .prepare_cached(
             "SELECT joined_at, cleared_up_to FROM chat_participants
@@ -221,7 +225,7 @@ pub fn viewer(conn: &Connection, chat: ChatId, user: UserId) -> AppResult<Option
 /// chat's ids down from the newest; the chat list's `lastMessage` when the
 /// newest one is gone for them).
 pub fn newest_visible(
-    conn: &Connection,
+    conn: &Conn,
     chat: ChatId,
     viewer: &Viewer,
     positions: &Positions,
@@ -250,7 +254,7 @@ pub fn newest_visible(
 /// A page of history as `viewer` sees it, oldest first, and whether more
 /// lie beyond it in the direction of travel.
 pub fn page(
-    conn: &Connection,
+    conn: &Conn,
     chat: ChatId,
     at: PageAt,
     limit: u32,
@@ -301,11 +305,11 @@ pub fn page(
 /// `user`'s unread count in `chat`: messages from others after their read
 /// position (and their "clear chat" position) that are not deleted, not
 /// group notes and not deleted for them; 0 for a non-member.
-pub fn unread_count(conn: &Connection, chat: ChatId, user: UserId) -> AppResult<i64> {
+pub fn unread_count(conn: &Conn, chat: ChatId, user: UserId) -> AppResult<i64> {
     Ok(conn
         .prepare_cached(
             "SELECT count(*) FROM chat_participants p JOIN messages m
-                 ON m.chat_id = p.chat_id AND m.id > max(p.read_up_to, p.cleared_up_to)
+                 ON m.chat_id = p.chat_id AND m.id > p.read_up_to AND m.id > p.cleared_up_to
              WHERE p.chat_id = ?1 AND p.user_id = ?2 AND p.left_at IS NULL
                AND m.sender_id != ?2 AND m.is_deleted = 0 AND m.message_type != 'SYSTEM'
                AND NOT EXISTS (SELECT 1 FROM hidden_messages h
@@ -315,10 +319,11 @@ pub fn unread_count(conn: &Connection, chat: ChatId, user: UserId) -> AppResult<
 }
 
 /// Deletes a message for `user` only; `false` if it already was.
-pub fn hide(conn: &Connection, user: UserId, chat: ChatId, id: MessageId) -> AppResult<bool> {
+pub fn hide(conn: &Conn, user: UserId, chat: ChatId, id: MessageId) -> AppResult<bool> {
     Ok(conn
         .prepare_cached(
-            "INSERT OR IGNORE INTO hidden_messages (user_id, message_id, chat_id) VALUES (?1, ?2, ?3)",
+            "INSERT INTO hidden_messages (user_id, message_id, chat_id) VALUES (?1, ?2, ?3)
+             ON CONFLICT DO NOTHING",
         )?
         .execute(params![user, id, chat])?
         == 1)
@@ -326,7 +331,7 @@ pub fn hide(conn: &Connection, user: UserId, chat: ChatId, id: MessageId) -> App
 
 /// Members of `chat` for whom message `id` is gone (deleted for them, or
 /// cleared): its edits and deletion are not pushed to them.
-pub fn hidden_from(conn: &Connection, chat: ChatId, id: MessageId) -> AppResult<Vec<UserId>> {
+pub fn hidden_from(conn: &Conn, chat: ChatId, id: MessageId) -> AppResult<Vec<UserId>> {
     let mut stmt = conn.prepare_cached(
         "SELECT user_id FROM hidden_messages WHERE message_id = ?2
          UNION
@@ -340,7 +345,7 @@ pub fn hidden_from(conn: &Connection, chat: ChatId, id: MessageId) -> AppResult<
 /// Which of `ids` `user` deleted for themselves (one query for a `/sync`
 /// page).
 pub fn hidden_among(
-    conn: &Connection,
+    conn: &Conn,
     user: UserId,
     ids: &[MessageId],
 ) -> AppResult<std::collections::HashSet<MessageId>> {
@@ -351,13 +356,15 @@ pub fn hidden_among(
     let mut stmt = conn.prepare(&format!(
         "SELECT message_id FROM hidden_messages WHERE user_id = ? AND message_id IN ({marks})"
     ))?;
-    let params = std::iter::once(user.0).chain(ids.iter().map(|id| id.0));
-    let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| r.get(0))?;
+    let params: Vec<i64> = std::iter::once(user.0)
+        .chain(ids.iter().map(|id| id.0))
+        .collect();
+    let rows = stmt.query_map(params, |r| r.get(0))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// `user`'s "clear chat" positions, for the chats where they cleared.
-pub fn cleared_positions(conn: &Connection, user: UserId) -> AppResult<HashMap<ChatId, MessageId>> {
+pub fn cleared_positions(conn: &Conn, user: UserId) -> AppResult<HashMap<ChatId, MessageId>> {
     let mut stmt = conn.prepare_cached(
         "SELECT chat_id, cleared_up_to FROM chat_participants
          WHERE user_id = ?1 AND cleared_up_to > 0",
@@ -369,7 +376,7 @@ pub fn cleared_positions(conn: &Connection, user: UserId) -> AppResult<HashMap<C
 /// Whether `user` has an unread message from someone else in `chat` older
 /// than `below` (one index probe).
 pub fn has_unread_before(
-    conn: &Connection,
+    conn: &Conn,
     chat: ChatId,
     user: UserId,
     below: MessageId,
@@ -386,7 +393,7 @@ pub fn has_unread_before(
 }
 
 /// Replaces the content and sets `isEdited`.
-pub fn edit(conn: &Connection, id: MessageId, content: &str, now: i64) -> AppResult<()> {
+pub fn edit(conn: &Conn, id: MessageId, content: &str, now: i64) -> AppResult<()> {
     conn.prepare_cached(
         "UPDATE messages SET content = ?2, is_edited = 1, updated_at = ?3 WHERE id = ?1",
     )?
@@ -395,7 +402,7 @@ pub fn edit(conn: &Connection, id: MessageId, content: &str, now: i64) -> AppRes
 }
 
 /// Soft delete: the row stays as a tombstone with content and file cleared.
-pub fn soft_delete(conn: &Connection, id: MessageId, now: i64) -> AppResult<()> {
+pub fn soft_delete(conn: &Conn, id: MessageId, now: i64) -> AppResult<()> {
     conn.prepare_cached(
         "UPDATE messages SET is_deleted = 1, content = NULL, upload_id = NULL, file_url = NULL,
              file_name = NULL, file_size = NULL, file_mime_type = NULL, updated_at = ?2
@@ -406,18 +413,14 @@ pub fn soft_delete(conn: &Connection, id: MessageId, now: i64) -> AppResult<()> 
 }
 
 /// The newest message id of a chat (0 when empty).
-pub fn newest_id(conn: &Connection, chat: ChatId) -> AppResult<MessageId> {
+pub fn newest_id(conn: &Conn, chat: ChatId) -> AppResult<MessageId> {
     Ok(conn
         .prepare_cached("SELECT coalesce(max(id), 0) FROM messages WHERE chat_id = ?1")?
         .query_row([chat], |r| r.get(0))?)
 }
 
 /// The newest message id of a chat that is `<= up_to` (0 when none).
-pub fn newest_at_or_before(
-    conn: &Connection,
-    chat: ChatId,
-    up_to: MessageId,
-) -> AppResult<MessageId> {
+pub fn newest_at_or_before(conn: &Conn, chat: ChatId, up_to: MessageId) -> AppResult<MessageId> {
     Ok(conn
         .prepare_cached(
             "SELECT coalesce(max(id), 0) FROM messages WHERE chat_id = ?1 AND id <= ?2",
@@ -429,7 +432,7 @@ pub fn newest_at_or_before(
 /// at most `limit`: `(id, sender)`. With `not_from`, only others' messages
 /// (those whose receipt changes when that member's position moves).
 pub fn between(
-    conn: &Connection,
+    conn: &Conn,
     chat: ChatId,
     after: MessageId,
     up_to: MessageId,

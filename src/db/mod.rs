@@ -1,20 +1,29 @@
-//! The SQLite store: opening, pragmas, the read pool and the single writer.
+//! The store: SQLite (default) or PostgreSQL behind one interface.
 //!
-//! Invariants:
-//! - only the writer thread ([`writer`]) opens a write transaction, so
-//!   concurrent requests never meet SQLITE_BUSY and many small writes share
-//!   one commit;
-//! - reads run on a pool of `query_only` connections inside `spawn_blocking`,
-//!   never on tokio's worker threads;
+//! Invariants, on both engines:
+//! - only the writer thread ([`writer`]) writes, so concurrent requests never
+//!   meet lock conflicts and many small writes share one commit;
+//! - on PostgreSQL every write batch also takes a transaction-level advisory
+//!   lock ([`WRITE_LOCK`]) before its first statement: batches of all
+//!   processes on one database commit one after another, so event ids are
+//!   assigned in commit order and a `/sync` reader at cursor N never later
+//!   meets an event below N that was still in flight (the design Synapse
+//!   calls a single-writer stream; see docs/ARCHITECTURE.md);
+//! - reads run on a pool of connections inside `spawn_blocking`, never on
+//!   tokio's worker threads;
 //! - the per-resource modules (`users`, `chats`, ...) are plain functions over
-//!   `&Connection`: they know SQL, not HTTP or sockets.
+//!   a [`sql::Conn`] of either engine: they know SQL, not HTTP or sockets,
+//!   and nothing outside `src/db/` sees a driver type.
 
+pub mod backup;
 pub mod chats;
 pub mod events;
 mod ids;
 pub mod messages;
 pub mod migrate;
+pub mod pg;
 pub mod receipts;
+pub mod sql;
 pub mod uploads;
 pub mod users;
 pub mod writer;
@@ -25,10 +34,12 @@ use std::time::Duration;
 use anyhow::Context;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
+use tokio::runtime::Handle;
 
-use crate::config::Durability;
+use crate::config::{DatabaseUrl, Durability};
 use crate::error::{AppError, AppResult};
 
+pub use sql::Conn;
 pub use writer::Writer;
 
 /// Prepared statements kept per connection.
@@ -37,18 +48,38 @@ const STATEMENT_CACHE: usize = 256;
 /// Connections in the read pool.
 const READ_POOL_SIZE: u32 = 8;
 
+/// Key of the PostgreSQL advisory lock every write batch holds until COMMIT.
+pub const WRITE_LOCK: i64 = 0x6e61_7474_6572; // "natter"
+
+/// Where reads go.
+#[derive(Clone)]
+enum Reads {
+    Sqlite(r2d2::Pool<SqliteConnectionManager>),
+    Pg(deadpool_postgres::Pool, Handle),
+}
+
 /// The store: a read pool and the writer.
 #[derive(Clone)]
 pub struct Db {
-    pool: r2d2::Pool<SqliteConnectionManager>,
+    reads: Reads,
     writer: Writer,
-    path: PathBuf,
-    /// Dropping the last clone ends the checkpoint thread.
-    _checkpointer: std::sync::Arc<std::sync::mpsc::Sender<()>>,
+    path: Option<PathBuf>,
+    /// Dropping the last clone ends the checkpoint thread (SQLite).
+    _checkpointer: Option<std::sync::Arc<std::sync::mpsc::Sender<()>>>,
 }
 
 impl Db {
-    /// Opens (creating or migrating) the database at `path` and starts the writer.
+    /// Opens the store `url` names (creating or migrating its schema) and
+    /// starts the writer. Runs on a blocking thread (PostgreSQL connects
+    /// through the current runtime).
+    pub fn open_url(url: &DatabaseUrl, durability: Durability) -> anyhow::Result<Db> {
+        match url {
+            DatabaseUrl::Sqlite(path) => Db::open(path, durability),
+            DatabaseUrl::Postgres(url) => Db::open_postgres(url),
+        }
+    }
+
+    /// Opens (creating or migrating) the SQLite database at `path` and starts the writer.
     pub fn open(path: &Path, durability: Durability) -> anyhow::Result<Db> {
         let mut conn = Connection::open(path)
             .with_context(|| format!("cannot open database {}", path.display()))?;
@@ -79,32 +110,72 @@ impl Db {
         // them inside the writer's commits instead.
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
         let checkpointer = start_checkpointer(path)?;
-        let writer = Writer::start(conn)?;
+        let writer = Writer::start(SqliteWriter(conn))?;
         Ok(Db {
-            pool,
+            reads: Reads::Sqlite(pool),
             writer,
-            path: path.to_path_buf(),
-            _checkpointer: std::sync::Arc::new(checkpointer),
+            path: Some(path.to_path_buf()),
+            _checkpointer: Some(std::sync::Arc::new(checkpointer)),
         })
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Connects to PostgreSQL, creates or checks the schema, starts the writer.
+    pub fn open_postgres(url: &str) -> anyhow::Result<Db> {
+        let rt = Handle::current();
+        let host = pg::host_of(url);
+        let reads = pg::pool(url, READ_POOL_SIZE as usize)?;
+        let first = rt.block_on(reads.get()).map_err(|e| {
+            anyhow::anyhow!("cannot connect to PostgreSQL at {host}: {}", pool_error(&e))
+        })?;
+        let first = pg::PgConn::new(first, rt.clone());
+        migrate::migrate_postgres(&first).with_context(|| format!("PostgreSQL at {host}"))?;
+        drop(first);
+        let writes = pg::pool(url, 1)?;
+        let writer = Writer::start(PgWriter {
+            pool: writes,
+            rt: rt.clone(),
+            conn: None,
+        })?;
+        Ok(Db {
+            reads: Reads::Pg(reads, rt),
+            writer,
+            path: None,
+            _checkpointer: None,
+        })
+    }
+
+    /// The SQLite database file; `None` on PostgreSQL.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Whether this store is PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.reads, Reads::Pg(..))
     }
 
     /// Runs `f` on a pooled read connection off the async threads.
     pub async fn read<T, F>(&self, f: F) -> AppResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> AppResult<T> + Send + 'static,
+        F: FnOnce(&Conn<'_>) -> AppResult<T> + Send + 'static,
     {
-        let pool = self.pool.clone();
-        match tokio::task::spawn_blocking(move || {
-            let conn = pool
-                .get()
-                .map_err(|e| AppError::Internal(anyhow::anyhow!("read pool: {e}")))?;
-            f(&conn)
+        let reads = self.reads.clone();
+        match tokio::task::spawn_blocking(move || match reads {
+            Reads::Sqlite(pool) => {
+                let conn = pool
+                    .get()
+                    .map_err(|e| AppError::Internal(anyhow::anyhow!("read pool: {e}")))?;
+                f(&Conn::Sqlite(&conn))
+            }
+            Reads::Pg(pool, rt) => {
+                let client = rt.block_on(pool.get()).map_err(|e| {
+                    tracing::warn!(error = %pool_error(&e), "database unavailable");
+                    AppError::Unavailable
+                })?;
+                let conn = pg::PgConn::new(client, rt);
+                f(&Conn::Pg(&conn))
+            }
         })
         .await
         {
@@ -118,15 +189,142 @@ impl Db {
     pub async fn write<T, F>(&self, f: F) -> AppResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> AppResult<T> + Send + 'static,
+        F: FnOnce(&Conn<'_>) -> AppResult<T> + Send + 'static,
     {
         self.writer.write(f).await
     }
 
-    /// Stops the writer after it has committed everything queued, and
-    /// checkpoints the WAL into the main file.
+    /// For `/metrics`: the highest message id ever stored and the bytes
+    /// the database takes (SQLite: file plus WAL; PostgreSQL: the database).
+    pub async fn stats(&self) -> AppResult<(i64, u64)> {
+        let path = self.path.clone();
+        self.read(move |c| {
+            let stored: i64 =
+                c.query_row("SELECT coalesce(max(id), 0) FROM messages", (), |r| {
+                    r.get(0)
+                })?;
+            let bytes = match &path {
+                Some(path) => {
+                    let mut wal = path.clone().into_os_string();
+                    wal.push("-wal");
+                    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+                    size(path) + size(Path::new(&wal))
+                }
+                None => c.query_row("SELECT pg_database_size(current_database())", (), |r| {
+                    r.get(0)
+                })?,
+            };
+            Ok((stored, bytes))
+        })
+        .await
+    }
+
+    /// Stops the writer after it has committed everything queued (SQLite:
+    /// and checkpoints the WAL into the main file).
     pub async fn close(&self) {
         self.writer.shutdown().await;
+    }
+}
+
+/// A pool error in one line, naming the cause (refused, timed out, ...).
+fn pool_error(e: &deadpool_postgres::PoolError) -> String {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => {
+            let mut msg = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                msg = format!("{msg}: {s}");
+                source = s.source();
+            }
+            msg
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The SQLite writer connection.
+struct SqliteWriter(Connection);
+
+impl SqliteWriter {
+    /// Runs a statement without parameters through the statement cache, so
+    /// the per-op `SAVEPOINT`/`RELEASE` are not parsed again for every op.
+    fn cached(&self, sql: &str) -> sql::DbResult<()> {
+        Ok(self.0.prepare_cached(sql)?.execute([]).map(|_| ())?)
+    }
+}
+
+impl writer::WriteConn for SqliteWriter {
+    fn begin(&mut self) -> sql::DbResult<()> {
+        self.cached("BEGIN IMMEDIATE")
+    }
+    fn conn(&self) -> Conn<'_> {
+        Conn::Sqlite(&self.0)
+    }
+    fn exec(&self, sql: &str) -> sql::DbResult<()> {
+        self.cached(sql)
+    }
+    fn commit(&mut self) -> sql::DbResult<()> {
+        self.cached("COMMIT")
+    }
+    fn rollback(&mut self) {
+        let _ = self.0.execute_batch("ROLLBACK");
+    }
+    fn close(&mut self) {
+        if let Err(e) = self.0.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
+            tracing::warn!(error = %e, "WAL checkpoint at shutdown failed");
+        }
+    }
+}
+
+/// The PostgreSQL writer connection: taken from its own one-connection
+/// pool, replaced when the server closed it.
+struct PgWriter {
+    pool: deadpool_postgres::Pool,
+    rt: Handle,
+    conn: Option<pg::PgConn>,
+}
+
+impl writer::WriteConn for PgWriter {
+    fn begin(&mut self) -> sql::DbResult<()> {
+        if self.conn.as_ref().is_some_and(pg::PgConn::is_closed) {
+            self.conn = None;
+        }
+        if self.conn.is_none() {
+            let client = self
+                .rt
+                .block_on(self.pool.get())
+                .map_err(|e| sql::DbError::Unavailable(pool_error(&e)))?;
+            self.conn = Some(pg::PgConn::new(client, self.rt.clone()));
+        }
+        let conn = self.conn.as_ref().expect("connected above");
+        let began = conn
+            .batch("BEGIN")
+            .and_then(|()| conn.batch(&format!("SELECT pg_advisory_xact_lock({WRITE_LOCK})")));
+        if began.is_err() {
+            self.conn = None;
+        }
+        began
+    }
+    fn conn(&self) -> Conn<'_> {
+        Conn::Pg(self.conn.as_ref().expect("begin connected"))
+    }
+    fn exec(&self, sql: &str) -> sql::DbResult<()> {
+        match &self.conn {
+            Some(c) => c.batch(sql),
+            None => Err(sql::DbError::Unavailable("no connection".into())),
+        }
+    }
+    fn commit(&mut self) -> sql::DbResult<()> {
+        let result = self.exec("COMMIT");
+        if matches!(result, Err(sql::DbError::Unavailable(_))) {
+            self.conn = None;
+        }
+        result
+    }
+    fn rollback(&mut self) {
+        if self.exec("ROLLBACK").is_err() {
+            self.conn = None;
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 //! logged in `receipt_marks` with its time, which gives per-message
 //! `deliveredAt`/`readAt` without a row per (message, member).
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::db::sql::{params, Conn, OptionalExtension};
 
 use crate::error::AppResult;
 use crate::model::{rfc3339, ChatId, MessageId, Receipt, Status, UserId};
@@ -57,7 +57,7 @@ impl Positions {
 }
 
 /// Positions of the current members of `chat`.
-pub fn positions(conn: &Connection, chat: ChatId) -> AppResult<Positions> {
+pub fn positions(conn: &Conn, chat: ChatId) -> AppResult<Positions> {
     let mut stmt = conn.prepare_cached(
         "SELECT user_id, delivered_up_to, read_up_to FROM chat_participants
          WHERE chat_id = ?1 AND left_at IS NULL",
@@ -76,7 +76,7 @@ pub fn positions(conn: &Connection, chat: ChatId) -> AppResult<Positions> {
 /// position when it moved. Reading implies delivery, so a read advance also
 /// advances the delivered position.
 pub fn advance(
-    conn: &Connection,
+    conn: &Conn,
     chat: ChatId,
     user: UserId,
     kind: Kind,
@@ -103,7 +103,8 @@ pub fn advance(
     ))?
     .execute(params![chat, user, up_to])?;
     conn.prepare_cached(
-        "INSERT OR IGNORE INTO receipt_marks (chat_id, user_id, kind, up_to, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO receipt_marks (chat_id, user_id, kind, up_to, at) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT DO NOTHING",
     )?
     .execute(params![chat, user, kind as i64, up_to, now])?;
     if kind == Kind::Read {
@@ -114,7 +115,7 @@ pub fn advance(
 
 /// When `user`'s position of `kind` first reached message `id`.
 fn reached_at(
-    conn: &Connection,
+    conn: &Conn,
     chat: ChatId,
     user: UserId,
     kind: Kind,
@@ -131,7 +132,7 @@ fn reached_at(
 
 /// Per-member receipts of message `id` sent by `sender` (the sender excluded).
 pub fn for_message(
-    conn: &Connection,
+    conn: &Conn,
     chat: ChatId,
     sender: UserId,
     id: MessageId,

@@ -1,6 +1,6 @@
 //! SQL for uploaded files and who may read them.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::db::sql::{params, Conn, OptionalExtension};
 
 use crate::error::AppResult;
 use crate::model::UserId;
@@ -35,20 +35,23 @@ pub struct NewUpload<'a> {
 }
 
 /// Records an upload.
-pub fn insert(conn: &Connection, u: &NewUpload<'_>) -> AppResult<i64> {
-    conn.prepare_cached(
-        "INSERT INTO uploads (name, uploader_id, file_name, file_size, mime_type, sha256, width, height, thumb_name, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?
-    .execute(params![
-        u.name, u.uploader_id, u.file_name, u.file_size, u.mime_type, u.sha256, u.width, u.height,
-        u.thumb_name, u.now
-    ])?;
-    Ok(conn.last_insert_rowid())
+pub fn insert(conn: &Conn, u: &NewUpload<'_>) -> AppResult<i64> {
+    Ok(conn
+        .prepare_cached(
+            "INSERT INTO uploads (name, uploader_id, file_name, file_size, mime_type, sha256, width, height, thumb_name, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) RETURNING id",
+        )?
+        .query_row(
+            params![
+                u.name, u.uploader_id, u.file_name, u.file_size, u.mime_type, u.sha256, u.width,
+                u.height, u.thumb_name, u.now
+            ],
+            |r| r.get(0),
+        )?)
 }
 
 /// An upload by its stored name.
-pub fn find_by_name(conn: &Connection, name: &str) -> AppResult<Option<UploadRow>> {
+pub fn find_by_name(conn: &Conn, name: &str) -> AppResult<Option<UploadRow>> {
     Ok(conn
         .prepare_cached(
             "SELECT id, name, uploader_id, file_name, file_size, mime_type, sha256, width, height, thumb_name
@@ -73,7 +76,7 @@ pub fn find_by_name(conn: &Connection, name: &str) -> AppResult<Option<UploadRow
 
 /// Marks an upload as an avatar (a user's or a group's): readable by every
 /// signed-in user from now on, and never swept as unsent.
-pub fn mark_avatar(conn: &Connection, id: i64) -> AppResult<()> {
+pub fn mark_avatar(conn: &Conn, id: i64) -> AppResult<()> {
     conn.prepare_cached("UPDATE uploads SET is_avatar = 1 WHERE id = ?1")?
         .execute([id])?;
     Ok(())
@@ -82,7 +85,7 @@ pub fn mark_avatar(conn: &Connection, id: i64) -> AppResult<()> {
 /// Whether `user` (signed in) may read upload `id`: its uploader, anyone
 /// when it is an avatar, or a current member of a chat where a (not
 /// deleted) message carries it.
-pub fn can_read(conn: &Connection, id: i64, uploader: UserId, user: UserId) -> AppResult<bool> {
+pub fn can_read(conn: &Conn, id: i64, uploader: UserId, user: UserId) -> AppResult<bool> {
     if uploader == user {
         return Ok(true);
     }
@@ -98,7 +101,7 @@ pub fn can_read(conn: &Connection, id: i64, uploader: UserId, user: UserId) -> A
 }
 
 /// An upload by its stored name or its preview's name; `true` when it is the preview.
-pub fn find_by_any_name(conn: &Connection, name: &str) -> AppResult<Option<(UploadRow, bool)>> {
+pub fn find_by_any_name(conn: &Conn, name: &str) -> AppResult<Option<(UploadRow, bool)>> {
     if let Some(row) = find_by_name(conn, name)? {
         return Ok(Some((row, false)));
     }
@@ -118,7 +121,7 @@ const IS_AVATAR: &str = "(u.is_avatar = 1)";
 
 /// Bytes of `user`'s uploads that no message carries (and that are not an
 /// avatar): what the per-user upload quota counts.
-pub fn unsent_bytes(conn: &Connection, user: UserId) -> AppResult<i64> {
+pub fn unsent_bytes(conn: &Conn, user: UserId) -> AppResult<i64> {
     Ok(conn
         .prepare_cached(&format!(
             "SELECT coalesce(sum(u.file_size), 0) FROM uploads u
@@ -134,7 +137,7 @@ pub fn unsent_bytes(conn: &Connection, user: UserId) -> AppResult<i64> {
 /// references and that are nobody's avatar. Returns the number of messages deleted and the stored file
 /// names (uploads and previews) to remove from disk.
 pub fn sweep(
-    conn: &Connection,
+    conn: &Conn,
     cutoff: Option<i64>,
     orphan_before: i64,
 ) -> AppResult<(usize, Vec<String>)> {

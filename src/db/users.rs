@@ -1,6 +1,6 @@
 //! SQL for users.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use crate::db::sql::{params, Conn, DbError, OptionalExtension, Row};
 
 use crate::error::{AppError, AppResult};
 use crate::model::{rfc3339, User, UserId};
@@ -10,7 +10,7 @@ pub const USER_COLUMNS: &str = "u.id, u.email, u.name, u.avatar_url, u.last_seen
 
 /// Builds a [`User`] (offline; presence is filled in later) from `USER_COLUMNS`
 /// starting at column `at`.
-pub fn user_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<User> {
+pub fn user_from_row(row: &Row<'_>, at: usize) -> crate::db::sql::DbResult<User> {
     Ok(User {
         id: row.get(at)?,
         email: row.get(at + 1)?,
@@ -41,25 +41,26 @@ pub struct NewUser<'a> {
 }
 
 /// Inserts a user; 409 when the email is taken (case-insensitively).
-pub fn insert_user(conn: &Connection, new: &NewUser<'_>) -> AppResult<UserId> {
+pub fn insert_user(conn: &Conn, new: &NewUser<'_>) -> AppResult<UserId> {
     let result = conn
         .prepare_cached(
             "INSERT INTO users (email, email_norm, name, password_hash, is_admin, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
         )?
-        .execute(params![
-            new.email,
-            new.email.to_lowercase(),
-            new.name,
-            new.password_hash,
-            new.is_admin,
-            new.now
-        ]);
+        .query_row(
+            params![
+                new.email,
+                new.email.to_lowercase(),
+                new.name,
+                new.password_hash,
+                new.is_admin,
+                new.now
+            ],
+            |r| r.get(0),
+        );
     match result {
-        Ok(_) => Ok(UserId(conn.last_insert_rowid())),
-        Err(rusqlite::Error::SqliteFailure(e, _))
-            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-        {
+        Ok(id) => Ok(id),
+        Err(DbError::Constraint(_)) => {
             Err(AppError::Conflict("email is already registered".into()))
         }
         Err(e) => Err(e.into()),
@@ -67,7 +68,7 @@ pub fn insert_user(conn: &Connection, new: &NewUser<'_>) -> AppResult<UserId> {
 }
 
 /// A user by id.
-pub fn find_user(conn: &Connection, id: UserId) -> AppResult<Option<User>> {
+pub fn find_user(conn: &Conn, id: UserId) -> AppResult<Option<User>> {
     Ok(conn
         .prepare_cached(&format!(
             "SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?1"
@@ -77,7 +78,7 @@ pub fn find_user(conn: &Connection, id: UserId) -> AppResult<Option<User>> {
 }
 
 /// Credentials by email (case-insensitive).
-pub fn credentials_by_email(conn: &Connection, email: &str) -> AppResult<Option<Credentials>> {
+pub fn credentials_by_email(conn: &Conn, email: &str) -> AppResult<Option<Credentials>> {
     Ok(conn
         .prepare_cached(
             "SELECT id, password_hash, disabled, token_version FROM users WHERE email_norm = ?1",
@@ -87,7 +88,7 @@ pub fn credentials_by_email(conn: &Connection, email: &str) -> AppResult<Option<
 }
 
 /// Credentials by id.
-pub fn credentials_by_id(conn: &Connection, id: UserId) -> AppResult<Option<Credentials>> {
+pub fn credentials_by_id(conn: &Conn, id: UserId) -> AppResult<Option<Credentials>> {
     Ok(conn
         .prepare_cached(
             "SELECT id, password_hash, disabled, token_version FROM users WHERE id = ?1",
@@ -96,7 +97,7 @@ pub fn credentials_by_id(conn: &Connection, id: UserId) -> AppResult<Option<Cred
         .optional()?)
 }
 
-fn credentials_from_row(r: &Row<'_>) -> rusqlite::Result<Credentials> {
+fn credentials_from_row(r: &Row<'_>) -> crate::db::sql::DbResult<Credentials> {
     Ok(Credentials {
         id: r.get(0)?,
         password_hash: r.get(1)?,
@@ -114,7 +115,7 @@ pub struct ProfileChange {
 }
 
 /// Applies a profile change.
-pub fn update_profile(conn: &Connection, id: UserId, change: &ProfileChange) -> AppResult<()> {
+pub fn update_profile(conn: &Conn, id: UserId, change: &ProfileChange) -> AppResult<()> {
     if let Some(name) = &change.name {
         conn.prepare_cached("UPDATE users SET name = ?2 WHERE id = ?1")?
             .execute(params![id, name])?;
@@ -134,7 +135,7 @@ pub fn update_profile(conn: &Connection, id: UserId, change: &ProfileChange) -> 
 /// `caller`; an email is only shown to people who share a chat with its
 /// owner or who typed it exactly (the way WhatsApp shows numbers only to
 /// contacts): other results carry it masked (`a•••@example.com`).
-pub fn search(conn: &Connection, caller: UserId, q: &str, limit: u32) -> AppResult<Vec<User>> {
+pub fn search(conn: &Conn, caller: UserId, q: &str, limit: u32) -> AppResult<Vec<User>> {
     let pattern = format!(
         "%{}%",
         q.to_lowercase()
@@ -175,14 +176,14 @@ pub fn mask_email(email: &str) -> String {
 }
 
 /// Records when a user was last online.
-pub fn set_last_seen(conn: &Connection, id: UserId, at: i64) -> AppResult<()> {
+pub fn set_last_seen(conn: &Conn, id: UserId, at: i64) -> AppResult<()> {
     conn.prepare_cached("UPDATE users SET last_seen = ?2 WHERE id = ?1")?
         .execute(params![id, at])?;
     Ok(())
 }
 
 /// Ids of existing, enabled users among `ids`.
-pub fn existing_ids(conn: &Connection, ids: &[UserId]) -> AppResult<Vec<UserId>> {
+pub fn existing_ids(conn: &Conn, ids: &[UserId]) -> AppResult<Vec<UserId>> {
     let mut stmt = conn.prepare_cached("SELECT id FROM users WHERE id = ?1 AND disabled = 0")?;
     let mut found = Vec::with_capacity(ids.len());
     for &id in ids {
@@ -205,7 +206,7 @@ pub struct AdminRow {
 }
 
 /// Every user, oldest first.
-pub fn list_all(conn: &Connection) -> AppResult<Vec<AdminRow>> {
+pub fn list_all(conn: &Conn) -> AppResult<Vec<AdminRow>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, email, name, is_admin, disabled, created_at FROM users ORDER BY id",
     )?;
@@ -223,7 +224,7 @@ pub fn list_all(conn: &Connection) -> AppResult<Vec<AdminRow>> {
 }
 
 /// The id of the user with this email (case-insensitive), or 404.
-pub fn id_by_email(conn: &Connection, email: &str) -> AppResult<UserId> {
+pub fn id_by_email(conn: &Conn, email: &str) -> AppResult<UserId> {
     conn.prepare_cached("SELECT id FROM users WHERE email_norm = ?1")?
         .query_row([email.trim().to_lowercase()], |r| r.get(0))
         .optional()?
@@ -232,7 +233,7 @@ pub fn id_by_email(conn: &Connection, email: &str) -> AppResult<UserId> {
 
 /// Revokes every token of a user (and tells a running server to close the
 /// user's sockets, through `revoked_at`).
-pub fn revoke(conn: &Connection, id: UserId, now: i64) -> AppResult<()> {
+pub fn revoke(conn: &Conn, id: UserId, now: i64) -> AppResult<()> {
     conn.prepare_cached(
         "UPDATE users SET token_version = token_version + 1, revoked_at = ?2 WHERE id = ?1",
     )?
@@ -241,7 +242,7 @@ pub fn revoke(conn: &Connection, id: UserId, now: i64) -> AppResult<()> {
 }
 
 /// Enables or disables an account; disabling revokes its tokens.
-pub fn set_disabled(conn: &Connection, id: UserId, disabled: bool, now: i64) -> AppResult<()> {
+pub fn set_disabled(conn: &Conn, id: UserId, disabled: bool, now: i64) -> AppResult<()> {
     conn.prepare_cached("UPDATE users SET disabled = ?2 WHERE id = ?1")?
         .execute(params![id, disabled])?;
     if disabled {
@@ -251,14 +252,14 @@ pub fn set_disabled(conn: &Connection, id: UserId, disabled: bool, now: i64) -> 
 }
 
 /// Grants or revokes the server administrator role.
-pub fn set_server_admin(conn: &Connection, id: UserId, admin: bool) -> AppResult<()> {
+pub fn set_server_admin(conn: &Conn, id: UserId, admin: bool) -> AppResult<()> {
     conn.prepare_cached("UPDATE users SET is_admin = ?2 WHERE id = ?1")?
         .execute(params![id, admin])?;
     Ok(())
 }
 
 /// Users revoked after `after` (ms): `(id, revoked_at)`.
-pub fn revoked_since(conn: &Connection, after: i64) -> AppResult<Vec<(UserId, i64)>> {
+pub fn revoked_since(conn: &Conn, after: i64) -> AppResult<Vec<(UserId, i64)>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, revoked_at FROM users WHERE revoked_at > ?1 ORDER BY revoked_at",
     )?;
@@ -267,7 +268,7 @@ pub fn revoked_since(conn: &Connection, after: i64) -> AppResult<Vec<(UserId, i6
 }
 
 /// Whether a user holds the server administrator role (and is enabled).
-pub fn is_server_admin(conn: &Connection, id: UserId) -> AppResult<bool> {
+pub fn is_server_admin(conn: &Conn, id: UserId) -> AppResult<bool> {
     Ok(conn
         .prepare_cached("SELECT 1 FROM users WHERE id = ?1 AND is_admin = 1 AND disabled = 0")?
         .exists([id])?)

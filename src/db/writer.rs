@@ -2,7 +2,8 @@
 //!
 //! Requests hand closures to one `std::thread` through a bounded channel. The
 //! thread takes whatever is queued (up to [`MAX_BATCH`]) into one
-//! `BEGIN IMMEDIATE` transaction, runs each closure inside its own SAVEPOINT
+//! transaction (SQLite `BEGIN IMMEDIATE`; PostgreSQL `BEGIN` plus a
+//! transaction-level advisory lock, see [`super::Db`]), runs each closure inside its own SAVEPOINT
 //! (so one failing op rolls back alone), COMMITs once, and only then answers
 //! each caller: nothing is acknowledged before it is durable, and under load
 //! many messages share one commit (group commit) without waiting for a timer.
@@ -11,9 +12,9 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::thread;
 
-use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+use super::sql::{Conn, DbError, DbResult};
 use crate::error::{AppError, AppResult};
 
 /// Ops committed together at most.
@@ -21,14 +22,41 @@ const MAX_BATCH: usize = 512;
 /// Queued ops before callers wait for room (back-pressure, bounded memory).
 const QUEUE: usize = 8192;
 
+/// How a batch ended, told to each op's caller.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Committed,
+    Failed,
+    /// The database could not be reached: nothing of the batch is stored.
+    Unavailable,
+}
+
 /// Tells a caller how its op ended once the batch's COMMIT is known.
-type Completion = Box<dyn FnOnce(bool) + Send>;
-/// One op: runs in a savepoint, says whether it succeeded.
-type Job = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
+type Completion = Box<dyn FnOnce(Outcome) + Send>;
+/// One op: runs in a savepoint (or, with `None`, is told the database is
+/// unreachable), says whether it succeeded.
+type Job = Box<dyn FnOnce(Option<Conn<'_>>) -> (bool, Completion) + Send>;
 
 enum Msg {
     Job(Job),
     Shutdown(oneshot::Sender<()>),
+}
+
+/// The writer's connection: SQLite's one connection, or a PostgreSQL
+/// connection that is replaced when the server drops it.
+pub trait WriteConn: Send + 'static {
+    /// Opens the batch's transaction (reconnecting first if needed).
+    fn begin(&mut self) -> DbResult<()>;
+    /// The connection, between `begin` and `commit`.
+    fn conn(&self) -> Conn<'_>;
+    /// Runs a statement without parameters (savepoints).
+    fn exec(&self, sql: &str) -> DbResult<()>;
+    /// Commits the batch.
+    fn commit(&mut self) -> DbResult<()>;
+    /// Abandons the batch.
+    fn rollback(&mut self);
+    /// Last words at shutdown (SQLite: checkpoint the WAL).
+    fn close(&mut self) {}
 }
 
 /// Handle to the writer thread; cheap to clone.
@@ -39,7 +67,7 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the writer thread on `conn` (already migrated).
-    pub fn start(conn: Connection) -> anyhow::Result<Writer> {
+    pub fn start(conn: impl WriteConn) -> anyhow::Result<Writer> {
         let (tx, rx) = mpsc::channel(QUEUE);
         thread::Builder::new()
             .name("natter-writer".into())
@@ -51,17 +79,24 @@ impl Writer {
     pub async fn write<T, F>(&self, f: F) -> AppResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> AppResult<T> + Send + 'static,
+        F: FnOnce(&Conn<'_>) -> AppResult<T> + Send + 'static,
     {
         let (reply_tx, reply_rx) = oneshot::channel::<AppResult<T>>();
         let job: Job = Box::new(move |conn| {
-            let result = f(conn);
+            let result = match conn {
+                Some(conn) => f(&conn),
+                None => Err(AppError::Unavailable),
+            };
             let ok = result.is_ok();
-            let completion: Completion = Box::new(move |committed| {
-                let result = if committed {
-                    result
-                } else {
-                    Err(AppError::Internal(anyhow::anyhow!("commit failed")))
+            let completion: Completion = Box::new(move |outcome| {
+                let result = match outcome {
+                    Outcome::Committed => result,
+                    Outcome::Unavailable => Err(AppError::Unavailable),
+                    Outcome::Failed => match result {
+                        // The op's own error says more than "commit failed".
+                        Err(e) => Err(e),
+                        Ok(_) => Err(AppError::Internal(anyhow::anyhow!("commit failed"))),
+                    },
                 };
                 let _ = reply_tx.send(result);
             });
@@ -76,7 +111,8 @@ impl Writer {
             .map_err(|_| AppError::Internal(anyhow::anyhow!("write op panicked")))?
     }
 
-    /// Commits what is queued, checkpoints the WAL and stops the thread.
+    /// Commits what is queued, lets the connection say its last words
+    /// (SQLite checkpoints the WAL) and stops the thread.
     pub async fn shutdown(&self) {
         let (done_tx, done_rx) = oneshot::channel();
         if self.tx.send(Msg::Shutdown(done_tx)).await.is_ok() {
@@ -85,7 +121,7 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, mut rx: mpsc::Receiver<Msg>) {
+fn run(mut conn: impl WriteConn, mut rx: mpsc::Receiver<Msg>) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut completions: Vec<Completion> = Vec::with_capacity(MAX_BATCH);
     loop {
@@ -103,7 +139,7 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Msg>) {
             }
         }
         if !batch.is_empty() {
-            commit_batch(&conn, &mut batch, &mut completions);
+            commit_batch(&mut conn, &mut batch, &mut completions);
         }
         if let Some(done) = shutdown {
             rx.close();
@@ -114,41 +150,48 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Msg>) {
                 }
             }
             if !batch.is_empty() {
-                commit_batch(&conn, &mut batch, &mut completions);
+                commit_batch(&mut conn, &mut batch, &mut completions);
             }
-            if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
-                tracing::warn!(error = %e, "WAL checkpoint at shutdown failed");
-            }
+            conn.close();
             let _ = done.send(());
             return;
         }
     }
 }
 
-/// Runs a statement without parameters through the statement cache, so
-/// the per-op `SAVEPOINT`/`RELEASE` are not parsed again for every op.
-fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(sql)?.execute([]).map(|_| ())
-}
-
-fn commit_batch(conn: &Connection, batch: &mut Vec<Job>, completions: &mut Vec<Completion>) {
-    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
-        tracing::error!(error = %e, "cannot begin a write transaction");
-        // Dropping the jobs drops their reply senders: callers get an error.
-        batch.clear();
+fn commit_batch(
+    conn: &mut impl WriteConn,
+    batch: &mut Vec<Job>,
+    completions: &mut Vec<Completion>,
+) {
+    if let Err(e) = conn.begin() {
+        let outcome = if matches!(e, DbError::Unavailable(_)) {
+            tracing::warn!(error = %e, "database unavailable; writes answer 503");
+            Outcome::Unavailable
+        } else {
+            tracing::error!(error = %e, "cannot begin a write transaction");
+            Outcome::Failed
+        };
+        for job in batch.drain(..) {
+            if let Ok((_, completion)) = catch_unwind(AssertUnwindSafe(|| job(None))) {
+                completion(outcome);
+            }
+        }
         return;
     }
-    let undo = |conn: &Connection| {
-        let _ = exec(conn, "ROLLBACK TO op").and_then(|()| exec(conn, "RELEASE op"));
-    };
     for job in batch.drain(..) {
-        if exec(conn, "SAVEPOINT op").is_err() {
+        if conn.exec("SAVEPOINT op").is_err() {
+            // The connection is gone mid-batch: the op cannot run; COMMIT
+            // below fails too and every caller hears so.
+            if let Ok((_, completion)) = catch_unwind(AssertUnwindSafe(|| job(None))) {
+                completions.push(completion);
+            }
             continue;
         }
-        match catch_unwind(AssertUnwindSafe(|| job(conn))) {
+        match catch_unwind(AssertUnwindSafe(|| job(Some(conn.conn())))) {
             Ok((ok, completion)) => {
                 if ok {
-                    let _ = exec(conn, "RELEASE op");
+                    let _ = conn.exec("RELEASE SAVEPOINT op");
                 } else {
                     undo(conn);
                 }
@@ -160,15 +203,26 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Job>, completions: &mut Vec<C
             }
         }
     }
-    let committed = match exec(conn, "COMMIT") {
-        Ok(()) => true,
+    let outcome = match conn.commit() {
+        Ok(()) => Outcome::Committed,
         Err(e) => {
             tracing::error!(error = %e, "commit failed");
-            let _ = conn.execute_batch("ROLLBACK");
-            false
+            conn.rollback();
+            if matches!(e, DbError::Unavailable(_)) {
+                Outcome::Unavailable
+            } else {
+                Outcome::Failed
+            }
         }
     };
     for completion in completions.drain(..) {
-        completion(committed);
+        completion(outcome);
     }
+}
+
+/// Rolls one op back to its savepoint.
+fn undo(conn: &impl WriteConn) {
+    let _ = conn
+        .exec("ROLLBACK TO SAVEPOINT op")
+        .and_then(|()| conn.exec("RELEASE SAVEPOINT op"));
 }

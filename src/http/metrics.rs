@@ -27,22 +27,7 @@ pub async fn metrics(State(state): State<AppState>, req: Request) -> Response {
     if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
         return AppError::Unauthorized("a valid metrics token is required".into()).into_response();
     }
-    let db_path = state.db().path().to_path_buf();
-    let stored = state
-        .db()
-        .read(|c| {
-            Ok(c.query_row(
-                "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0)",
-                [],
-                |r| r.get::<_, i64>(0),
-            )?)
-        })
-        .await
-        .unwrap_or(0);
-    let mut wal = db_path.clone().into_os_string();
-    wal.push("-wal");
-    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-    let db_bytes = size(&db_path) + size(std::path::Path::new(&wal));
+    let (stored, db_bytes) = state.db().stats().await.unwrap_or((0, 0));
     let body = state.metrics().render(
         state.hub().connection_count(),
         state.hub().online_count(),

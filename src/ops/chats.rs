@@ -11,6 +11,7 @@ use serde_json::json;
 use tracing::instrument;
 use utoipa::ToSchema;
 
+use crate::db::Conn;
 use crate::db::{self, chats as q, events, messages, now_ms};
 use crate::error::{AppError, AppResult};
 use crate::model::{Chat, ChatId, Message, MessageId, SystemAction, UserId};
@@ -77,29 +78,17 @@ struct Notice {
 }
 
 /// Loads the chat for `viewer`, 404 unless a member.
-pub fn load_for_member(
-    conn: &rusqlite::Connection,
-    chat: ChatId,
-    viewer: UserId,
-) -> AppResult<Chat> {
+pub fn load_for_member(conn: &Conn, chat: ChatId, viewer: UserId) -> AppResult<Chat> {
     Ok(view_for_member(conn, chat, viewer)?.chat)
 }
 
 /// [`load_for_member`] with the viewer's delivered position.
-fn view_for_member(
-    conn: &rusqlite::Connection,
-    chat: ChatId,
-    viewer: UserId,
-) -> AppResult<q::ChatView> {
+fn view_for_member(conn: &Conn, chat: ChatId, viewer: UserId) -> AppResult<q::ChatView> {
     q::membership(conn, chat, viewer)?.ok_or_else(AppError::chat_not_found)?;
     q::load_chat_view(conn, chat, viewer)?.ok_or_else(AppError::chat_not_found)
 }
 
-fn require_member(
-    conn: &rusqlite::Connection,
-    chat: ChatId,
-    user: UserId,
-) -> AppResult<q::Membership> {
+fn require_member(conn: &Conn, chat: ChatId, user: UserId) -> AppResult<q::Membership> {
     q::membership(conn, chat, user)?.ok_or_else(AppError::chat_not_found)
 }
 
@@ -123,7 +112,7 @@ fn check_ids(field: &str, ids: &[UserId]) -> AppResult<()> {
     Ok(())
 }
 
-fn ensure_exist(conn: &rusqlite::Connection, field: &str, ids: &[UserId]) -> AppResult<()> {
+fn ensure_exist(conn: &Conn, field: &str, ids: &[UserId]) -> AppResult<()> {
     let found = db::users::existing_ids(conn, ids)?;
     if let Some(missing) = ids.iter().find(|id| !found.contains(id)) {
         return Err(AppError::invalid(
@@ -617,11 +606,7 @@ pub struct ChatViews {
 
 /// The chat and each viewer's unread count (one load of the chat); `None`
 /// when the chat is gone.
-pub fn chat_views(
-    conn: &rusqlite::Connection,
-    chat: ChatId,
-    viewers: &[UserId],
-) -> AppResult<Option<ChatViews>> {
+pub fn chat_views(conn: &Conn, chat: ChatId, viewers: &[UserId]) -> AppResult<Option<ChatViews>> {
     let Some(&first) = viewers.first() else {
         return Ok(None);
     };

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use tracing::instrument;
 use utoipa::ToSchema;
 
+use crate::db::Conn;
 use crate::db::{self, chats, events, messages as q, now_ms, receipts};
 use crate::error::{AppError, AppResult};
 use crate::model::{ChatId, Message, MessageId, UserId};
@@ -265,12 +266,7 @@ impl OwnUpload {
 }
 
 /// The caller's own upload behind `url`, else 400 naming `field`.
-pub(crate) fn own_upload(
-    c: &rusqlite::Connection,
-    caller: UserId,
-    url: &str,
-    field: &str,
-) -> AppResult<OwnUpload> {
+pub(crate) fn own_upload(c: &Conn, caller: UserId, url: &str, field: &str) -> AppResult<OwnUpload> {
     let name = url
         .trim()
         .strip_prefix(q::UPLOADS_PREFIX)
@@ -329,7 +325,7 @@ pub async fn history(
 
 /// Loads a message of a chat the caller is in, or 404.
 fn member_message(
-    c: &rusqlite::Connection,
+    c: &Conn,
     caller: UserId,
     chat: ChatId,
     message: MessageId,
@@ -446,7 +442,7 @@ pub async fn delete(
 /// The members a change to `message` is pushed to: those for whom it is not
 /// gone (deleted for them, or cleared).
 fn still_seeing(
-    c: &rusqlite::Connection,
+    c: &Conn,
     chat: ChatId,
     message: MessageId,
     positions: &receipts::Positions,

@@ -8,7 +8,7 @@
 //! change and its note commit together; the caller publishes the returned
 //! message after the commit.
 
-use rusqlite::{Connection, OptionalExtension};
+use crate::db::sql::{Conn, OptionalExtension};
 
 use crate::db::{chats, events, messages as q, receipts};
 use crate::error::AppResult;
@@ -44,7 +44,7 @@ impl<'a> Note<'a> {
 
 /// Stores a note by `actor` in `chat`; returns it.
 pub(crate) fn write(
-    c: &Connection,
+    c: &Conn,
     chat: ChatId,
     actor: UserId,
     what: Note<'_>,
@@ -82,7 +82,7 @@ pub(crate) fn write(
     Ok(q::load(c, id, &positions)?.ok_or_else(|| anyhow::anyhow!("note vanished"))?)
 }
 
-fn user_name(c: &Connection, id: UserId) -> AppResult<String> {
+fn user_name(c: &Conn, id: UserId) -> AppResult<String> {
     Ok(c.prepare_cached("SELECT name FROM users WHERE id = ?1")?
         .query_row([id], |r| r.get(0))
         .optional()?
@@ -90,7 +90,7 @@ fn user_name(c: &Connection, id: UserId) -> AppResult<String> {
 }
 
 /// "Cara", "Cara and Dan", "Cara, Dan and Eve", "Cara, ... and 5 others".
-fn name_list(c: &Connection, ids: &[UserId]) -> AppResult<String> {
+fn name_list(c: &Conn, ids: &[UserId]) -> AppResult<String> {
     let mut names = Vec::new();
     for &id in ids.iter().take(MAX_NAMES) {
         names.push(user_name(c, id)?);
@@ -111,7 +111,7 @@ fn name_list(c: &Connection, ids: &[UserId]) -> AppResult<String> {
 }
 
 /// The English sentence of a note.
-fn sentence(c: &Connection, note: &SystemNote, photo_removed: bool) -> AppResult<String> {
+fn sentence(c: &Conn, note: &SystemNote, photo_removed: bool) -> AppResult<String> {
     let actor = user_name(c, note.actor_id)?;
     let users = name_list(c, &note.user_ids)?;
     let name = note.name.as_deref().unwrap_or_default();

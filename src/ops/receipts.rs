@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use utoipa::ToSchema;
 
+use crate::db::Conn;
 use crate::db::{chats, messages, now_ms, receipts as q};
 use crate::error::{AppError, AppResult};
 use crate::model::{ChatId, MessageId, Status, UserId};
@@ -57,7 +58,7 @@ pub const PER_MEMBER_RECEIPTS_UP_TO: usize = 32;
 /// Moves `user`'s position in `chat` and returns the status events to send
 /// (sender, event). Runs inside a writer op.
 pub(crate) fn advance(
-    c: &rusqlite::Connection,
+    c: &Conn,
     chat: ChatId,
     user: UserId,
     kind: q::Kind,
@@ -70,7 +71,7 @@ pub(crate) fn advance(
 /// Moves several members' positions in one chat (one positions read), and
 /// returns the status events to send.
 pub(crate) fn advance_many(
-    c: &rusqlite::Connection,
+    c: &Conn,
     chat: ChatId,
     kind: q::Kind,
     moves: &[(UserId, MessageId)],

@@ -6,6 +6,7 @@ use tracing::instrument;
 use utoipa::ToSchema;
 
 use crate::auth;
+use crate::db::Conn;
 use crate::db::{self, now_ms};
 use crate::error::{AppError, AppResult};
 use crate::model::{rfc3339, User, UserId};
@@ -276,12 +277,7 @@ pub async fn update_me(state: &AppState, id: UserId, input: UpdateMe) -> AppResu
 /// `avatarUrl` or a group's `groupAvatar`): from now on every signed-in user
 /// may read it, and the sweep of unsent uploads keeps it. Returns its
 /// canonical URL; 400 naming `field` for anything else. Runs in a writer op.
-pub(crate) fn avatar_upload(
-    c: &rusqlite::Connection,
-    caller: UserId,
-    url: &str,
-    field: &str,
-) -> AppResult<String> {
+pub(crate) fn avatar_upload(c: &Conn, caller: UserId, url: &str, field: &str) -> AppResult<String> {
     let upload = crate::ops::messages::own_upload(c, caller, url, field)?;
     if !upload.is_image() {
         return Err(AppError::invalid(

@@ -1,0 +1,265 @@
+//! The PostgreSQL side of the facade: tokio-postgres connections from a
+//! deadpool pool, driven synchronously from the store's blocking threads
+//! (the writer thread and `spawn_blocking` readers) with `Handle::block_on`,
+//! so every operation in `src/db/` runs unchanged on either engine.
+//!
+//! Why tokio-postgres + deadpool-postgres rather than sqlx: the store
+//! already owns its SQL and its row mapping (the facade), so it needs a
+//! driver, not a query layer; tokio-postgres is the driver sqlx-free Rust
+//! services use, with per-connection prepared statements (deadpool keeps a
+//! statement cache per pooled connection), binary row decoding and no
+//! compile-time database; deadpool is the small pool made for it.
+
+use std::error::Error as StdError;
+
+use bytes::BytesMut;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use tokio::runtime::Handle;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{FromSql as PgFromSql, IsNull, ToSql as PgToSql, Type};
+use tokio_postgres::{NoTls, Statement};
+
+use super::sql::{to_postgres, DbError, DbResult, Value, ValueRef};
+
+/// One pooled PostgreSQL connection, usable from a blocking thread.
+pub struct PgConn {
+    client: Object,
+    rt: Handle,
+}
+
+impl PgConn {
+    /// Wraps a pooled connection.
+    pub fn new(client: Object, rt: Handle) -> PgConn {
+        PgConn { client, rt }
+    }
+
+    /// Whether the server closed this connection.
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// Prepares (translated, cached per connection).
+    pub fn prepare(&self, sql: &str) -> DbResult<Statement> {
+        let sql = to_postgres(sql);
+        self.rt
+            .block_on(self.client.prepare_cached(&sql))
+            .map_err(|e| pg_error(&e, Some(&sql)))
+    }
+
+    /// Rows of a prepared query.
+    pub fn query(
+        &self,
+        stmt: &Statement,
+        values: &[Value<'_>],
+    ) -> DbResult<Vec<tokio_postgres::Row>> {
+        let params: Vec<&(dyn PgToSql + Sync)> =
+            values.iter().map(|v| v as &(dyn PgToSql + Sync)).collect();
+        self.rt
+            .block_on(self.client.query(stmt, &params))
+            .map_err(|e| pg_error(&e, None))
+    }
+
+    /// Runs a prepared statement; returns the rows it changed.
+    pub fn execute(&self, stmt: &Statement, values: &[Value<'_>]) -> DbResult<usize> {
+        let params: Vec<&(dyn PgToSql + Sync)> =
+            values.iter().map(|v| v as &(dyn PgToSql + Sync)).collect();
+        self.rt
+            .block_on(self.client.execute(stmt, &params))
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+            .map_err(|e| pg_error(&e, None))
+    }
+
+    /// Runs statements without parameters (DDL, BEGIN/COMMIT, ...).
+    pub fn batch(&self, sql: &str) -> DbResult<()> {
+        self.rt
+            .block_on(self.client.batch_execute(sql))
+            .map_err(|e| pg_error(&e, Some(sql)))
+    }
+}
+
+/// Maps a driver error: lost connections are `Unavailable` (503, retried by
+/// clients), constraint violations `Constraint`, the rest `Other`.
+pub fn pg_error(e: &tokio_postgres::Error, sql: Option<&str>) -> DbError {
+    if e.is_closed() {
+        return DbError::Unavailable(e.to_string());
+    }
+    match e.code() {
+        None => DbError::Unavailable(format!("{e}")),
+        Some(code) => {
+            let class = &code.code()[..2];
+            if class == "08" || class == "57" || *code == SqlState::CANNOT_CONNECT_NOW {
+                DbError::Unavailable(describe(e))
+            } else if class == "23" {
+                DbError::Constraint(describe(e))
+            } else if *code == SqlState::DISK_FULL {
+                DbError::Full
+            } else {
+                let mut msg = describe(e);
+                if let Some(sql) = sql {
+                    msg.push_str(&format!(
+                        " (in: {})",
+                        sql.split_whitespace().collect::<Vec<_>>().join(" ")
+                    ));
+                }
+                DbError::Other(anyhow::anyhow!(msg))
+            }
+        }
+    }
+}
+
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    }
+}
+
+/// A pool for `url`; connections are made lazily.
+pub fn pool(url: &str, max: usize) -> anyhow::Result<Pool> {
+    let config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--database: not a valid PostgreSQL URL: {e}"))?;
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(max)
+        .wait_timeout(Some(std::time::Duration::from_secs(10)))
+        .create_timeout(Some(std::time::Duration::from_secs(5)))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot create the PostgreSQL pool: {e}"))
+}
+
+/// The schema version natter keeps in a PostgreSQL database; `None` when it
+/// holds no natter schema. Changes nothing.
+pub async fn schema_version(url: &str) -> anyhow::Result<Option<i64>> {
+    let host = host_of(url);
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL at {host}: {e}"))?;
+    let task = tokio::spawn(connection);
+    let rows = client
+        .query(
+            "SELECT value FROM natter_meta WHERE key = 'schema_version'",
+            &[],
+        )
+        .await;
+    drop(client);
+    let _ = task.await;
+    match rows {
+        Ok(rows) => match rows.first() {
+            Some(r) => Ok(Some(r.get::<_, String>(0).parse()?)),
+            None => Ok(None),
+        },
+        Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => Ok(None),
+        Err(e) => Err(anyhow::anyhow!("PostgreSQL at {host}: {e}")),
+    }
+}
+
+/// Host (and port) of a URL, for error messages.
+pub fn host_of(url: &str) -> String {
+    match url.parse::<tokio_postgres::Config>() {
+        Ok(c) => {
+            let host = c
+                .get_hosts()
+                .first()
+                .map(|h| match h {
+                    tokio_postgres::config::Host::Tcp(h) => h.clone(),
+                    tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+                })
+                .unwrap_or_else(|| "localhost".into());
+            let port = c.get_ports().first().copied().unwrap_or(5432);
+            format!("{host}:{port}")
+        }
+        Err(_) => "?".into(),
+    }
+}
+
+impl PgToSql for Value<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
+        match *self {
+            Value::Null => Ok(IsNull::Yes),
+            Value::Int(i) => match *ty {
+                Type::INT8 => i.to_sql(ty, out),
+                Type::INT4 => i32::try_from(i)?.to_sql(ty, out),
+                Type::INT2 => i16::try_from(i)?.to_sql(ty, out),
+                Type::BOOL => (i != 0).to_sql(ty, out),
+                #[allow(clippy::cast_precision_loss)]
+                Type::FLOAT8 => (i as f64).to_sql(ty, out),
+                Type::TEXT | Type::VARCHAR => i.to_string().to_sql(ty, out),
+                _ => Err(format!("cannot bind an integer to {ty}").into()),
+            },
+            Value::Real(f) => match *ty {
+                Type::FLOAT8 => f.to_sql(ty, out),
+                #[allow(clippy::cast_possible_truncation)]
+                Type::FLOAT4 => (f as f32).to_sql(ty, out),
+                _ => Err(format!("cannot bind a float to {ty}").into()),
+            },
+            Value::Text(s) => s.to_sql(ty, out),
+            Value::Blob(b) => b.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_ty: &Type) -> bool {
+        true
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
+/// A column of any type the store uses, decoded.
+pub enum PgValue {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl PgValue {
+    /// Borrowed, for [`super::sql::FromSql`].
+    pub fn as_ref(&self) -> ValueRef<'_> {
+        match self {
+            PgValue::Null => ValueRef::Null,
+            PgValue::Int(i) => ValueRef::Int(*i),
+            PgValue::Real(f) => ValueRef::Real(*f),
+            PgValue::Text(s) => ValueRef::Text(s),
+            PgValue::Blob(b) => ValueRef::Blob(b),
+        }
+    }
+}
+
+impl<'a> PgFromSql<'a> for PgValue {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn StdError + Sync + Send>> {
+        Ok(match *ty {
+            Type::INT8 => PgValue::Int(i64::from_sql(ty, raw)?),
+            Type::INT4 => PgValue::Int(i32::from_sql(ty, raw)?.into()),
+            Type::INT2 => PgValue::Int(i16::from_sql(ty, raw)?.into()),
+            Type::BOOL => PgValue::Int(bool::from_sql(ty, raw)?.into()),
+            Type::FLOAT8 => PgValue::Real(f64::from_sql(ty, raw)?),
+            Type::FLOAT4 => PgValue::Real(f32::from_sql(ty, raw)?.into()),
+            Type::BYTEA => PgValue::Blob(Vec::<u8>::from_sql(ty, raw)?),
+            Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
+                PgValue::Text(String::from_sql(ty, raw)?)
+            }
+            _ => return Err(format!("unsupported column type {ty}").into()),
+        })
+    }
+
+    fn from_sql_null(_ty: &Type) -> Result<Self, Box<dyn StdError + Sync + Send>> {
+        Ok(PgValue::Null)
+    }
+
+    fn accepts(_ty: &Type) -> bool {
+        true
+    }
+}

@@ -1,0 +1,530 @@
+//! The SQL facade every store operation is written against.
+//!
+//! The per-resource modules (`users`, `chats`, `messages`, ...) hold each
+//! statement once, in a dialect both engines run (`$n`/`?n` parameters,
+//! `RETURNING`, `ON CONFLICT`, `CASE` instead of two-argument `max`), and
+//! execute it through a [`Conn`]: either an SQLite connection (rusqlite,
+//! the default and fast path: rows are read in place, parameters bound by
+//! reference, nothing is copied twice) or a PostgreSQL connection
+//! ([`super::pg::PgConn`], tokio-postgres, driven from the same blocking
+//! threads). Nothing outside `src/db/` sees a driver type: callers get
+//! [`DbError`], which maps to an [`AppError`] here.
+//!
+//! Why a facade over two drivers instead of a trait with two
+//! implementations of every operation: each statement exists once, so the
+//! two stores cannot drift apart in behaviour (the black-box suite runs on
+//! both), and the single-writer design (one writer thread, group commit,
+//! commit-ordered event ids) is shared instead of re-implemented.
+
+use crate::error::AppError;
+
+/// Result of a store call.
+pub type DbResult<T> = Result<T, DbError>;
+
+/// What can go wrong in the store, without naming a driver.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// `query_row` found nothing (see [`OptionalExtension`]).
+    #[error("query returned no rows")]
+    NoRows,
+    /// The database cannot be reached (PostgreSQL down or restarting).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A UNIQUE / foreign-key / NOT NULL constraint refused a write.
+    #[error("constraint violated: {0}")]
+    Constraint(String),
+    /// The disk under the database is full.
+    #[error("database disk is full")]
+    Full,
+    /// Anything else: a bug or corruption.
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl From<DbError> for AppError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Unavailable(cause) => {
+                tracing::warn!(%cause, "database unavailable");
+                AppError::Unavailable
+            }
+            DbError::Full => AppError::InsufficientStorage("the database disk is full".into()),
+            other => AppError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode;
+        match &e {
+            rusqlite::Error::QueryReturnedNoRows => DbError::NoRows,
+            rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::DiskFull => DbError::Full,
+            rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation => {
+                DbError::Constraint(e.to_string())
+            }
+            _ => DbError::Other(e.into()),
+        }
+    }
+}
+
+/// `query_row(...).optional()`: no row is `None`, not an error.
+pub trait OptionalExtension<T> {
+    /// Turns [`DbError::NoRows`] into `Ok(None)`.
+    fn optional(self) -> DbResult<Option<T>>;
+}
+
+impl<T> OptionalExtension<T> for DbResult<T> {
+    fn optional(self) -> DbResult<Option<T>> {
+        match self {
+            Ok(v) => Ok(Some(v)),
+            Err(DbError::NoRows) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A parameter value, borrowed from the caller.
+#[derive(Debug, Clone, Copy)]
+pub enum Value<'a> {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(&'a str),
+    Blob(&'a [u8]),
+}
+
+/// A value that can be bound as a parameter.
+pub trait ToSql {
+    /// The value to bind.
+    fn to_value(&self) -> Value<'_>;
+}
+
+macro_rules! int_to_sql {
+    ($($t:ty),*) => {$(
+        impl ToSql for $t {
+            fn to_value(&self) -> Value<'_> {
+                Value::Int(i64::try_from(*self).unwrap_or(i64::MAX))
+            }
+        }
+    )*};
+}
+int_to_sql!(i64, i32, u32, u64, usize, u16, u8);
+
+impl ToSql for bool {
+    fn to_value(&self) -> Value<'_> {
+        Value::Int(i64::from(*self))
+    }
+}
+impl ToSql for f64 {
+    fn to_value(&self) -> Value<'_> {
+        Value::Real(*self)
+    }
+}
+impl ToSql for str {
+    fn to_value(&self) -> Value<'_> {
+        Value::Text(self)
+    }
+}
+impl ToSql for String {
+    fn to_value(&self) -> Value<'_> {
+        Value::Text(self)
+    }
+}
+impl ToSql for [u8] {
+    fn to_value(&self) -> Value<'_> {
+        Value::Blob(self)
+    }
+}
+impl ToSql for Vec<u8> {
+    fn to_value(&self) -> Value<'_> {
+        Value::Blob(self)
+    }
+}
+impl<T: ToSql + ?Sized> ToSql for &T {
+    fn to_value(&self) -> Value<'_> {
+        (**self).to_value()
+    }
+}
+impl<T: ToSql> ToSql for Option<T> {
+    fn to_value(&self) -> Value<'_> {
+        match self {
+            Some(v) => v.to_value(),
+            None => Value::Null,
+        }
+    }
+}
+impl ToSql for Value<'_> {
+    fn to_value(&self) -> Value<'_> {
+        *self
+    }
+}
+
+/// A column value, borrowed from the row.
+#[derive(Debug, Clone, Copy)]
+pub enum ValueRef<'a> {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(&'a str),
+    Blob(&'a [u8]),
+}
+
+/// A type a column can be read as.
+pub trait FromSql: Sized {
+    /// Converts, or says why not.
+    fn from_sql(v: ValueRef<'_>) -> DbResult<Self>;
+}
+
+fn wrong_type(want: &str, got: ValueRef<'_>) -> DbError {
+    DbError::Other(anyhow::anyhow!("column is {got:?}, expected {want}"))
+}
+
+macro_rules! int_from_sql {
+    ($($t:ty),*) => {$(
+        impl FromSql for $t {
+            fn from_sql(v: ValueRef<'_>) -> DbResult<Self> {
+                match v {
+                    ValueRef::Int(i) => <$t>::try_from(i)
+                        .map_err(|_| DbError::Other(anyhow::anyhow!("{i} is out of range"))),
+                    other => Err(wrong_type(stringify!($t), other)),
+                }
+            }
+        }
+    )*};
+}
+int_from_sql!(i64, i32, u32, u64, usize);
+
+impl FromSql for bool {
+    fn from_sql(v: ValueRef<'_>) -> DbResult<Self> {
+        match v {
+            ValueRef::Int(i) => Ok(i != 0),
+            other => Err(wrong_type("bool", other)),
+        }
+    }
+}
+impl FromSql for f64 {
+    fn from_sql(v: ValueRef<'_>) -> DbResult<Self> {
+        match v {
+            ValueRef::Real(f) => Ok(f),
+            #[allow(clippy::cast_precision_loss)]
+            ValueRef::Int(i) => Ok(i as f64),
+            other => Err(wrong_type("f64", other)),
+        }
+    }
+}
+impl FromSql for String {
+    fn from_sql(v: ValueRef<'_>) -> DbResult<Self> {
+        match v {
+            ValueRef::Text(s) => Ok(s.to_string()),
+            other => Err(wrong_type("text", other)),
+        }
+    }
+}
+impl FromSql for Vec<u8> {
+    fn from_sql(v: ValueRef<'_>) -> DbResult<Self> {
+        match v {
+            ValueRef::Blob(b) => Ok(b.to_vec()),
+            ValueRef::Text(s) => Ok(s.as_bytes().to_vec()),
+            other => Err(wrong_type("blob", other)),
+        }
+    }
+}
+impl<T: FromSql> FromSql for Option<T> {
+    fn from_sql(v: ValueRef<'_>) -> DbResult<Self> {
+        match v {
+            ValueRef::Null => Ok(None),
+            v => T::from_sql(v).map(Some),
+        }
+    }
+}
+
+/// Parameters of one statement.
+pub trait Params {
+    /// The values, in order.
+    fn values(&self) -> Vec<Value<'_>>;
+}
+
+impl<T: ToSql> Params for &[T] {
+    fn values(&self) -> Vec<Value<'_>> {
+        self.iter().map(ToSql::to_value).collect()
+    }
+}
+impl<T: ToSql, const N: usize> Params for &[T; N] {
+    fn values(&self) -> Vec<Value<'_>> {
+        self.iter().map(ToSql::to_value).collect()
+    }
+}
+impl Params for [&dyn ToSql; 0] {
+    fn values(&self) -> Vec<Value<'_>> {
+        Vec::new()
+    }
+}
+impl Params for () {
+    fn values(&self) -> Vec<Value<'_>> {
+        Vec::new()
+    }
+}
+impl<T: ToSql> Params for Vec<T> {
+    fn values(&self) -> Vec<Value<'_>> {
+        self.iter().map(ToSql::to_value).collect()
+    }
+}
+impl<T: ToSql> Params for &Vec<T> {
+    fn values(&self) -> Vec<Value<'_>> {
+        self.iter().map(ToSql::to_value).collect()
+    }
+}
+macro_rules! array_params {
+    ($($n:literal),*) => {$(
+        impl<T: ToSql> Params for [T; $n] {
+            fn values(&self) -> Vec<Value<'_>> {
+                self.iter().map(ToSql::to_value).collect()
+            }
+        }
+    )*};
+}
+array_params!(1, 2, 3, 4, 5, 6, 7, 8);
+
+/// `params![a, b, c]`: positional parameters of mixed types.
+#[macro_export]
+macro_rules! sql_params {
+    () => { &[] as &[&dyn $crate::db::sql::ToSql] };
+    ($($p:expr),+ $(,)?) => { &[$(&$p as &dyn $crate::db::sql::ToSql),+] as &[&dyn $crate::db::sql::ToSql] };
+}
+pub use crate::sql_params as params;
+
+/// One connection of either engine.
+#[derive(Clone, Copy)]
+pub enum Conn<'a> {
+    Sqlite(&'a rusqlite::Connection),
+    Pg(&'a super::pg::PgConn),
+}
+
+/// A prepared statement.
+pub enum Stmt<'a> {
+    Sqlite(rusqlite::CachedStatement<'a>),
+    Pg(&'a super::pg::PgConn, tokio_postgres::Statement),
+}
+
+/// A column index (only `usize`: statements name columns by position).
+pub trait RowIndex {
+    /// The position.
+    fn index(self) -> usize;
+}
+impl RowIndex for usize {
+    fn index(self) -> usize {
+        self
+    }
+}
+
+/// One result row.
+pub enum Row<'a> {
+    Sqlite(&'a rusqlite::Row<'a>),
+    Pg(&'a tokio_postgres::Row),
+}
+
+impl Row<'_> {
+    /// Column `idx` as `T` (`get::<_, T>(i)`, as in rusqlite).
+    pub fn get<I: RowIndex, T: FromSql>(&self, idx: I) -> DbResult<T> {
+        let idx = idx.index();
+        match self {
+            Row::Sqlite(r) => {
+                use rusqlite::types::ValueRef as V;
+                let v = match r.get_ref(idx)? {
+                    V::Null => ValueRef::Null,
+                    V::Integer(i) => ValueRef::Int(i),
+                    V::Real(f) => ValueRef::Real(f),
+                    V::Text(t) => ValueRef::Text(
+                        std::str::from_utf8(t).map_err(|e| DbError::Other(e.into()))?,
+                    ),
+                    V::Blob(b) => ValueRef::Blob(b),
+                };
+                T::from_sql(v)
+            }
+            Row::Pg(r) => {
+                let v: super::pg::PgValue = r
+                    .try_get(idx)
+                    .map_err(|e| DbError::Other(anyhow::anyhow!("column {idx}: {e}")))?;
+                T::from_sql(v.as_ref())
+            }
+        }
+    }
+}
+
+impl rusqlite::ToSql for Value<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef as V};
+        Ok(ToSqlOutput::Borrowed(match *self {
+            Value::Null => V::Null,
+            Value::Int(i) => V::Integer(i),
+            Value::Real(f) => V::Real(f),
+            Value::Text(s) => V::Text(s.as_bytes()),
+            Value::Blob(b) => V::Blob(b),
+        }))
+    }
+}
+
+impl<'c> Conn<'c> {
+    /// Whether this is PostgreSQL (for the few statements that differ).
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Conn::Pg(_))
+    }
+
+    /// Prepares `sql` (cached per connection).
+    pub fn prepare_cached(&self, sql: &str) -> DbResult<Stmt<'c>> {
+        match *self {
+            Conn::Sqlite(c) => Ok(Stmt::Sqlite(c.prepare_cached(sql)?)),
+            Conn::Pg(c) => Ok(Stmt::Pg(c, c.prepare(sql)?)),
+        }
+    }
+
+    /// Same as [`Conn::prepare_cached`].
+    pub fn prepare(&self, sql: &str) -> DbResult<Stmt<'c>> {
+        self.prepare_cached(sql)
+    }
+
+    /// Runs one statement; returns the rows it changed.
+    pub fn execute<P: Params>(&self, sql: &str, params: P) -> DbResult<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    /// The first row of a query, mapped; [`DbError::NoRows`] when empty.
+    pub fn query_row<T, P, F>(&self, sql: &str, params: P, f: F) -> DbResult<T>
+    where
+        P: Params,
+        F: FnOnce(&Row<'_>) -> DbResult<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+
+    /// Runs statements without parameters or results (DDL, pragmas).
+    pub fn execute_batch(&self, sql: &str) -> DbResult<()> {
+        match *self {
+            Conn::Sqlite(c) => Ok(c.execute_batch(sql)?),
+            Conn::Pg(c) => c.batch(sql),
+        }
+    }
+}
+
+impl Stmt<'_> {
+    /// Runs the statement; returns the rows it changed.
+    pub fn execute<P: Params>(&mut self, params: P) -> DbResult<usize> {
+        let values = params.values();
+        match self {
+            Stmt::Sqlite(s) => Ok(s.execute(rusqlite::params_from_iter(values.iter()))?),
+            Stmt::Pg(c, s) => c.execute(s, &values),
+        }
+    }
+
+    /// The first row, mapped; [`DbError::NoRows`] when there is none.
+    pub fn query_row<T, P, F>(&mut self, params: P, f: F) -> DbResult<T>
+    where
+        P: Params,
+        F: FnOnce(&Row<'_>) -> DbResult<T>,
+    {
+        let values = params.values();
+        match self {
+            Stmt::Sqlite(s) => {
+                let mut rows = s.query(rusqlite::params_from_iter(values.iter()))?;
+                match rows.next()? {
+                    Some(r) => f(&Row::Sqlite(r)),
+                    None => Err(DbError::NoRows),
+                }
+            }
+            Stmt::Pg(c, s) => match c.query(s, &values)?.first() {
+                Some(r) => f(&Row::Pg(r)),
+                None => Err(DbError::NoRows),
+            },
+        }
+    }
+
+    /// Every row, mapped (collected: callers collect anyway).
+    pub fn query_map<T, P, F>(
+        &mut self,
+        params: P,
+        mut f: F,
+    ) -> DbResult<std::vec::IntoIter<DbResult<T>>>
+    where
+        P: Params,
+        F: FnMut(&Row<'_>) -> DbResult<T>,
+    {
+        let values = params.values();
+        let mut out = Vec::new();
+        match self {
+            Stmt::Sqlite(s) => {
+                let mut rows = s.query(rusqlite::params_from_iter(values.iter()))?;
+                while let Some(r) = rows.next()? {
+                    out.push(f(&Row::Sqlite(r)));
+                }
+            }
+            Stmt::Pg(c, s) => {
+                for r in &c.query(s, &values)? {
+                    out.push(f(&Row::Pg(r)));
+                }
+            }
+        }
+        Ok(out.into_iter())
+    }
+
+    /// Whether the query returns at least one row.
+    pub fn exists<P: Params>(&mut self, params: P) -> DbResult<bool> {
+        self.query_row(params, |_| Ok(()))
+            .optional()
+            .map(|r| r.is_some())
+    }
+}
+
+/// Rewrites SQLite-style parameters (`?`, `?N`) as PostgreSQL's `$N`,
+/// leaving string literals and quoted identifiers alone.
+pub fn to_postgres(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut next = 1;
+    let mut quote: Option<char> = None;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) => {
+                out.push(c);
+                if c == q {
+                    quote = None;
+                }
+            }
+            None if c == '\'' || c == '"' => {
+                quote = Some(c);
+                out.push(c);
+            }
+            None if c == '?' => {
+                let mut digits = String::new();
+                while let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
+                    digits.push(d);
+                    chars.next();
+                }
+                out.push('$');
+                if digits.is_empty() {
+                    out.push_str(&next.to_string());
+                    next += 1;
+                } else {
+                    out.push_str(&digits);
+                }
+            }
+            None => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::to_postgres;
+
+    #[test]
+    fn parameters_become_dollar_numbers_outside_literals() {
+        assert_eq!(
+            to_postgres("SELECT ?1, ?2 WHERE a = '?' AND b = ?1"),
+            "SELECT $1, $2 WHERE a = '?' AND b = $1"
+        );
+        assert_eq!(to_postgres("VALUES (?, ?, ?)"), "VALUES ($1, $2, $3)");
+        assert_eq!(to_postgres("\"we?ird\" = ?12"), "\"we?ird\" = $12");
+    }
+}
