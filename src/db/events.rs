@@ -62,7 +62,7 @@ pub fn page_for_user(
              UNION ALL
              SELECT e.id, e.chat_id, e.kind, e.message_id
              FROM events e WHERE e.user_id = ?1 AND e.id > ?2
-         ) ORDER BY id LIMIT ?3",
+         ) AS visible ORDER BY id LIMIT ?3",
     )?;
     let rows = stmt.query_map(params![user, after, limit], |r| {
         Ok(EventRow {

@@ -232,19 +232,17 @@ pub fn newest_visible(
 ) -> AppResult<Option<Message>> {
     Ok(conn
         .prepare_cached(&format!(
-            "SELECT {MESSAGE_COLUMNS} {FROM} WHERE m.chat_id = ?1 AND {VISIBLE}
-             ORDER BY m.id DESC LIMIT 1"
+            "SELECT {MESSAGE_COLUMNS} {FROM} WHERE m.chat_id = ?1 AND {}
+             ORDER BY m.id DESC LIMIT 1",
+            // `VISIBLE` numbers its parameters from 4; every parameter must
+            // be used (PostgreSQL types each one from where it appears)
+            VISIBLE
+                .replace("?4", "?2")
+                .replace("?5", "?3")
+                .replace("?6", "?4")
         ))?
-        // ?2 and ?3 are unused here: `VISIBLE` numbers its parameters from 4
         .query_row(
-            params![
-                chat,
-                0,
-                0,
-                viewer.cleared_up_to,
-                viewer.joined_at,
-                viewer.user
-            ],
+            params![chat, viewer.cleared_up_to, viewer.joined_at, viewer.user],
             from_row,
         )
         .optional()?
@@ -442,7 +440,7 @@ pub fn between(
     let mut stmt = conn.prepare_cached(
         "SELECT id, sender_id FROM messages
          WHERE chat_id = ?1 AND id > ?2 AND id <= ?3 AND is_deleted = 0
-           AND message_type != 'SYSTEM' AND (?4 IS NULL OR sender_id != ?4)
+           AND message_type != 'SYSTEM' AND (CAST(?4 AS BIGINT) IS NULL OR sender_id != ?4)
          ORDER BY id DESC LIMIT ?5",
     )?;
     let rows = stmt.query_map(params![chat, after, up_to, not_from, limit], |r| {

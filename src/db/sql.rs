@@ -343,9 +343,10 @@ impl Row<'_> {
                 T::from_sql(v)
             }
             Row::Pg(r) => {
-                let v: super::pg::PgValue = r
-                    .try_get(idx)
-                    .map_err(|e| DbError::Other(anyhow::anyhow!("column {idx}: {e}")))?;
+                let v: super::pg::PgValue = r.try_get(idx).map_err(|e| {
+                    let ty = r.columns().get(idx).map(|c| c.type_().to_string());
+                    DbError::Other(anyhow::anyhow!("column {idx} ({ty:?}): {e:#}"))
+                })?;
                 T::from_sql(v.as_ref())
             }
         }

@@ -124,7 +124,7 @@ const IS_AVATAR: &str = "(u.is_avatar = 1)";
 pub fn unsent_bytes(conn: &Conn, user: UserId) -> AppResult<i64> {
     Ok(conn
         .prepare_cached(&format!(
-            "SELECT coalesce(sum(u.file_size), 0) FROM uploads u
+            "SELECT CAST(coalesce(sum(u.file_size), 0) AS BIGINT) FROM uploads u
              WHERE u.uploader_id = ?1
                AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.upload_id = u.id)
                AND NOT {IS_AVATAR}"
