@@ -818,7 +818,7 @@ impl TestApp {
                 client
                     .batch_execute(&sql)
                     .await
-                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                    .unwrap_or_else(|e| panic!("{sql}: {}", pg_error(e)));
             }
             None => {
                 let path = self.dir.path().join("natter.db");
