@@ -93,6 +93,8 @@ async fn concurrent_writers_and_a_sync_reader_see_every_message_exactly_once() {
             let mut after = start;
             let mut seen: Vec<Value> = Vec::new();
             let mut pages = 0usize;
+            // messages read while the writers were still sending
+            let mut overlapped = 0usize;
             loop {
                 assert!(Instant::now() < deadline, "reader did not finish in time");
                 assert!(pages < 50_000, "reader: too many pages");
@@ -116,6 +118,9 @@ async fn concurrent_writers_and_a_sync_reader_see_every_message_exactly_once() {
                 }
                 assert!(items.len() <= 7, "limit honoured: {}", items.len());
                 after = cursor;
+                if !writers_done {
+                    overlapped += items.len();
+                }
                 for item in items {
                     assert_eq!(item["event"], "message:new", "only sends happen: {item}");
                     seen.push(item["data"].clone());
@@ -125,7 +130,7 @@ async fn concurrent_writers_and_a_sync_reader_see_every_message_exactly_once() {
                 }
                 let total = acked.lock().unwrap().len();
                 if writers_done && seen.len() >= total {
-                    return (seen, after, pages);
+                    return (seen, after, pages, overlapped);
                 }
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
@@ -182,13 +187,15 @@ async fn concurrent_writers_and_a_sync_reader_see_every_message_exactly_once() {
         t.await.expect("writer");
     }
     done.store(true, Ordering::SeqCst);
-    let (seen, end, pages) = reader_task.await.expect("reader");
+    let (seen, end, pages, overlapped) = reader_task.await.expect("reader");
 
     eprintln!(
-        "{} messages through {} server(s), read in {pages} /sync pages",
+        "{} messages through {} server(s), read in {pages} /sync pages, \
+         {overlapped} of them while the writers were sending",
         seen.len(),
         nodes.len()
     );
+    assert!(overlapped > 0, "the reader ran while the writers wrote");
     let acked = acked.lock().unwrap().clone();
     assert_eq!(acked.len(), WRITERS * PER_WRITER);
     assert!(
