@@ -141,14 +141,11 @@ async fn a_group_photo_is_visible_to_signed_in_users_and_survives_the_sweep() {
     // avatars are never sent in a message, yet they are not unsent uploads:
     // age every upload, and wait until the sweep removed an unsent one
     let unsent = upload_image(&app, &ana).await;
-    let db = rusqlite::Connection::open(app.dir.path().join("natter.db")).unwrap();
-    db.busy_timeout(Duration::from_secs(5)).unwrap();
-    db.execute(
-        "UPDATE uploads SET created_at = ?1",
-        [now_secs() * 1000 - 3 * 86_400_000],
-    )
-    .unwrap();
-    drop(db);
+    app.exec_sql(&format!(
+        "UPDATE uploads SET created_at = {}",
+        now_secs() * 1000 - 3 * 86_400_000
+    ))
+    .await;
     for _ in 0..100 {
         if status_of(&app, &unsent, &ana).await == StatusCode::NOT_FOUND {
             break;

@@ -412,26 +412,16 @@ async fn retention_sweep_removes_old_messages_and_orphans_only() {
         .unwrap();
 
     // age two messages, two uploads (as if days passed) in the real database
-    let db = rusqlite::Connection::open(app.dir.path().join("natter.db")).unwrap();
-    db.busy_timeout(Duration::from_secs(5)).unwrap();
     let three_days_ago = now_secs() * 1000 - 3 * 86_400_000;
-    db.execute(
-        "UPDATE messages SET created_at = ?1 WHERE id IN (?2, ?3)",
-        rusqlite::params![three_days_ago, old_msg, old_text],
-    )
-    .unwrap();
     let name = stored_name;
-    db.execute(
-        "UPDATE uploads SET created_at = ?1 WHERE name IN (?2, ?3, ?4)",
-        rusqlite::params![
-            three_days_ago,
-            name(&old_file),
-            name(&orphan),
-            name(&kept_file)
-        ],
-    )
-    .unwrap();
-    drop(db);
+    app.exec_sql(&format!(
+        "UPDATE messages SET created_at = {three_days_ago} WHERE id IN ({old_msg}, {old_text});
+         UPDATE uploads SET created_at = {three_days_ago} WHERE name IN ('{}', '{}', '{}')",
+        name(&old_file),
+        name(&orphan),
+        name(&kept_file)
+    ))
+    .await;
 
     let mut history = Vec::new();
     for _ in 0..100 {

@@ -1,11 +1,23 @@
 //! Test harness: the real router and server on 127.0.0.1:0 with a temp data
 //! dir, real HTTP (reqwest) and real WebSockets (tokio-tungstenite).
 //! Logs only with `TEST_LOG=1`.
+//!
+//! The store is SQLite in the data dir by default. With
+//! `NATTER_TEST_DB=postgres` every server instead gets a fresh PostgreSQL
+//! database `natter_test_<hex>` on `NATTER_TEST_PG` (default
+//! `postgres://postgres@127.0.0.1:5432`), created here and dropped when the
+//! last holder lets go: the [`DataDir`] (which a restart hands from `stop` to
+//! `spawn_in`) or the [`Server`]s started on that directory. The suite is one
+//! harness for both stores; tests that only make sense on SQLite return early
+//! on [`is_postgres`].
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -26,7 +38,7 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub base: String,
     pub client: reqwest::Client,
-    pub dir: TempDir,
+    pub dir: DataDir,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -53,6 +65,8 @@ fn init_logs() {
 pub struct Server {
     pub child: std::process::Child,
     pub base: String,
+    /// Its PostgreSQL database (PG mode); dropped after the child is killed.
+    pub db: Option<Arc<TestDb>>,
 }
 
 impl Drop for Server {
@@ -75,9 +89,15 @@ impl Server {
     }
 }
 
-/// Starts the real binary: `natter serve --port 0 --data-dir DIR ARGS...`,
+/// Starts the real binary: `natter serve --port 0 --data-dir DIR ARGS...`
+/// (plus `--database <its test database>` in PG mode, unless ARGS name one),
 /// `adjust` may change the command (environment, umask); returns once it
-/// logged the URL it listens on.
+/// logged the URL it listens on, and fails with the child's stderr if it
+/// exits first.
+///
+/// In PG mode a restart on the same DIR gets the same database as long as a
+/// [`Server`] (or [`DataDir`]) of that DIR is still alive when the new one
+/// starts — `server = spawn_binary(dir, ..)` over the old value does that.
 pub fn spawn_binary(
     dir: &std::path::Path,
     args: &[&str],
@@ -85,20 +105,30 @@ pub fn spawn_binary(
 ) -> Server {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
+    let db = if args.iter().any(|a| a.starts_with("--database")) {
+        None
+    } else {
+        database_for(dir)
+    };
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_natter"));
     cmd.args(["serve", "--port", "0", "--data-dir"])
         .arg(dir)
         .args(args)
         .env("NO_COLOR", "1")
+        .env_remove("DATABASE_URL")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
+    if let Some(db) = &db {
+        cmd.arg("--database").arg(&db.url);
+    }
     adjust(&mut cmd);
     let mut child = cmd.spawn().expect("start natter");
     let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
+    let (tx, rx) = std::sync::mpsc::channel::<Result<String, String>>();
     std::thread::spawn(move || {
         let mut sent = false;
+        let mut early = String::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if !sent {
                 if let Some(at) = line.find("http://127.0.0.1:") {
@@ -106,16 +136,32 @@ pub fn spawn_binary(
                         .chars()
                         .take_while(|c| !c.is_whitespace())
                         .collect();
-                    let _ = tx.send(url);
+                    let _ = tx.send(Ok(url));
                     sent = true;
+                } else if early.len() < 16_384 {
+                    early.push_str(&line);
+                    early.push('\n');
                 }
             }
         }
+        if !sent {
+            let _ = tx.send(Err(early));
+        }
     });
-    let base = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("listening line");
-    Server { child, base }
+    let base = match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(Ok(base)) => base,
+        Ok(Err(stderr)) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("natter serve exited before listening:\n{stderr}")
+        }
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("natter serve: no listening line in 20 s ({e})")
+        }
+    };
+    Server { child, base, db }
 }
 
 /// Starts natter with default settings.
@@ -129,10 +175,16 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut ServeArgs)) -> TestApp {
     spawn_in(dir, adjust).await
 }
 
-/// Starts natter on an existing data dir (restart tests).
-pub async fn spawn_in(dir: TempDir, adjust: impl FnOnce(&mut ServeArgs)) -> TestApp {
+/// Starts natter on an existing data dir (restart tests: a [`DataDir`] from
+/// [`TestApp::stop`] keeps its PostgreSQL database in PG mode).
+pub async fn spawn_in(dir: impl Into<DataDir>, adjust: impl FnOnce(&mut ServeArgs)) -> TestApp {
     init_logs();
+    let mut dir: DataDir = dir.into();
+    if dir.db.is_none() {
+        dir.db = database_for(dir.path());
+    }
     let mut args = ServeArgs::with_data_dir(dir.path());
+    args.database = dir.db.as_ref().map(|db| db.url.clone());
     args.jwt_secret = None;
     args.frontend_url = None;
     args.upload_max_size = 52_428_800;
@@ -179,8 +231,9 @@ pub async fn spawn_in(dir: TempDir, adjust: impl FnOnce(&mut ServeArgs)) -> Test
 }
 
 impl TestApp {
-    /// Stops the server gracefully and returns its data dir.
-    pub async fn stop(mut self) -> TempDir {
+    /// Stops the server gracefully and returns its data dir (with its
+    /// PostgreSQL database in PG mode, for a restart with [`spawn_in`]).
+    pub async fn stop(mut self) -> DataDir {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -191,7 +244,7 @@ impl TestApp {
                 .expect("join")
                 .expect("serve");
         }
-        let dir = tempfile::tempdir().unwrap();
+        let dir = DataDir::from(tempfile::tempdir().unwrap());
         std::mem::replace(&mut self.dir, dir)
     }
 
@@ -527,4 +580,274 @@ pub fn stored_name(upload: &Value) -> String {
         .next()
         .unwrap_or_default()
         .to_string()
+}
+
+// ------------------------------------------------------------------ stores
+
+/// Whether this run targets PostgreSQL (`NATTER_TEST_DB=postgres`).
+pub fn is_postgres() -> bool {
+    matches!(
+        std::env::var("NATTER_TEST_DB").as_deref(),
+        Ok("postgres" | "postgresql" | "pg")
+    )
+}
+
+/// The server URL of the test PostgreSQL, without a database
+/// (`NATTER_TEST_PG`, default `postgres://postgres@127.0.0.1:5432`).
+pub fn pg_base() -> String {
+    std::env::var("NATTER_TEST_PG")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432".to_string())
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// The URL of database `name` on the test PostgreSQL.
+pub fn pg_url(name: &str) -> String {
+    format!("{}/{name}", pg_base())
+}
+
+/// Connects to `url` (tokio-postgres, no TLS); the connection runs on a
+/// spawned task of the current runtime.
+pub async fn pg_connect(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_postgres::connect(url, tokio_postgres::NoTls),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("connect to {url}: timeout"))
+    .unwrap_or_else(|e| panic!("connect to {url}: {}", pg_error(e)));
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
+
+/// Runs `f` with a connection to the maintenance database `postgres`, on a
+/// plain thread with its own runtime, so it works from sync code, `Drop`
+/// and any async runtime flavour alike; bounded to 20 s.
+fn pg_admin_blocking<T: Send + 'static>(
+    f: impl FnOnce(
+            tokio_postgres::Client,
+        ) -> futures_util::future::BoxFuture<'static, Result<T, String>>
+        + Send
+        + 'static,
+) -> Result<T, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let result = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+            .and_then(|rt| {
+                rt.block_on(async move {
+                    let url = pg_url("postgres");
+                    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                        .await
+                        .map_err(|e| format!("connect to {url}: {}", pg_error(e)))?;
+                    let task = tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                    let out = f(client).await;
+                    task.abort();
+                    out
+                })
+            });
+        let _ = tx.send(result);
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .map_err(|e| format!("PostgreSQL admin command: {e}"))?
+}
+
+/// A tokio-postgres error with the server's message (its `Display` alone
+/// says only "db error").
+pub fn pg_error(e: tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => match std::error::Error::source(&e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
+    }
+}
+
+/// A PostgreSQL database made for a test; `DROP DATABASE ... WITH (FORCE)`
+/// (best effort) when dropped.
+#[derive(Debug)]
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+/// The mark on every test database, so a later run can drop those whose
+/// test process died before it could (`natter-test pid=<pid>`).
+const DB_COMMENT: &str = "natter-test pid=";
+
+impl TestDb {
+    /// Creates an empty database `natter_test_<random hex>`.
+    pub fn create() -> Arc<TestDb> {
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(drop_stale_databases);
+        let name = format!("natter_test_{:016x}", rand::random::<u64>());
+        // template0: nobody is ever connected to it, so concurrent creates
+        // (other tests, other test processes) cannot collide on the template
+        let create = format!("CREATE DATABASE {name} TEMPLATE template0");
+        let comment = format!(
+            "COMMENT ON DATABASE {name} IS '{DB_COMMENT}{}'",
+            std::process::id()
+        );
+        pg_admin_blocking(move |c| {
+            Box::pin(async move {
+                c.batch_execute(&create).await.map_err(pg_error)?;
+                c.batch_execute(&comment).await.map_err(pg_error)
+            })
+        })
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot create a test database on {} ({e}); is PostgreSQL running? \
+                 (bash scripts/ensure-postgres.sh)",
+                pg_base()
+            )
+        });
+        Arc::new(TestDb {
+            url: pg_url(&name),
+            name,
+        })
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        if let Err(e) = pg_admin_blocking(move |c| {
+            Box::pin(async move { c.batch_execute(&sql).await.map_err(pg_error) })
+        }) {
+            eprintln!("warning: could not drop test database {}: {e}", self.name);
+        }
+    }
+}
+
+/// Drops test databases left behind by test processes that no longer run
+/// (killed before their `Drop`s ran). Best effort.
+fn drop_stale_databases() {
+    let _ = pg_admin_blocking(|c| {
+        Box::pin(async move {
+            let rows = c
+                .query(
+                    "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database \
+                     WHERE datname LIKE 'natter\\_test\\_%'",
+                    &[],
+                )
+                .await
+                .map_err(pg_error)?;
+            for row in rows {
+                let name: String = row.get(0);
+                let comment: Option<String> = row.get(1);
+                let Some(pid) = comment
+                    .as_deref()
+                    .and_then(|c| c.strip_prefix(DB_COMMENT))
+                    .and_then(|p| p.parse::<u32>().ok())
+                else {
+                    continue;
+                };
+                if !Path::new(&format!("/proc/{pid}")).exists() {
+                    let _ = c
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                }
+            }
+            Ok(())
+        })
+    });
+}
+
+/// The databases of live data dirs, so every server started on one
+/// directory (a restart, a `spawn_binary` after `kill -9`) uses the same.
+static DATABASES: LazyLock<Mutex<HashMap<PathBuf, Weak<TestDb>>>> = LazyLock::new(Mutex::default);
+
+/// The PostgreSQL database of the data dir `dir` in PG mode (the one a live
+/// holder already uses, else a new one); `None` on SQLite.
+pub fn database_for(dir: &Path) -> Option<Arc<TestDb>> {
+    if !is_postgres() {
+        return None;
+    }
+    let mut map = DATABASES.lock().unwrap_or_else(|e| e.into_inner());
+    map.retain(|_, db| db.strong_count() > 0);
+    if let Some(db) = map.get(dir).and_then(Weak::upgrade) {
+        return Some(db);
+    }
+    let db = TestDb::create();
+    map.insert(dir.to_path_buf(), Arc::downgrade(&db));
+    Some(db)
+}
+
+/// A server's data directory and, in PG mode, its database: both live as
+/// long as this value, so `stop` → `spawn_in` restarts on the same store.
+pub struct DataDir {
+    pub db: Option<Arc<TestDb>>,
+    dir: TempDir,
+}
+
+impl DataDir {
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The `--database` URL in PG mode.
+    pub fn database_url(&self) -> Option<&str> {
+        self.db.as_ref().map(|db| db.url.as_str())
+    }
+}
+
+impl From<TempDir> for DataDir {
+    fn from(dir: TempDir) -> DataDir {
+        DataDir { db: None, dir }
+    }
+}
+
+impl TestApp {
+    /// Runs SQL statements (literal values only, so the same text works on
+    /// both stores) on this server's live database: SQLite `natter.db` in its
+    /// data dir, or its PostgreSQL database. For tests that age rows.
+    pub async fn exec_sql(&self, sql: &str) {
+        let sql = sql.to_string();
+        match self.dir.database_url() {
+            Some(url) => {
+                let client = pg_connect(url).await;
+                client
+                    .batch_execute(&sql)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {}", pg_error(e)));
+            }
+            None => {
+                let path = self.dir.path().join("natter.db");
+                tokio::task::spawn_blocking(move || {
+                    let db = rusqlite::Connection::open(path).unwrap();
+                    db.busy_timeout(Duration::from_secs(5)).unwrap();
+                    db.execute_batch(&sql)
+                        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                })
+                .await
+                .unwrap();
+            }
+        }
+    }
+}
+
+/// A second server on the same PostgreSQL database as `app` (its own data
+/// dir, the same JWT secret, so a token works on both), as many nodes will
+/// run. PG mode only: SQLite's store is one process's file.
+pub async fn spawn_peer(app: &TestApp, adjust: impl FnOnce(&mut ServeArgs)) -> TestApp {
+    assert!(is_postgres(), "spawn_peer needs NATTER_TEST_DB=postgres");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secret = app.dir.path().join("jwt-secret");
+    if secret.exists() {
+        std::fs::copy(&secret, dir.path().join("jwt-secret")).expect("copy jwt-secret");
+    }
+    let data = DataDir {
+        db: app.dir.db.clone(),
+        dir,
+    };
+    spawn_in(data, adjust).await
 }

@@ -272,6 +272,9 @@ async fn delete_for_everyone_respects_the_delete_window() {
 /// migrates, and its chats work with everything above.
 #[tokio::test]
 async fn a_version_1_database_migrates_and_works() {
+    if is_postgres() {
+        return; // an SQLite file of the previous release; PostgreSQL starts at the current schema
+    }
     let dir = tempfile::tempdir().unwrap();
     let slots = natter::auth::HashSlots::default();
     let hash = natter::auth::hash_password(&slots, "correct horse".into())

@@ -20,3 +20,4 @@ mod realtime;
 mod receipts;
 mod security;
 mod socketio;
+mod store;
