@@ -9,8 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# The PostgreSQL passes (1 = on). Off until the PostgreSQL store lands (issue 15).
-NATTER_PG_TESTS=${NATTER_PG_TESTS:-0}
+# The PostgreSQL passes (1 = on, the default; 0 skips them).
+NATTER_PG_TESTS=${NATTER_PG_TESTS:-1}
 
 # Tests keep their logs under target/: nothing named natter-*.log may appear in /tmp.
 mkdir -p target

@@ -74,7 +74,11 @@ async fn run() -> anyhow::Result<()> {
 }
 
 fn init_tracing(format: LogFormat, level: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(level))
+        // The PostgreSQL driver logs every statement's parameters (message
+        // text, password hashes) at debug level: never, whatever RUST_LOG says.
+        .add_directive("tokio_postgres=info".parse().expect("static directive"));
     // Colours only on a terminal (and not under NO_COLOR): journald, files
     // and pipes get plain text.
     use std::io::IsTerminal;

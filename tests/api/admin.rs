@@ -18,6 +18,18 @@ pub(crate) async fn natter(args: Vec<String>) -> (bool, String) {
 
 /// Runs the real binary with extra environment variables.
 pub(crate) async fn natter_with_env(args: Vec<String>, env: &[(&str, &str)]) -> (bool, String) {
+    let mut args = args;
+    // On the PostgreSQL pass, admin commands name the data dir's database.
+    if let Some(at) = args.iter().position(|a| a == "--data-dir") {
+        let url = args.get(at + 1).and_then(|dir| {
+            crate::helpers::database_for(std::path::Path::new(dir)).map(|db| db.url.clone())
+        });
+        if let Some(url) = url {
+            if args.first().is_some_and(|c| c == "user") {
+                args.extend(["--database".to_string(), url]);
+            }
+        }
+    }
     let env: Vec<(String, String)> = env
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -66,9 +78,6 @@ async fn login(app: &TestApp, email: &str, password: &str) -> (StatusCode, serde
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_commands_work_while_the_server_runs() {
-    if is_postgres() {
-        return; // `natter user` works on --data-dir's SQLite file only (no --database yet)
-    }
     let app = spawn_app().await;
     let d = dir_arg(&app);
     let (ok, out) = natter(vec![
@@ -348,9 +357,6 @@ async fn backup_under_load_then_restore() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_admins_manage_accounts_over_the_api() {
-    if is_postgres() {
-        return; // the first admin comes from `natter user add --data-dir` (SQLite only yet)
-    }
     let app = spawn_app().await;
     let (ok, out) = natter(vec![
         "user".into(),
