@@ -58,16 +58,23 @@ pub async fn run(
     let t = Instant::now();
     let (users, chat_ids) = ((a.id, b.id), chats.clone());
     let progress_seed = progress.clone();
-    let seeded = tokio::task::spawn_blocking(move || {
-        seed(
-            &db_path,
-            users,
-            &chat_ids,
-            m.saturating_sub(n_chats as u64),
-            &progress_seed,
-        )
-    })
-    .await??;
+    let count = m.saturating_sub(n_chats as u64);
+    let seeded = match super::server::database() {
+        Some(url) => {
+            let url = url.to_string();
+            let rt = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || {
+                crate::db::seed::seed_postgres(&url, &rt, users, &chat_ids, count)
+            })
+            .await??
+        }
+        None => {
+            tokio::task::spawn_blocking(move || {
+                seed(&db_path, users, &chat_ids, count, &progress_seed)
+            })
+            .await??
+        }
+    };
     report.put("seedSeconds", t.elapsed().as_secs_f64());
 
     progress.set_stage("measuring");
@@ -111,16 +118,28 @@ pub async fn run(
     progress.set_stage("checking");
     let rt = roundtrip(&api).await?;
     let db = dir.path().join("natter.db");
-    let stored: i64 = tokio::task::spawn_blocking(move || -> anyhow::Result<i64> {
-        let c =
-            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-        Ok(c.query_row(
-            "SELECT count(*) FROM messages WHERE message_type != 'SYSTEM'",
-            [],
-            |r| r.get(0),
-        )?)
-    })
-    .await??;
+    let stored: i64 = match super::server::database() {
+        Some(url) => {
+            let url = url.to_string();
+            let rt = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || crate::db::seed::count_postgres(&url, &rt))
+                .await??
+        }
+        None => {
+            tokio::task::spawn_blocking(move || -> anyhow::Result<i64> {
+                let c = rusqlite::Connection::open_with_flags(
+                    &db,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                )?;
+                Ok(c.query_row(
+                    "SELECT count(*) FROM messages WHERE message_type != 'SYSTEM'",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .await??
+        }
+    };
     let expected = m.max(n_chats as u64) + 1;
     report.sent = expected;
     report.delivered = stored as u64;

@@ -98,6 +98,12 @@ pub struct BenchArgs {
     /// Print one JSON object on the last line too.
     #[arg(long)]
     pub json: bool,
+
+    /// Run the started server on this PostgreSQL database instead of SQLite
+    /// (an empty database: `createdb natter_bench`; the bench leaves its
+    /// rows there, so use a fresh one per run).
+    #[arg(long)]
+    pub database: Option<String>,
 }
 
 /// The result of a run; `--json` prints it as one line.
@@ -287,6 +293,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         server::check_loopback(u)?;
     }
     server::raise_fd_limit();
+    if let Some(db) = &args.database {
+        anyhow::ensure!(
+            db.starts_with("postgres://") || db.starts_with("postgresql://"),
+            "bench --database takes a postgres:// URL (SQLite is the default)"
+        );
+        server::set_database(db.clone());
+    }
     let progress = Arc::new(Progress::default());
     let name: &'static str = match args.scenario {
         Scenario::Direct => "direct",

@@ -61,6 +61,19 @@ pub struct Target {
     pub started: Option<Instant>,
 }
 
+/// `bench --database`: the PostgreSQL store started servers use.
+static DATABASE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Makes every server this bench starts use `url` (PostgreSQL).
+pub fn set_database(url: String) {
+    let _ = DATABASE.set(url);
+}
+
+/// The PostgreSQL store of this bench run, if any.
+pub fn database() -> Option<&'static str> {
+    DATABASE.get().map(String::as_str)
+}
+
 impl Target {
     /// `--url` or a fresh child on a temp data dir.
     pub fn open(url: Option<&str>, durability: Durability) -> anyhow::Result<Target> {
@@ -110,7 +123,9 @@ impl Target {
                 "--max-sockets-per-user",
                 "0",
             ])
+            .args(database().map(|d| ["--database", d]).into_iter().flatten())
             .env("NO_COLOR", "1")
+            .env_remove("DATABASE_URL")
             .env_remove("RUST_LOG")
             .env_remove("PORT")
             .env_remove("JWT_SECRET")

@@ -23,6 +23,7 @@ pub mod messages;
 pub mod migrate;
 pub mod pg;
 pub mod receipts;
+pub mod seed;
 pub mod sql;
 pub mod uploads;
 pub mod users;

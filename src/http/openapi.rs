@@ -47,6 +47,10 @@ pub enum ErrorCode {
     Conflict,
     PayloadTooLarge,
     RateLimited,
+    QuotaExceeded,
+    ServerBusy,
+    InsufficientStorage,
+    Unavailable,
     InternalError,
 }
 
