@@ -299,7 +299,7 @@ fn copy_table(source: &Connection, c: &Conn<'_>, table: &str) -> anyhow::Result<
     let mut pending: Vec<Owned> = Vec::with_capacity(batch * per_row);
     let mut copied = 0i64;
     while let Some(row) = rows.next()? {
-        for i in 0..per_row {
+        for (i, column) in columns.iter().enumerate() {
             use rusqlite::types::ValueRef as V;
             pending.push(match row.get_ref(i)? {
                 V::Null => Owned::Null,
@@ -307,7 +307,7 @@ fn copy_table(source: &Connection, c: &Conn<'_>, table: &str) -> anyhow::Result<
                 V::Real(f) => Owned::Real(f),
                 V::Text(t) => Owned::Text(
                     String::from_utf8(t.to_vec())
-                        .with_context(|| format!("{table}.{}: text is not UTF-8", columns[i]))?,
+                        .with_context(|| format!("{table}.{column}: text is not UTF-8"))?,
                 ),
                 V::Blob(b) => Owned::Blob(b.to_vec()),
             });
