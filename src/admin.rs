@@ -373,11 +373,15 @@ pub async fn migrate_store(from: &str, to: &str) -> anyhow::Result<()> {
         None
     };
     let place = crate::config::redact_password(to);
-    println!("copying {} into {place}", path.display());
     let rt = tokio::runtime::Handle::current();
     let to_owned = to.to_string();
+    let header = format!("copying {} into {place}", path.display());
+    let mut first = true;
     let summary = tokio::task::spawn_blocking(move || {
         db::copy::sqlite_to_postgres(&path, &to_owned, &rt, &mut |t| {
+            if std::mem::take(&mut first) {
+                println!("{header}");
+            }
             println!(
                 "  {:<18} {:>10} rows (SQLite {}, PostgreSQL {})",
                 t.table, t.target, t.source, t.target

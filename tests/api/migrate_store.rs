@@ -640,7 +640,20 @@ async fn migrate_store_refuses_what_it_cannot_copy_safely() {
         .get(0);
     assert_eq!(n, 1);
 
-    // an empty natter schema (a serve that started once) is fine
+    // an empty natter schema (a serve that started once) is fine; ids are
+    // never reused, even those of rows that are gone (retention): the
+    // sequences continue after SQLite's, not after max(id)
+    let handed_out: i64 = {
+        let conn = rusqlite::Connection::open(&source).unwrap();
+        conn.execute_batch("DELETE FROM events WHERE id = (SELECT max(id) FROM events)")
+            .unwrap();
+        conn.query_row(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
     let fresh = TestDb::create();
     let mut fresh_dir = DataDir::from(tempfile::tempdir().unwrap());
     fresh_dir.db = Some(fresh.clone());
@@ -654,5 +667,14 @@ async fn migrate_store_refuses_what_it_cannot_copy_safely() {
         .unwrap()
         .get(0);
     assert_eq!(n, 1);
+    let next: i64 = client
+        .query_one(
+            "SELECT nextval(pg_get_serial_sequence('events', 'id'))",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(next, handed_out + 1);
     drop(dir);
 }
