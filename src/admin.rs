@@ -334,3 +334,74 @@ pub fn restore(data_dir: &Path, backup: &Path) -> anyhow::Result<()> {
     )?;
     Ok(())
 }
+
+/// `natter migrate-store --from sqlite://... --to postgres://...`: copies
+/// the whole SQLite store into an empty PostgreSQL database (see
+/// `db::copy`). When the SQLite file sits in a data dir a server used, the
+/// data dir's lock is held for the copy, so a running server there is
+/// refused rather than copied mid-write.
+pub async fn migrate_store(from: &str, to: &str) -> anyhow::Result<()> {
+    let from = from.trim();
+    let to = to.trim();
+    let Some(path) = from.strip_prefix("sqlite://").filter(|p| !p.is_empty()) else {
+        bail!(
+            "--from {:?}: not an SQLite URL; use sqlite://<data-dir>/natter.db",
+            crate::config::redact_password(from)
+        );
+    };
+    let path = PathBuf::from(path);
+    if !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {
+        bail!(
+            "--to {:?}: not a PostgreSQL URL; use postgres://user@host/db",
+            crate::config::redact_password(to)
+        );
+    }
+    if !path.is_file() {
+        bail!(
+            "--from: no SQLite database at {} (is the path right?)",
+            path.display()
+        );
+    }
+    let data_dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let _lock = if data_dir.join(LOCK_FILE).exists() {
+        Some(lock_data_dir(&data_dir)?)
+    } else {
+        None
+    };
+    let place = crate::config::redact_password(to);
+    let rt = tokio::runtime::Handle::current();
+    let to_owned = to.to_string();
+    let header = format!("copying {} into {place}", path.display());
+    let mut first = true;
+    let summary = tokio::task::spawn_blocking(move || {
+        db::copy::sqlite_to_postgres(&path, &to_owned, &rt, &mut |t| {
+            if std::mem::take(&mut first) {
+                println!("{header}");
+            }
+            println!(
+                "  {:<18} {:>10} rows (SQLite {}, PostgreSQL {})",
+                t.table, t.target, t.source, t.target
+            );
+        })
+    })
+    .await??;
+    let rows: i64 = summary.tables.iter().map(|t| t.target).sum();
+    println!(
+        "done: {rows} rows in {} tables copied and counted on both sides in {:.1} s",
+        summary.tables.len(),
+        summary.elapsed.as_secs_f64()
+    );
+    println!(
+        "uploaded files were not moved: they stay in {}",
+        data_dir.join("uploads").display()
+    );
+    println!(
+        "start the server with: natter serve --database {place} --data-dir {}",
+        data_dir.display()
+    );
+    Ok(())
+}

@@ -70,6 +70,17 @@ pub enum Command {
         #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
         database: Option<String>,
     },
+    /// Copy a whole SQLite store into an empty PostgreSQL database (stop the
+    /// server first); uploaded files stay in the data dir. See README.md,
+    /// "When you outgrow one machine".
+    MigrateStore {
+        /// The SQLite store to copy: sqlite://<data-dir>/natter.db.
+        #[arg(long)]
+        from: String,
+        /// The empty PostgreSQL database to copy into: postgres://user@host/db.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 /// `natter user ...`.

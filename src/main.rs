@@ -69,6 +69,10 @@ async fn run() -> anyhow::Result<()> {
             admin::refuse_postgres(database.as_deref(), "restore")?;
             tokio::task::spawn_blocking(move || admin::restore(&data_dir, &file)).await?
         }
+        Command::MigrateStore { from, to } => {
+            init_tracing(LogFormat::Text, "warn");
+            admin::migrate_store(&from, &to).await
+        }
         Command::Bench(args) => natter::bench::run(args).await,
     }
 }

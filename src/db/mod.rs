@@ -17,6 +17,7 @@
 
 pub mod backup;
 pub mod chats;
+pub mod copy;
 pub mod events;
 mod ids;
 pub mod messages;

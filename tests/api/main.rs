@@ -14,6 +14,7 @@ mod helpers;
 mod hiding;
 mod messages;
 mod metrics;
+mod migrate_store;
 mod notes;
 mod openapi;
 mod realtime;
