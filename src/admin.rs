@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 
 use crate::config::{Config, ServeArgs};
-use crate::db::{self, now_ms};
+use crate::db;
 use crate::model::rfc3339;
 use crate::state::AppState;
 
@@ -169,7 +169,7 @@ pub async fn user_list(store: &Store) -> anyhow::Result<()> {
     let state = open(store).await?;
     let rows = state
         .db()
-        .read(db::users::list_all)
+        .list_users()
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(
@@ -202,18 +202,9 @@ pub async fn user_reset_password(
     let hash = crate::auth::hash_password(state.limits().hashing(), password.clone())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let email_owned = email.to_string();
     state
         .db()
-        .write(move |c| {
-            let id = db::users::id_by_email(c, &email_owned)?;
-            let change = db::users::ProfileChange {
-                password_hash: Some(hash),
-                ..Default::default()
-            };
-            db::users::update_profile(c, id, &change)?;
-            db::users::revoke(c, id, now_ms())
-        })
+        .reset_password(email.to_string(), hash)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("password of {email} reset; existing sessions are signed out");
@@ -223,26 +214,14 @@ pub async fn user_reset_password(
     Ok(())
 }
 
-/// Runs one change on the account with this email.
-async fn update_account<F>(store: &Store, email: &str, change: F) -> anyhow::Result<()>
-where
-    F: FnOnce(&db::Conn<'_>, crate::model::UserId) -> crate::error::AppResult<()> + Send + 'static,
-{
-    let state = open(store).await?;
-    let email = email.to_string();
-    state
-        .db()
-        .write(move |c| change(c, db::users::id_by_email(c, &email)?))
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))
-}
-
 /// `natter user disable|enable`.
 pub async fn user_set_disabled(store: &Store, email: &str, disabled: bool) -> anyhow::Result<()> {
-    update_account(store, email, move |c, id| {
-        db::users::set_disabled(c, id, disabled, now_ms())
-    })
-    .await?;
+    let state = open(store).await?;
+    state
+        .db()
+        .set_disabled_by_email(email.to_string(), disabled)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     if disabled {
         println!("disabled {email}: it cannot log in, and its open connections are closed");
     } else {
@@ -253,10 +232,12 @@ pub async fn user_set_disabled(store: &Store, email: &str, disabled: bool) -> an
 
 /// `natter user promote|demote`: the server administrator role.
 pub async fn user_set_admin(store: &Store, email: &str, admin: bool) -> anyhow::Result<()> {
-    update_account(store, email, move |c, id| {
-        db::users::set_server_admin(c, id, admin)
-    })
-    .await?;
+    let state = open(store).await?;
+    state
+        .db()
+        .set_server_admin_by_email(email.to_string(), admin)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(
         "{email} is {} a server administrator",
         if admin { "now" } else { "no longer" }

@@ -17,7 +17,6 @@ use axum::http::{header, HeaderMap};
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::db;
 use crate::error::{AppError, AppResult};
 use crate::model::UserId;
 use crate::state::AppState;
@@ -82,10 +81,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> AppResult<UserId> {
         .sub
         .parse()
         .map_err(|_| AppError::Unauthorized("invalid or expired token".into()))?;
-    let creds = state
-        .db()
-        .read(move |c| db::users::credentials_by_id(c, user))
-        .await?;
+    let creds = state.db().credentials_by_id(user).await?;
     match creds {
         Some(c) if !c.disabled && c.token_version == claims.ver => Ok(user),
         _ => Err(AppError::Unauthorized("invalid or expired token".into())),

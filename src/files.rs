@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use utoipa::ToSchema;
 
+use crate::db::store::uploads::UploadRecord;
 use crate::db::{self, now_ms};
 use crate::error::{AppError, AppResult};
 use crate::model::UserId;
@@ -150,10 +151,7 @@ pub async fn store_upload(
     let max = state.config().upload_max_size;
     let quota = state.config().upload_quota;
     let room = if quota > 0 {
-        let unsent = state
-            .db()
-            .read(move |c| db::uploads::unsent_bytes(c, user))
-            .await?;
+        let unsent = state.db().unsent_upload_bytes(user).await?;
         let room = quota.saturating_sub(u64::try_from(unsent).unwrap_or(0));
         if room == 0 {
             return Err(over_quota(quota));
@@ -245,38 +243,22 @@ pub async fn store_upload(
     };
 
     let size = size as i64;
-    let record = (
-        name.clone(),
-        file_name.clone(),
-        mime.clone(),
-        thumb_name.clone(),
-    );
-    state
-        .db()
-        .write(move |c| {
-            // Parallel uploads all passed the early check: the writer, one
-            // at a time, decides for good.
-            if quota > 0 && db::uploads::unsent_bytes(c, user)?.saturating_add(size) > quota as i64
-            {
-                return Err(over_quota(quota));
-            }
-            db::uploads::insert(
-                c,
-                &db::uploads::NewUpload {
-                    name: &record.0,
-                    uploader_id: user,
-                    file_name: &record.1,
-                    file_size: size,
-                    mime_type: &record.2,
-                    sha256: &sha256,
-                    width,
-                    height,
-                    thumb_name: record.3.as_deref(),
-                    now: now_ms(),
-                },
-            )
-        })
-        .await?;
+    let record = UploadRecord {
+        name: name.clone(),
+        uploader_id: user,
+        file_name: file_name.clone(),
+        file_size: size,
+        mime_type: mime.clone(),
+        sha256,
+        width,
+        height,
+        thumb_name: thumb_name.clone(),
+    };
+    // Parallel uploads all passed the early check: the writer, one at a
+    // time, decides for good.
+    if !state.db().record_upload(record, quota).await? {
+        return Err(over_quota(quota));
+    }
     stored.keep();
     Ok(Uploaded {
         file_url: format!("{}{name}", db::messages::UPLOADS_PREFIX),
@@ -596,10 +578,7 @@ pub fn valid_stored_name(name: &str) -> bool {
 pub async fn sweep(state: &AppState, now: i64) -> AppResult<(usize, usize)> {
     let days = i64::from(state.config().history_days);
     let cutoff = (days > 0).then(|| now - days * 86_400_000);
-    let (messages, files) = state
-        .db()
-        .write(move |c| db::uploads::sweep(c, cutoff, now - ORPHAN_AFTER_MS))
-        .await?;
+    let (messages, files) = state.db().sweep(cutoff, now - ORPHAN_AFTER_MS).await?;
     let dir = chat_dir(state);
     for name in &files {
         if valid_stored_name(name) {

@@ -82,7 +82,11 @@ fn init_tracing(format: LogFormat, level: &str) {
         .unwrap_or_else(|_| EnvFilter::new(level))
         // The PostgreSQL driver logs every statement's parameters (message
         // text, password hashes) at debug level: never, whatever RUST_LOG says.
-        .add_directive("tokio_postgres=info".parse().expect("static directive"));
+        .add_directive(
+            natter::db::QUIET_DRIVER_LOGS
+                .parse()
+                .expect("static directive"),
+        );
     // Colours only on a terminal (and not under NO_COLOR): journald, files
     // and pipes get plain text.
     use std::io::IsTerminal;

@@ -12,8 +12,15 @@
 //! - reads run on a pool of connections inside `spawn_blocking`, never on
 //!   tokio's worker threads;
 //! - the per-resource modules (`users`, `chats`, ...) are plain functions over
-//!   a [`sql::Conn`] of either engine: they know SQL, not HTTP or sockets,
-//!   and nothing outside `src/db/` sees a driver type.
+//!   a [`sql::Conn`] of either engine: they know SQL, not HTTP or sockets;
+//! - the seam: the rest of natter calls only the named operations of
+//!   [`store`], async methods on [`Db`] (`send_message`, `mark_read`,
+//!   `history_page`, `sync_since`, `create_chat`, ...). Each runs one
+//!   function over a connection on the read pool or as one writer op
+//!   (`Db::read`/`Db::write` are private to this module), with the checks
+//!   that must hold in its transaction (membership, admin rights, `clientId`
+//!   de-duplication). Nothing outside `src/db/` sees a connection, SQL or a
+//!   driver type; `ops/` validates, authorises, calls the store, publishes.
 
 pub mod backup;
 pub mod chats;
@@ -26,6 +33,7 @@ pub mod pg;
 pub mod receipts;
 pub mod seed;
 pub mod sql;
+pub mod store;
 pub mod uploads;
 pub mod users;
 pub mod writer;
@@ -49,6 +57,11 @@ const STATEMENT_CACHE: usize = 256;
 
 /// Connections in the read pool.
 const READ_POOL_SIZE: u32 = 8;
+
+/// A log filter directive that keeps the PostgreSQL driver below debug
+/// level: there it logs every statement's parameters (message text,
+/// password hashes). Named here so that only `src/db/` names the driver.
+pub const QUIET_DRIVER_LOGS: &str = "tokio_postgres=info";
 
 /// Key of the PostgreSQL advisory lock every write batch holds until COMMIT.
 pub const WRITE_LOCK: i64 = 0x6e61_7474_6572; // "natter"
@@ -157,7 +170,7 @@ impl Db {
     }
 
     /// Runs `f` on a pooled read connection off the async threads.
-    pub async fn read<T, F>(&self, f: F) -> AppResult<T>
+    async fn read<T, F>(&self, f: F) -> AppResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Conn<'_>) -> AppResult<T> + Send + 'static,
@@ -188,7 +201,7 @@ impl Db {
     }
 
     /// Runs `f` inside the writer's transaction; resolves after COMMIT.
-    pub async fn write<T, F>(&self, f: F) -> AppResult<T>
+    async fn write<T, F>(&self, f: F) -> AppResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Conn<'_>) -> AppResult<T> + Send + 'static,

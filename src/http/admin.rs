@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::AuthUser;
-use crate::db::{self, now_ms};
 use crate::error::{AppError, AppResult};
 use crate::http::extract::{AppJson, AppPath};
 use crate::http::openapi::ErrorBody;
@@ -39,10 +38,7 @@ pub struct AdminUpdate {
 }
 
 async fn require_admin(state: &AppState, caller: UserId) -> AppResult<()> {
-    let is_admin = state
-        .db()
-        .read(move |c| db::users::is_server_admin(c, caller))
-        .await?;
+    let is_admin = state.db().is_server_admin(caller).await?;
     if is_admin {
         Ok(())
     } else {
@@ -53,7 +49,7 @@ async fn require_admin(state: &AppState, caller: UserId) -> AppResult<()> {
 }
 
 async fn list_all(state: &AppState) -> AppResult<Vec<AdminUser>> {
-    let rows = state.db().read(db::users::list_all).await?;
+    let rows = state.db().list_users().await?;
     Ok(rows
         .into_iter()
         .map(|r| AdminUser {
@@ -113,17 +109,7 @@ pub async fn update(
     }
     state
         .db()
-        .write(move |c| {
-            db::users::find_user(c, target)?
-                .ok_or_else(|| AppError::NotFound("user not found".into()))?;
-            if let Some(disabled) = input.disabled {
-                db::users::set_disabled(c, target, disabled, now_ms())?;
-            }
-            if let Some(admin) = input.is_admin {
-                db::users::set_server_admin(c, target, admin)?;
-            }
-            Ok(())
-        })
+        .admin_update_user(target, input.disabled, input.is_admin)
         .await?;
     if input.disabled == Some(true) {
         state.hub().close_user(target);

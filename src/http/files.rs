@@ -18,7 +18,6 @@ use tower::ServiceExt;
 use tower_http::services::ServeFile;
 
 use crate::auth::{self, AuthUser};
-use crate::db;
 use crate::error::{AppError, AppResult};
 use crate::files::{self, Uploaded};
 use crate::http::extract::AppPath;
@@ -116,13 +115,7 @@ async fn serve(state: &AppState, name: &str, req: Request) -> AppResult<Response
     let lookup = name.to_string();
     let (row, is_thumb, allowed) = state
         .db()
-        .read(move |c| {
-            let Some((row, is_thumb)) = db::uploads::find_by_any_name(c, &lookup)? else {
-                return Ok(None);
-            };
-            let allowed = db::uploads::can_read(c, row.id, row.uploader_id, user)?;
-            Ok(Some((row, is_thumb, allowed)))
-        })
+        .upload_for_reader(lookup, user)
         .await?
         .ok_or_else(not_found)?;
     if !allowed {

@@ -1,8 +1,10 @@
 //! Chats: create, list, get, rename, participants and admins.
 //!
-//! Rules: every access checks the caller is a current member (else 404, so
-//! existence does not leak); group changes need a group admin (403); a group
-//! never ends without an admin (the oldest member is promoted).
+//! Here: input rules (names, URLs, id lists, group sizes) and publishing
+//! `chat:*` events with each member's own view. The rules that need the
+//! rows (membership, admin rights, the last admin) are checked by the
+//! store's chat operations in the transaction that makes the change (see
+//! `db::store::chats`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -11,12 +13,11 @@ use serde_json::json;
 use tracing::instrument;
 use utoipa::ToSchema;
 
-use crate::db::Conn;
-use crate::db::{self, chats as q, events, messages, now_ms};
+use crate::db::chats as q;
+use crate::db::store::chats::{ChatViews, NewChat, Notice};
 use crate::error::{AppError, AppResult};
-use crate::model::{Chat, ChatId, Message, MessageId, SystemAction, UserId};
-use crate::ops::notes::{self, Note};
-use crate::ops::users::{avatar_upload, double_option};
+use crate::model::{Chat, ChatId, Message, MessageId, UserId};
+use crate::ops::users::double_option;
 use crate::ops::{fill_chat, publish, valid_name, valid_url, MAX_GROUP_MEMBERS, MAX_IDS};
 use crate::realtime::frames::{CHAT_CLEARED, CHAT_NEW, CHAT_REMOVED, CHAT_UPDATED, MESSAGE_NEW};
 use crate::state::AppState;
@@ -67,57 +68,11 @@ pub struct SetAdmin {
     pub is_admin: bool,
 }
 
-/// Who to tell what after a chat change.
-#[derive(Default)]
-struct Notice {
-    new_for: Vec<UserId>,
-    updated_for: Vec<UserId>,
-    removed_for: Vec<UserId>,
-    /// Group notes the change wrote, for the members after it.
-    notes: Vec<Message>,
-}
-
-/// Loads the chat for `viewer`, 404 unless a member.
-pub fn load_for_member(conn: &Conn, chat: ChatId, viewer: UserId) -> AppResult<Chat> {
-    Ok(view_for_member(conn, chat, viewer)?.chat)
-}
-
-/// [`load_for_member`] with the viewer's delivered position.
-fn view_for_member(conn: &Conn, chat: ChatId, viewer: UserId) -> AppResult<q::ChatView> {
-    q::membership(conn, chat, viewer)?.ok_or_else(AppError::chat_not_found)?;
-    q::load_chat_view(conn, chat, viewer)?.ok_or_else(AppError::chat_not_found)
-}
-
-fn require_member(conn: &Conn, chat: ChatId, user: UserId) -> AppResult<q::Membership> {
-    q::membership(conn, chat, user)?.ok_or_else(AppError::chat_not_found)
-}
-
-fn require_group_admin(m: q::Membership) -> AppResult<()> {
-    if !m.is_group {
-        return Err(AppError::Forbidden("only group chats have admins".into()));
-    }
-    if !m.is_admin {
-        return Err(AppError::Forbidden("only group admins can do that".into()));
-    }
-    Ok(())
-}
-
 fn check_ids(field: &str, ids: &[UserId]) -> AppResult<()> {
     if ids.len() > MAX_IDS {
         return Err(AppError::invalid(
             field,
             format!("{field} may list at most {MAX_IDS} ids"),
-        ));
-    }
-    Ok(())
-}
-
-fn ensure_exist(conn: &Conn, field: &str, ids: &[UserId]) -> AppResult<()> {
-    let found = db::users::existing_ids(conn, ids)?;
-    if let Some(missing) = ids.iter().find(|id| !found.contains(id)) {
-        return Err(AppError::invalid(
-            field,
-            format!("user {missing} does not exist"),
         ));
     }
     Ok(())
@@ -157,70 +112,13 @@ pub async fn create(
             format!("a group has at most {MAX_GROUP_MEMBERS} members"),
         ));
     }
-    let is_group = input.is_group;
-    let (chat_id, created, notice) = state
-        .db()
-        .write(move |c| {
-            ensure_exist(c, "participantIds", &others)?;
-            let avatar = avatar
-                .map(|url| avatar_upload(c, caller, &url, "groupAvatar"))
-                .transpose()?;
-            let now = now_ms();
-            let key = (!is_group).then(|| q::direct_key(caller, others[0]));
-            let (chat_id, created) = q::insert_chat(
-                c,
-                &q::NewChat {
-                    name: name.as_deref(),
-                    is_group,
-                    group_avatar: avatar.as_deref(),
-                    direct_key: key.as_deref(),
-                    now,
-                },
-            )?;
-            let mut notice = Notice::default();
-            let members: Vec<UserId> = std::iter::once(caller)
-                .chain(others.iter().copied())
-                .collect();
-            if created {
-                let cursor = events::cursor(c)?;
-                for &m in &members {
-                    q::add_participant(
-                        c,
-                        chat_id,
-                        m,
-                        is_group && m == caller,
-                        now,
-                        cursor,
-                        MessageId(0),
-                    )?;
-                }
-                let event = events::append(c, chat_id, CHAT_NEW, None, None, now)?;
-                q::set_activity(c, chat_id, event)?;
-                if is_group {
-                    let what = Note {
-                        name: name.as_deref(),
-                        ..Note::about(SystemAction::Created, &others)
-                    };
-                    notice
-                        .notes
-                        .push(notes::write(c, chat_id, caller, what, now)?);
-                }
-                notice.new_for = members;
-            } else {
-                // A 1-on-1 someone had left comes back for both.
-                for &m in &members {
-                    if q::membership(c, chat_id, m)?.is_none() {
-                        let cursor = events::cursor(c)?;
-                        let newest = messages::newest_id(c, chat_id)?;
-                        q::add_participant(c, chat_id, m, false, now, cursor, newest)?;
-                        events::append(c, chat_id, CHAT_NEW, None, Some(m), now)?;
-                        notice.new_for.push(m);
-                    }
-                }
-            }
-            Ok((chat_id, created, notice))
-        })
-        .await?;
+    let new = NewChat {
+        others,
+        is_group: input.is_group,
+        name,
+        avatar,
+    };
+    let (chat_id, created, notice) = state.db().create_chat(caller, new).await?;
     notify(state, chat_id, notice).await?;
     let chat = get(state, caller, chat_id).await?;
     Ok((chat, created))
@@ -234,10 +132,7 @@ pub async fn list(
     page: u32,
     limit: u32,
 ) -> AppResult<(Vec<Chat>, i64)> {
-    let (views, total) = state
-        .db()
-        .read(move |c| q::list_for_user(c, caller, page, limit))
-        .await?;
+    let (views, total) = state.db().chat_list(caller, page, limit).await?;
     deliver_last(state, caller, &views).await?;
     let mut chats: Vec<Chat> = views.into_iter().map(|v| v.chat).collect();
     for chat in &mut chats {
@@ -248,10 +143,7 @@ pub async fn list(
 
 /// `GET /chat/:id` (its `lastMessage` counts as delivered, as in the list).
 pub async fn get(state: &AppState, caller: UserId, chat: ChatId) -> AppResult<Chat> {
-    let view = state
-        .db()
-        .read(move |c| view_for_member(c, chat, caller))
-        .await?;
+    let view = state.db().chat_view(caller, chat).await?;
     deliver_last(state, caller, std::slice::from_ref(&view)).await?;
     let mut chat = view.chat;
     fill_chat(state, &mut chat);
@@ -282,46 +174,7 @@ pub async fn update(
         Some(a) => Some(valid_url("groupAvatar", a.as_deref())?),
         None => None,
     };
-    let notice = state
-        .db()
-        .write(move |c| {
-            require_group_admin(require_member(c, chat, caller)?)?;
-            let avatar = match avatar {
-                Some(Some(url)) => Some(Some(avatar_upload(c, caller, &url, "groupAvatar")?)),
-                other => other,
-            };
-            let (old_name, old_avatar) = q::name_and_avatar(c, chat)?;
-            let now = now_ms();
-            q::update_chat(
-                c,
-                chat,
-                name.as_deref(),
-                avatar.as_ref().map(|a| a.as_deref()),
-                now,
-            )?;
-            events::append(c, chat, CHAT_UPDATED, None, None, now)?;
-            let mut notes = Vec::new();
-            if name.is_some() && name != old_name {
-                let what = Note {
-                    name: name.as_deref(),
-                    ..Note::about(SystemAction::Renamed, &[])
-                };
-                notes.push(notes::write(c, chat, caller, what, now)?);
-            }
-            if let Some(avatar) = avatar.filter(|a| *a != old_avatar) {
-                let what = Note {
-                    photo_removed: avatar.is_none(),
-                    ..Note::about(SystemAction::Avatar, &[])
-                };
-                notes.push(notes::write(c, chat, caller, what, now)?);
-            }
-            Ok(Notice {
-                updated_for: q::member_ids(c, chat)?,
-                notes,
-                ..Notice::default()
-            })
-        })
-        .await?;
+    let notice = state.db().update_chat(caller, chat, name, avatar).await?;
     notify(state, chat, notice).await?;
     get(state, caller, chat).await
 }
@@ -341,48 +194,7 @@ pub async fn add_participants(
     let mut ids = input.user_ids;
     ids.sort_unstable();
     ids.dedup();
-    let notice = state
-        .db()
-        .write(move |c| {
-            require_group_admin(require_member(c, chat, caller)?)?;
-            ensure_exist(c, "userIds", &ids)?;
-            let existing = q::member_ids(c, chat)?;
-            let added: Vec<UserId> = ids
-                .into_iter()
-                .filter(|id| !existing.contains(id))
-                .collect();
-            if existing.len() + added.len() > MAX_GROUP_MEMBERS {
-                return Err(AppError::invalid(
-                    "userIds",
-                    format!("a group has at most {MAX_GROUP_MEMBERS} members"),
-                ));
-            }
-            if added.is_empty() {
-                return Ok(Notice::default());
-            }
-            let now = now_ms();
-            let updated = events::append(c, chat, CHAT_UPDATED, None, None, now)?;
-            let newest = messages::newest_id(c, chat)?;
-            for &user in &added {
-                q::add_participant(c, chat, user, false, now, updated, newest)?;
-                events::append(c, chat, CHAT_NEW, None, Some(user), now)?;
-            }
-            q::touch(c, chat, now)?;
-            let note = notes::write(
-                c,
-                chat,
-                caller,
-                Note::about(SystemAction::Added, &added),
-                now,
-            )?;
-            Ok(Notice {
-                new_for: added,
-                updated_for: existing,
-                removed_for: Vec::new(),
-                notes: vec![note],
-            })
-        })
-        .await?;
+    let notice = state.db().add_participants(caller, chat, ids).await?;
     notify(state, chat, notice).await?;
     get(state, caller, chat).await
 }
@@ -396,48 +208,7 @@ pub async fn remove_participant(
     chat: ChatId,
     target: UserId,
 ) -> AppResult<Option<Chat>> {
-    let notice = state
-        .db()
-        .write(move |c| {
-            let m = require_member(c, chat, caller)?;
-            if target != caller {
-                require_group_admin(m)?;
-            }
-            let now = now_ms();
-            if !q::remove_participant(c, chat, target, now)? {
-                return Err(AppError::NotFound("participant not found".into()));
-            }
-            if m.is_group && q::admin_count(c, chat)? == 0 {
-                if let Some(oldest) = q::oldest_member(c, chat)? {
-                    q::set_admin(c, chat, oldest, true)?;
-                }
-            }
-            q::touch(c, chat, now)?;
-            events::append(c, chat, CHAT_UPDATED, None, None, now)?;
-            events::append(c, chat, CHAT_REMOVED, None, Some(target), now)?;
-            let mut notes = Vec::new();
-            if m.is_group {
-                let action = if target == caller {
-                    SystemAction::Left
-                } else {
-                    SystemAction::Removed
-                };
-                notes.push(notes::write(
-                    c,
-                    chat,
-                    caller,
-                    Note::about(action, &[target]),
-                    now,
-                )?);
-            }
-            Ok(Notice {
-                updated_for: q::member_ids(c, chat)?,
-                removed_for: vec![target],
-                notes,
-                ..Notice::default()
-            })
-        })
-        .await?;
+    let notice = state.db().remove_participant(caller, chat, target).await?;
     state.hub().leave_all(target, chat);
     notify(state, chat, notice).await?;
     if target == caller {
@@ -458,34 +229,7 @@ pub async fn set_admin(
 ) -> AppResult<Chat> {
     let notice = state
         .db()
-        .write(move |c| {
-            require_group_admin(require_member(c, chat, caller)?)?;
-            let target_m = q::membership(c, chat, target)?
-                .ok_or_else(|| AppError::NotFound("participant not found".into()))?;
-            if target_m.is_admin == input.is_admin {
-                return Ok(Notice::default());
-            }
-            if !input.is_admin && q::admin_count(c, chat)? <= 1 {
-                return Err(AppError::Conflict(
-                    "a group needs at least one admin: promote someone else first".into(),
-                ));
-            }
-            q::set_admin(c, chat, target, input.is_admin)?;
-            let now = now_ms();
-            q::touch(c, chat, now)?;
-            events::append(c, chat, CHAT_UPDATED, None, None, now)?;
-            let action = if input.is_admin {
-                SystemAction::Promoted
-            } else {
-                SystemAction::Demoted
-            };
-            let note = notes::write(c, chat, caller, Note::about(action, &[target]), now)?;
-            Ok(Notice {
-                updated_for: q::member_ids(c, chat)?,
-                notes: vec![note],
-                ..Notice::default()
-            })
-        })
+        .set_chat_admin(caller, chat, target, input.is_admin)
         .await?;
     notify(state, chat, notice).await?;
     get(state, caller, chat).await
@@ -497,16 +241,7 @@ pub async fn set_admin(
 /// arrives. Tells the caller's connections `chat:cleared`.
 #[instrument(skip_all, fields(user.id = caller.0, chat.id = chat.0))]
 pub async fn clear(state: &AppState, caller: UserId, chat: ChatId) -> AppResult<()> {
-    let up_to = state
-        .db()
-        .write(move |c| {
-            require_member(c, chat, caller)?;
-            let newest = messages::newest_id(c, chat)?;
-            let up_to = q::clear_up_to(c, chat, caller, newest)?;
-            events::append(c, chat, CHAT_CLEARED, Some(up_to), Some(caller), now_ms())?;
-            Ok(up_to)
-        })
-        .await?;
+    let up_to = state.db().clear_chat(caller, chat).await?;
     publish(
         state,
         CHAT_CLEARED,
@@ -534,10 +269,7 @@ async fn notify(state: &AppState, chat: ChatId, notice: Notice) -> AppResult<()>
         .chain(&notice.updated_for)
         .copied()
         .collect();
-    let views = state
-        .db()
-        .read(move |c| chat_views(c, chat, &viewers))
-        .await?;
+    let views = state.db().chat_views(chat, viewers).await?;
     if let Some(ChatViews {
         mut chat,
         unread,
@@ -592,65 +324,3 @@ async fn notify(state: &AppState, chat: ChatId, notice: Notice) -> AppResult<()>
 /// Members who get the same chat event: (new to them, unread count, their
 /// own lastMessage id when it is not the first viewer's).
 type ViewKey = (bool, i64, Option<Option<MessageId>>);
-
-/// A chat loaded once, and each viewer's unread count in it.
-pub struct ChatViews {
-    /// The chat as the first viewer sees it (its `unreadCount` is theirs).
-    pub chat: Chat,
-    /// (viewer, unread count), in the order asked.
-    pub unread: Vec<(UserId, i64)>,
-    /// The `lastMessage` of viewers who see another one than the first
-    /// viewer (the newest message is deleted for them, or cleared).
-    pub last_for: HashMap<UserId, Option<Message>>,
-}
-
-/// The chat and each viewer's unread count (one load of the chat); `None`
-/// when the chat is gone.
-pub fn chat_views(conn: &Conn, chat: ChatId, viewers: &[UserId]) -> AppResult<Option<ChatViews>> {
-    let Some(&first) = viewers.first() else {
-        return Ok(None);
-    };
-    let Some(base) = q::load_chat(conn, chat, first)? else {
-        return Ok(None);
-    };
-    let mut unread = Vec::with_capacity(viewers.len());
-    for &viewer in viewers {
-        unread.push((viewer, messages::unread_count(conn, chat, viewer)?));
-    }
-    // Usually everyone sees the chat's newest message: one query finds the
-    // few for whom it is gone, and only they cost a walk back.
-    let mut last_for = HashMap::new();
-    let newest = match viewers.len() {
-        1 => None,
-        _ => q::last_message_id(conn, chat)?,
-    };
-    if let Some(newest) = newest {
-        let gone: HashSet<UserId> = messages::hidden_from(conn, chat, newest)?
-            .into_iter()
-            .collect();
-        let base_id = base.last_message.as_ref().map(|m| m.id);
-        let positions = crate::db::receipts::positions(conn, chat)?;
-        let mut newest_msg = None;
-        for &viewer in &viewers[1..] {
-            if gone.contains(&viewer) {
-                let last = match messages::viewer(conn, chat, viewer)? {
-                    Some(v) => messages::newest_visible(conn, chat, &v, &positions)?,
-                    None => None,
-                };
-                if last.as_ref().map(|m| m.id) != base_id {
-                    last_for.insert(viewer, last);
-                }
-            } else if base_id != Some(newest) {
-                if newest_msg.is_none() {
-                    newest_msg = Some(messages::load(conn, newest, &positions)?);
-                }
-                last_for.insert(viewer, newest_msg.clone().flatten());
-            }
-        }
-    }
-    Ok(Some(ChatViews {
-        chat: base,
-        unread,
-        last_for,
-    }))
-}

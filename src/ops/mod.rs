@@ -1,12 +1,18 @@
-//! Each user-visible operation, once: validate, authorise, write, publish.
+//! Each user-visible operation, once: validate, authorise, call a named
+//! store operation, publish.
 //!
 //! REST handlers and WebSocket frames both call these, so the two transports
-//! cannot drift. Writes go through the single writer and commit before anything
-//! is published; publishing goes through the hub only.
+//! cannot drift. `ops/` checks what needs no database (input rules, rate
+//! limits, who the caller is), then calls one named operation of the store
+//! (`state.db().send_message(..)`, `.mark_read(..)`, `.history_page(..)`,
+//! `.sync_since(..)`, `.create_chat(..)`, ...; see `db::store`), which runs
+//! the checks that need the rows (membership, admin rights, `clientId`
+//! de-duplication) in the same transaction as its writes. It never sees a
+//! connection, SQL or a driver type. Writes commit before anything is
+//! published; publishing goes through the hub only.
 
 pub mod chats;
 pub mod messages;
-pub mod notes;
 pub mod receipts;
 pub mod sync;
 pub mod typing;

@@ -12,16 +12,12 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use utoipa::ToSchema;
 
-use crate::db::Conn;
-use crate::db::{chats, messages, now_ms, receipts as q};
 use crate::error::{AppError, AppResult};
 use crate::model::{ChatId, MessageId, Status, UserId};
 use crate::ops::{publish, MAX_IDS};
 use crate::realtime::frames::MESSAGE_STATUS;
 use crate::state::{AppState, WeakState};
 
-/// Most `message:status` events one advance sends (newest first).
-const MAX_STATUS_EVENTS: u32 = 200;
 /// How long deliveries gather before one write.
 const DELIVERY_BATCH_WINDOW: Duration = Duration::from_millis(5);
 
@@ -55,80 +51,8 @@ pub struct StatusEvent {
 /// group would otherwise send its sender 999 frames per message).
 pub const PER_MEMBER_RECEIPTS_UP_TO: usize = 32;
 
-/// Moves `user`'s position in `chat` and returns the status events to send
-/// (sender, event). Runs inside a writer op.
-pub(crate) fn advance(
-    c: &Conn,
-    chat: ChatId,
-    user: UserId,
-    kind: q::Kind,
-    up_to: MessageId,
-    now: i64,
-) -> AppResult<Vec<(UserId, StatusEvent)>> {
-    advance_many(c, chat, kind, &[(user, up_to)], now)
-}
-
-/// Moves several members' positions in one chat (one positions read), and
-/// returns the status events to send.
-pub(crate) fn advance_many(
-    c: &Conn,
-    chat: ChatId,
-    kind: q::Kind,
-    moves: &[(UserId, MessageId)],
-    now: i64,
-) -> AppResult<Vec<(UserId, StatusEvent)>> {
-    let before = q::positions(c, chat)?;
-    let mut after = before.clone();
-    let mut moved = Vec::new();
-    for &(user, up_to) in moves {
-        let Some(old) = q::advance(c, chat, user, kind, up_to, now)? else {
-            continue;
-        };
-        moved.push((user, old, up_to));
-        if let Some(p) = after.0.iter_mut().find(|p| p.user_id == user) {
-            p.delivered = p.delivered.max(up_to);
-            if kind == q::Kind::Read {
-                p.read = p.read.max(up_to);
-            }
-        }
-    }
-    let event = |sender: UserId, message_id: MessageId, user: UserId| {
-        (
-            sender,
-            StatusEvent {
-                chat_id: chat,
-                message_id,
-                user_id: user,
-                status: after.status_for(user, message_id),
-                message_status: after.status(sender, message_id),
-            },
-        )
-    };
-    let mut events = Vec::new();
-    if before.0.len() <= PER_MEMBER_RECEIPTS_UP_TO {
-        for &(user, old, up_to) in &moved {
-            for (message_id, sender) in
-                messages::between(c, chat, old, up_to, Some(user), MAX_STATUS_EVENTS)?
-            {
-                events.push(event(sender, message_id, user));
-            }
-        }
-    } else if let (Some(lo), Some(hi), Some(&(last, _, _))) = (
-        moved.iter().map(|m| m.1).min(),
-        moved.iter().map(|m| m.2).max(),
-        moved.last(),
-    ) {
-        for (message_id, sender) in messages::between(c, chat, lo, hi, None, MAX_STATUS_EVENTS)? {
-            if before.status(sender, message_id) != after.status(sender, message_id) {
-                events.push(event(sender, message_id, last));
-            }
-        }
-    }
-    Ok(events)
-}
-
 /// Publishes `message:status` events to their senders.
-pub(crate) fn send_status(state: &AppState, events: Vec<(UserId, StatusEvent)>) {
+pub(crate) fn send_status(state: &AppState, events: crate::db::store::receipts::StatusEvents) {
     for (sender, event) in events {
         publish(state, MESSAGE_STATUS, &event, &[sender]);
     }
@@ -158,30 +82,7 @@ pub async fn mark_read(
             format!("messageIds may list at most {MAX_IDS} ids"),
         ));
     }
-    let (unread, events) = state
-        .db()
-        .write(move |c| {
-            chats::membership(c, chat, caller)?.ok_or_else(AppError::chat_not_found)?;
-            let mut target = MessageId(0);
-            if let Some(up_to) = input.up_to_message_id {
-                target = messages::newest_at_or_before(c, chat, up_to)?;
-            }
-            for id in input.message_ids.iter().flatten() {
-                if *id > target
-                    && matches!(messages::owner(c, *id)?, Some((m_chat, _, _)) if m_chat == chat)
-                {
-                    target = *id;
-                }
-            }
-            let events = if target > MessageId(0) {
-                advance(c, chat, caller, q::Kind::Read, target, now_ms())?
-            } else {
-                Vec::new()
-            };
-            let unread = messages::unread_count(c, chat, caller)?;
-            Ok((unread, events))
-        })
-        .await?;
+    let (unread, events) = state.db().mark_read(caller, chat, input).await?;
     send_status(state, events);
     Ok(unread)
 }
@@ -208,17 +109,7 @@ pub async fn mark_delivered_many(
     if marks.is_empty() {
         return Ok(());
     }
-    let events = state
-        .db()
-        .write(move |c| {
-            let now = now_ms();
-            let mut events = Vec::new();
-            for (chat, up_to) in marks {
-                events.extend(advance(c, chat, user, q::Kind::Delivered, up_to, now)?);
-            }
-            Ok(events)
-        })
-        .await?;
+    let events = state.db().mark_delivered(user, marks).await?;
     send_status(state, events);
     Ok(())
 }
@@ -265,18 +156,7 @@ impl DeliveryBatcher {
                     *e = (*e).max(msg);
                 }
                 let Some(state) = state.upgrade() else { break };
-                let result = state
-                    .db()
-                    .write(move |c| {
-                        let now = now_ms();
-                        let mut events = Vec::new();
-                        for (chat, users) in pending {
-                            let moves: Vec<_> = users.into_iter().collect();
-                            events.extend(advance_many(c, chat, q::Kind::Delivered, &moves, now)?);
-                        }
-                        Ok(events)
-                    })
-                    .await;
+                let result = state.db().mark_delivered_batch(pending).await;
                 match result {
                     Ok(events) => send_status(&state, events),
                     Err(e) => e.log(),

@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::db;
 use crate::error::{AppError, AppResult};
 use crate::model::{ChatId, UserId};
 use crate::realtime::frames::{Published, TYPING_UPDATE};
@@ -27,7 +26,7 @@ pub async fn update(
         if !state.hub().has_joined(user, conn, chat) {
             state
                 .db()
-                .read(move |c| db::chats::membership(c, chat, user))
+                .membership(chat, user)
                 .await?
                 .ok_or_else(AppError::chat_not_found)?;
         }

@@ -6,7 +6,7 @@ use tracing::instrument;
 use utoipa::ToSchema;
 
 use crate::auth;
-use crate::db::Conn;
+use crate::db::store::users::NewAccount;
 use crate::db::{self, now_ms};
 use crate::error::{AppError, AppResult};
 use crate::model::{rfc3339, User, UserId};
@@ -169,17 +169,11 @@ pub async fn create_account(
     let hash = auth::hash_password(state.limits().hashing(), password.to_string()).await?;
     let id = state
         .db()
-        .write(move |c| {
-            db::users::insert_user(
-                c,
-                &db::users::NewUser {
-                    email: &email,
-                    name: &name,
-                    password_hash: &hash,
-                    is_admin,
-                    now: now_ms(),
-                },
-            )
+        .create_user(NewAccount {
+            email,
+            name,
+            password_hash: hash,
+            is_admin,
         })
         .await?;
     me(state, id).await
@@ -214,10 +208,7 @@ pub async fn login(state: &AppState, input: Login) -> AppResult<Session> {
         ));
     }
     let email = normalize_email(&input.email);
-    let creds = state
-        .db()
-        .read(move |c| db::users::credentials_by_email(c, &email))
-        .await?;
+    let creds = state.db().credentials_by_email(email).await?;
     let hash = creds.as_ref().map(|c| c.password_hash.clone());
     if !auth::verify_password(state.limits().hashing(), input.password, hash).await? {
         return Err(bad());
@@ -240,7 +231,7 @@ pub async fn login(state: &AppState, input: Login) -> AppResult<Session> {
 pub async fn me(state: &AppState, id: UserId) -> AppResult<User> {
     let mut user = state
         .db()
-        .read(move |c| db::users::find_user(c, id))
+        .find_user(id)
         .await?
         .ok_or_else(|| AppError::NotFound("user not found".into()))?;
     fill_user(state, &mut user);
@@ -260,33 +251,8 @@ pub async fn update_me(state: &AppState, id: UserId, input: UpdateMe) -> AppResu
         valid_password(&password)?;
         change.password_hash = Some(auth::hash_password(state.limits().hashing(), password).await?);
     }
-    state
-        .db()
-        .write(move |c| {
-            if let Some(Some(url)) = &change.avatar_url {
-                let url = avatar_upload(c, id, url, "avatarUrl")?;
-                change.avatar_url = Some(Some(url));
-            }
-            db::users::update_profile(c, id, &change)
-        })
-        .await?;
+    state.db().update_profile(id, change).await?;
     me(state, id).await
-}
-
-/// Makes the caller's own image upload behind `url` an avatar (a user's
-/// `avatarUrl` or a group's `groupAvatar`): from now on every signed-in user
-/// may read it, and the sweep of unsent uploads keeps it. Returns its
-/// canonical URL; 400 naming `field` for anything else. Runs in a writer op.
-pub(crate) fn avatar_upload(c: &Conn, caller: UserId, url: &str, field: &str) -> AppResult<String> {
-    let upload = crate::ops::messages::own_upload(c, caller, url, field)?;
-    if !upload.is_image() {
-        return Err(AppError::invalid(
-            field,
-            format!("{field} must be an image"),
-        ));
-    }
-    db::uploads::mark_avatar(c, upload.id)?;
-    Ok(upload.url)
 }
 
 /// Users matching `q`, the caller excluded.
@@ -295,10 +261,7 @@ pub async fn search(state: &AppState, caller: UserId, q: &str) -> AppResult<Vec<
     if q.chars().count() > 100 {
         return Err(AppError::invalid("q", "q must be at most 100 characters"));
     }
-    let mut users = state
-        .db()
-        .read(move |c| db::users::search(c, caller, &q, SEARCH_LIMIT))
-        .await?;
+    let mut users = state.db().search_users(caller, q, SEARCH_LIMIT).await?;
     for u in &mut users {
         fill_user(state, u);
     }
@@ -317,20 +280,10 @@ pub async fn set_status(state: &AppState, caller: UserId, online: bool) -> AppRe
 pub async fn announce_presence(state: &AppState, t: Transition) -> AppResult<()> {
     let now = now_ms();
     if !t.online {
-        state
-            .db()
-            .write(move |c| db::users::set_last_seen(c, t.user, now))
-            .await?;
+        state.db().set_last_seen(t.user, now).await?;
     }
     let user = t.user;
-    let (peers, last_seen) = state
-        .db()
-        .read(move |c| {
-            let peers = db::chats::co_members(c, user)?;
-            let last_seen = db::users::find_user(c, user)?.and_then(|u| u.last_seen);
-            Ok((peers, last_seen))
-        })
-        .await?;
+    let (peers, last_seen) = state.db().presence_peers(user).await?;
     let last_seen = if t.online {
         last_seen
     } else {
@@ -355,11 +308,7 @@ pub fn start_revocation_watch(state: crate::state::WeakState) {
             tick.tick().await;
             let Some(state) = state.upgrade() else { break };
             let after = since;
-            match state
-                .db()
-                .read(move |c| db::users::revoked_since(c, after))
-                .await
-            {
+            match state.db().revoked_since(after).await {
                 Ok(rows) => {
                     for (user, at) in rows {
                         state.hub().close_user(user);

@@ -50,7 +50,7 @@ pub struct ConnRx {
     pub closed: CancellationToken,
 }
 
-struct Conn {
+struct Link {
     id: ConnId,
     tx: mpsc::Sender<Arc<Published>>,
     closed: CancellationToken,
@@ -59,7 +59,7 @@ struct Conn {
 
 #[derive(Default)]
 struct Inner {
-    users: HashMap<UserId, Vec<Conn>>,
+    users: HashMap<UserId, Vec<Link>>,
     rooms: HashMap<ChatId, HashSet<(UserId, ConnId)>>,
     /// Presence set by hand (`POST /chat/status`), until the next transition.
     manual: HashMap<UserId, bool>,
@@ -144,7 +144,7 @@ impl Hub {
                 }
             }
         }
-        conns.push(Conn {
+        conns.push(Link {
             id,
             tx,
             closed: closed.clone(),

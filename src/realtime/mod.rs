@@ -32,7 +32,6 @@ use tracing::Instrument;
 
 use crate::auth;
 use crate::config::normalize_origin;
-use crate::db;
 use crate::error::{AppError, AppResult};
 use crate::http::extract::parse_json;
 use crate::model::{ChatId, UserId};
@@ -144,7 +143,7 @@ async fn run(state: AppState, user: UserId, socket: WebSocket) {
     if let Some(t) = transition {
         spawn_presence(&state, t);
     }
-    let cursor = match state.db().read(db::events::cursor).await {
+    let cursor = match state.db().event_cursor().await {
         Ok(c) => c,
         Err(e) => {
             e.log();
@@ -411,7 +410,7 @@ pub async fn dispatch(
                 let ticket = state.hub().ticket();
                 state
                     .db()
-                    .read(move |c| db::chats::membership(c, chat_id, user))
+                    .membership(chat_id, user)
                     .await?
                     .ok_or_else(AppError::chat_not_found)?;
                 if state.hub().join_checked(user, conn, chat_id, ticket) {

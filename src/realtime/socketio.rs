@@ -37,7 +37,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::auth;
-use crate::db;
 use crate::error::AppError;
 use crate::http::JSON_BODY_LIMIT;
 use crate::model::UserId;
@@ -167,7 +166,7 @@ async fn run(state: AppState, io: SocketIo, socket: SocketRef, pending: Pending)
     if !socket.connected() {
         closed.cancel();
     }
-    match state.db().read(db::events::cursor).await {
+    match state.db().event_cursor().await {
         Ok(cursor) => {
             let ready = json!({"userId": user, "cursor": cursor});
             if socket.emit(READY, &ready).is_err() {

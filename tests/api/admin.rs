@@ -19,10 +19,12 @@ pub(crate) async fn natter(args: Vec<String>) -> (bool, String) {
 /// Runs the real binary with extra environment variables.
 pub(crate) async fn natter_with_env(args: Vec<String>, env: &[(&str, &str)]) -> (bool, String) {
     let mut args = args;
-    // On the PostgreSQL pass, admin commands name the data dir's database.
+    // On the PostgreSQL pass, admin commands name the data dir's database
+    // (a mistyped dir has none: the command must find no database there).
     if let Some(at) = args.iter().position(|a| a == "--data-dir") {
         let url = args.get(at + 1).and_then(|dir| {
-            crate::helpers::database_for(std::path::Path::new(dir)).map(|db| db.url.clone())
+            crate::helpers::existing_database_for(std::path::Path::new(dir))
+                .map(|db| db.url.clone())
         });
         if let Some(url) = url {
             if args.first().is_some_and(|c| c == "user") {

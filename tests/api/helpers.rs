@@ -782,6 +782,16 @@ pub fn database_for(dir: &Path) -> Option<Arc<TestDb>> {
     Some(db)
 }
 
+/// The database a data dir already has in PG mode, without creating one
+/// (a dir nobody holds a [`DataDir`] for has none).
+pub fn existing_database_for(dir: &Path) -> Option<Arc<TestDb>> {
+    if !is_postgres() {
+        return None;
+    }
+    let map = DATABASES.lock().unwrap_or_else(|e| e.into_inner());
+    map.get(dir).and_then(Weak::upgrade)
+}
+
 /// A server's data directory and, in PG mode, its database: both live as
 /// long as this value, so `stop` → `spawn_in` restarts on the same store.
 pub struct DataDir {

@@ -4,12 +4,11 @@
 //! them too (`content` is an English sentence; `system` says it for
 //! machines). They never count as unread and carry no receipts.
 //!
-//! [`write`] runs inside the writer op of the chat change it records, so the
-//! change and its note commit together; the caller publishes the returned
-//! message after the commit.
+//! [`write`] runs inside the writer op of the chat change it records (see
+//! [`super::chats`]), so the change and its note commit together; the
+//! caller publishes the returned message after the commit.
 
 use crate::db::sql::{Conn, OptionalExtension};
-
 use crate::db::{chats, events, messages as q, receipts};
 use crate::error::AppResult;
 use crate::model::{ChatId, Message, SystemAction, SystemNote, UserId};

@@ -1,0 +1,367 @@
+//! Messages: send, history, edit, delete (for everyone and for me), receipts
+//! of one message.
+
+use crate::db::store::receipts::advance;
+use crate::db::{chats, events, messages as q, now_ms, receipts, uploads, Conn, Db};
+use crate::error::{AppError, AppResult};
+use crate::model::{ChatId, Message, MessageId, Receipt, UserId};
+use crate::ops::messages::{MessageType, SendMessage};
+use crate::ops::receipts::StatusEvent;
+use crate::realtime::frames::{MESSAGE_DELETED, MESSAGE_HIDDEN, MESSAGE_NEW, MESSAGE_UPDATED};
+
+/// What a send stored (or found again, for a retried `clientId`).
+pub struct Stored {
+    pub message: Message,
+    /// The chat's members, to publish to (empty when not created).
+    pub members: Vec<UserId>,
+    /// Whether this call created the message.
+    pub created: bool,
+    /// `message:status` events the sender's implicit read caused.
+    pub receipts_changed: Vec<(UserId, StatusEvent)>,
+}
+
+/// A page of history, and the caller's delivered position before it.
+pub struct HistoryPage {
+    pub items: Vec<Message>,
+    pub has_more: bool,
+    pub delivered: MessageId,
+}
+
+impl Db {
+    /// Sends a message: membership, `clientId` de-duplication, reply and
+    /// file checks, insert, chat activity, events row, the sender's read
+    /// position; all in one writer op. `content` and `client_id` are the
+    /// validated forms of the input's.
+    pub async fn send_message(
+        &self,
+        caller: UserId,
+        chat: ChatId,
+        input: SendMessage,
+        content: Option<String>,
+        client_id: Option<String>,
+    ) -> AppResult<Stored> {
+        self.write(move |c| send_message(c, caller, chat, &input, content, client_id))
+            .await
+    }
+
+    /// A page of history for a member (404 otherwise).
+    pub async fn history_page(
+        &self,
+        caller: UserId,
+        chat: ChatId,
+        at: q::PageAt,
+        limit: u32,
+    ) -> AppResult<HistoryPage> {
+        self.read(move |c| {
+            let viewer = q::viewer(c, chat, caller)?.ok_or_else(AppError::chat_not_found)?;
+            let positions = receipts::positions(c, chat)?;
+            let (items, has_more) = q::page(c, chat, at, limit, &viewer, &positions)?;
+            let delivered = positions
+                .0
+                .iter()
+                .find(|p| p.user_id == caller)
+                .map_or(MessageId(0), |p| p.delivered.max(p.read));
+            Ok(HistoryPage {
+                items,
+                has_more,
+                delivered,
+            })
+        })
+        .await
+    }
+
+    /// 404 unless `message` is a message of `chat` and the caller a member.
+    pub async fn check_message_access(
+        &self,
+        caller: UserId,
+        chat: ChatId,
+        message: MessageId,
+    ) -> AppResult<()> {
+        self.read(move |c| member_message(c, caller, chat, message).map(|_| ()))
+            .await
+    }
+
+    /// Edits the caller's own message; returns it and the members to tell.
+    pub async fn edit_message(
+        &self,
+        caller: UserId,
+        chat: ChatId,
+        message: MessageId,
+        content: String,
+    ) -> AppResult<(Message, Vec<UserId>)> {
+        self.write(move |c| {
+            let (_, sender, deleted) = member_message(c, caller, chat, message)?;
+            if q::is_system(c, message)? {
+                return Err(AppError::Forbidden("group notes cannot be edited".into()));
+            }
+            if sender != caller {
+                return Err(AppError::Forbidden(
+                    "only the sender can edit a message".into(),
+                ));
+            }
+            if deleted {
+                return Err(AppError::Conflict(
+                    "a deleted message cannot be edited".into(),
+                ));
+            }
+            let now = now_ms();
+            q::edit(c, message, &content, now)?;
+            events::append(c, chat, MESSAGE_UPDATED, Some(message), None, now)?;
+            let positions = receipts::positions(c, chat)?;
+            let members = still_seeing(c, chat, message, &positions)?;
+            let updated =
+                q::load(c, message, &positions)?.ok_or_else(AppError::message_not_found)?;
+            Ok((updated, members))
+        })
+        .await
+    }
+
+    /// Soft-deletes a message for everyone (its sender or a group admin,
+    /// within `window` seconds when set); returns the tombstone and the
+    /// members to tell (none when it was already deleted).
+    pub async fn delete_message(
+        &self,
+        caller: UserId,
+        chat: ChatId,
+        message: MessageId,
+        window: Option<u64>,
+    ) -> AppResult<(Message, Vec<UserId>)> {
+        self.write(move |c| {
+            let (m, sender, deleted) = member_message(c, caller, chat, message)?;
+            if q::is_system(c, message)? {
+                return Err(AppError::Forbidden(
+                    "group notes cannot be deleted for everyone (delete them for you)".into(),
+                ));
+            }
+            if sender != caller && !(m.is_group && m.is_admin) {
+                return Err(AppError::Forbidden(
+                    "only the sender or a group admin can delete a message".into(),
+                ));
+            }
+            let positions = receipts::positions(c, chat)?;
+            if deleted {
+                let msg =
+                    q::load(c, message, &positions)?.ok_or_else(AppError::message_not_found)?;
+                return Ok((msg, Vec::new()));
+            }
+            let now = now_ms();
+            if let Some(window) = window {
+                let sent = q::created_at(c, message)?.unwrap_or(now);
+                if now.saturating_sub(sent)
+                    > i64::try_from(window.saturating_mul(1000)).unwrap_or(i64::MAX)
+                {
+                    return Err(AppError::DeleteWindowPassed(window));
+                }
+            }
+            q::soft_delete(c, message, now)?;
+            events::append(c, chat, MESSAGE_DELETED, Some(message), None, now)?;
+            let members = still_seeing(c, chat, message, &positions)?;
+            let msg = q::load(c, message, &positions)?.ok_or_else(AppError::message_not_found)?;
+            Ok((msg, members))
+        })
+        .await
+    }
+
+    /// Hides a message for the caller only; `false` when it already was.
+    pub async fn hide_message(
+        &self,
+        caller: UserId,
+        chat: ChatId,
+        message: MessageId,
+    ) -> AppResult<bool> {
+        self.write(move |c| {
+            member_message(c, caller, chat, message)?;
+            if !q::hide(c, caller, chat, message)? {
+                return Ok(false);
+            }
+            events::append(
+                c,
+                chat,
+                MESSAGE_HIDDEN,
+                Some(message),
+                Some(caller),
+                now_ms(),
+            )?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Per-member receipts of a message of a chat the caller is in.
+    pub async fn message_receipts(
+        &self,
+        caller: UserId,
+        chat: ChatId,
+        message: MessageId,
+    ) -> AppResult<Vec<Receipt>> {
+        self.read(move |c| {
+            let (_, sender, _) = member_message(c, caller, chat, message)?;
+            let positions = receipts::positions(c, chat)?;
+            receipts::for_message(c, chat, sender, message, &positions)
+        })
+        .await
+    }
+}
+
+fn send_message(
+    c: &Conn,
+    caller: UserId,
+    chat: ChatId,
+    input: &SendMessage,
+    content: Option<String>,
+    client_id: Option<String>,
+) -> AppResult<Stored> {
+    chats::membership(c, chat, caller)?.ok_or_else(AppError::chat_not_found)?;
+    if let Some(cid) = &client_id {
+        if let Some(existing) = q::find_by_client_id(c, chat, caller, cid)? {
+            let positions = receipts::positions(c, chat)?;
+            let message = q::load(c, existing, &positions)?
+                .ok_or_else(|| anyhow::anyhow!("message vanished"))?;
+            return Ok(Stored {
+                message,
+                members: Vec::new(),
+                created: false,
+                receipts_changed: Vec::new(),
+            });
+        }
+    }
+    if let Some(reply) = input.reply_to_id {
+        match q::owner(c, reply)? {
+            Some((reply_chat, _, _)) if reply_chat == chat => {}
+            _ => {
+                return Err(AppError::invalid(
+                    "replyToId",
+                    "replyToId must be a message of this chat",
+                ))
+            }
+        }
+    }
+    let file = match input.message_type {
+        MessageType::Image | MessageType::File => {
+            let file = own_upload(
+                c,
+                caller,
+                input.file_url.as_deref().unwrap_or_default(),
+                "fileUrl",
+            )?;
+            if input.message_type == MessageType::Image && !file.is_image() {
+                return Err(AppError::invalid(
+                    "messageType",
+                    "IMAGE messages need an image file",
+                ));
+            }
+            Some(file)
+        }
+        _ => None,
+    };
+    let now = now_ms();
+    let id = q::insert(
+        c,
+        &q::NewMessage {
+            chat_id: chat,
+            sender_id: caller,
+            message_type: input.message_type.as_str(),
+            content: content.as_deref(),
+            upload_id: file.as_ref().map(|f| f.id),
+            file_url: file.as_ref().map(|f| f.url.as_str()),
+            file_name: file.as_ref().map(|f| f.row.file_name.as_str()),
+            file_size: file.as_ref().map(|f| f.row.file_size),
+            file_mime_type: file.as_ref().map(|f| f.row.mime_type.as_str()),
+            reply_to_id: input.reply_to_id,
+            client_id: client_id.as_deref(),
+            system: None,
+            now,
+        },
+    )?;
+    let event = events::append(c, chat, MESSAGE_NEW, Some(id), None, now)?;
+    chats::bump_activity(c, chat, id, event, now)?;
+    // Whoever writes in a chat has read it (as in WhatsApp): their
+    // unread count drops to zero and earlier messages turn READ. Only
+    // when something from others is unread: the sender's position
+    // over their own messages is never observable, and skipping it
+    // spares the writer four row writes per message.
+    let receipts_changed = if q::has_unread_before(c, chat, caller, id)? {
+        advance(c, chat, caller, receipts::Kind::Read, id, now)?
+    } else {
+        Vec::new()
+    };
+    let positions = receipts::positions(c, chat)?;
+    let members = positions.0.iter().map(|p| p.user_id).collect();
+    let message = q::load(c, id, &positions)?.ok_or_else(|| anyhow::anyhow!("message vanished"))?;
+    Ok(Stored {
+        message,
+        members,
+        created: true,
+        receipts_changed,
+    })
+}
+
+/// One of the caller's uploads, found by its URL.
+pub(crate) struct OwnUpload {
+    pub id: i64,
+    /// The canonical `/uploads/chat/<name>`.
+    pub url: String,
+    pub row: uploads::UploadRow,
+}
+
+impl OwnUpload {
+    /// Whether the upload is an image (`image/*`).
+    pub fn is_image(&self) -> bool {
+        self.row.mime_type.starts_with("image/")
+    }
+}
+
+/// The caller's own upload behind `url`, else 400 naming `field`.
+pub(crate) fn own_upload(c: &Conn, caller: UserId, url: &str, field: &str) -> AppResult<OwnUpload> {
+    let name = url
+        .trim()
+        .strip_prefix(q::UPLOADS_PREFIX)
+        .filter(|n| !n.is_empty() && !n.contains('/'))
+        .ok_or_else(|| {
+            AppError::invalid(
+                field,
+                format!("{field} must be a URL returned by /chat/upload"),
+            )
+        })?;
+    let row = uploads::find_by_name(c, name)?
+        .filter(|r| r.uploader_id == caller)
+        .ok_or_else(|| {
+            AppError::invalid(field, format!("{field} must be one of your own uploads"))
+        })?;
+    Ok(OwnUpload {
+        id: row.id,
+        url: format!("{}{}", q::UPLOADS_PREFIX, row.name),
+        row,
+    })
+}
+
+/// Loads a message of a chat the caller is in, or 404.
+fn member_message(
+    c: &Conn,
+    caller: UserId,
+    chat: ChatId,
+    message: MessageId,
+) -> AppResult<(chats::Membership, UserId, bool)> {
+    let m = chats::membership(c, chat, caller)?.ok_or_else(AppError::message_not_found)?;
+    match q::owner(c, message)? {
+        Some((msg_chat, sender, deleted)) if msg_chat == chat => Ok((m, sender, deleted)),
+        _ => Err(AppError::message_not_found()),
+    }
+}
+
+/// The members a change to `message` is pushed to: those for whom it is not
+/// gone (deleted for them, or cleared).
+fn still_seeing(
+    c: &Conn,
+    chat: ChatId,
+    message: MessageId,
+    positions: &receipts::Positions,
+) -> AppResult<Vec<UserId>> {
+    let gone = q::hidden_from(c, chat, message)?;
+    Ok(positions
+        .0
+        .iter()
+        .map(|p| p.user_id)
+        .filter(|u| !gone.contains(u))
+        .collect())
+}
