@@ -145,10 +145,14 @@ impl Db {
         let first = pg::PgConn::new(first, rt.clone());
         migrate::migrate_postgres(&first).with_context(|| format!("PostgreSQL at {host}"))?;
         drop(first);
-        let writes = pg::pool(url, 1)?;
+        // The writer's connection runs on the writer thread's own runtime.
+        let own = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the writer's runtime")?;
         let writer = Writer::start(PgWriter {
-            pool: writes,
-            rt: rt.clone(),
+            url: url.to_string(),
+            rt: std::sync::Arc::new(own),
             conn: None,
         })?;
         Ok(Db {
@@ -294,8 +298,8 @@ impl writer::WriteConn for SqliteWriter {
 /// The PostgreSQL writer connection: taken from its own one-connection
 /// pool, replaced when the server closed it.
 struct PgWriter {
-    pool: deadpool_postgres::Pool,
-    rt: Handle,
+    url: String,
+    rt: std::sync::Arc<tokio::runtime::Runtime>,
     conn: Option<pg::PgConn>,
 }
 
@@ -305,11 +309,7 @@ impl writer::WriteConn for PgWriter {
             self.conn = None;
         }
         if self.conn.is_none() {
-            let client = self
-                .rt
-                .block_on(self.pool.get())
-                .map_err(|e| sql::DbError::Unavailable(pool_error(&e)))?;
-            self.conn = Some(pg::PgConn::new(client, self.rt.clone()));
+            self.conn = Some(pg::PgConn::connect_own(&self.url, self.rt.clone())?);
         }
         let conn = self.conn.as_ref().expect("connected above");
         let began = conn

@@ -21,29 +21,94 @@ use tokio_postgres::{NoTls, Statement};
 
 use super::sql::{to_postgres, DbError, DbResult, Value, ValueRef};
 
-/// One pooled PostgreSQL connection, usable from a blocking thread.
+/// One PostgreSQL connection, usable from a blocking thread: a pooled one
+/// (reads; its I/O runs on the server's runtime), or the writer's own, whose
+/// I/O runs on the writer thread itself (a current-thread runtime), so each
+/// of the writer's round trips costs no wake-up of another thread.
 pub struct PgConn {
-    client: Object,
-    rt: Handle,
+    client: Client,
+    rt: Exec,
+}
+
+enum Client {
+    Pooled(Object),
+    Own {
+        client: tokio_postgres::Client,
+        cache: std::cell::RefCell<std::collections::HashMap<String, Statement>>,
+    },
+}
+
+enum Exec {
+    Shared(Handle),
+    Own(std::sync::Arc<tokio::runtime::Runtime>),
+}
+
+impl Exec {
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        match self {
+            Exec::Shared(h) => h.block_on(f),
+            Exec::Own(rt) => rt.block_on(f),
+        }
+    }
 }
 
 impl PgConn {
     /// Wraps a pooled connection.
     pub fn new(client: Object, rt: Handle) -> PgConn {
-        PgConn { client, rt }
+        PgConn {
+            client: Client::Pooled(client),
+            rt: Exec::Shared(rt),
+        }
+    }
+
+    /// Opens a connection driven by `rt`, a current-thread runtime that only
+    /// the calling thread uses (the writer's).
+    pub fn connect_own(url: &str, rt: std::sync::Arc<tokio::runtime::Runtime>) -> DbResult<PgConn> {
+        let (client, connection) = rt
+            .block_on(tokio_postgres::connect(url, NoTls))
+            .map_err(|e| pg_error(&e, None))?;
+        rt.spawn(connection);
+        Ok(PgConn {
+            client: Client::Own {
+                client,
+                cache: std::cell::RefCell::default(),
+            },
+            rt: Exec::Own(rt),
+        })
+    }
+
+    fn client(&self) -> &tokio_postgres::Client {
+        match &self.client {
+            Client::Pooled(o) => o,
+            Client::Own { client, .. } => client,
+        }
     }
 
     /// Whether the server closed this connection.
     pub fn is_closed(&self) -> bool {
-        self.client.is_closed()
+        self.client().is_closed()
     }
 
     /// Prepares (translated, cached per connection).
     pub fn prepare(&self, sql: &str) -> DbResult<Statement> {
-        let sql = to_postgres(sql);
-        self.rt
-            .block_on(self.client.prepare_cached(&sql))
-            .map_err(|e| pg_error(&e, Some(&sql)))
+        let translated = to_postgres(sql);
+        match &self.client {
+            Client::Pooled(o) => self
+                .rt
+                .block_on(o.prepare_cached(&translated))
+                .map_err(|e| pg_error(&e, Some(&translated))),
+            Client::Own { client, cache } => {
+                if let Some(s) = cache.borrow().get(sql) {
+                    return Ok(s.clone());
+                }
+                let stmt = self
+                    .rt
+                    .block_on(client.prepare(&translated))
+                    .map_err(|e| pg_error(&e, Some(&translated)))?;
+                cache.borrow_mut().insert(sql.to_string(), stmt.clone());
+                Ok(stmt)
+            }
+        }
     }
 
     /// Rows of a prepared query.
@@ -55,7 +120,7 @@ impl PgConn {
         let params: Vec<&(dyn PgToSql + Sync)> =
             values.iter().map(|v| v as &(dyn PgToSql + Sync)).collect();
         self.rt
-            .block_on(self.client.query(stmt, &params))
+            .block_on(self.client().query(stmt, &params))
             .map_err(|e| pg_error(&e, None))
     }
 
@@ -64,7 +129,7 @@ impl PgConn {
         let params: Vec<&(dyn PgToSql + Sync)> =
             values.iter().map(|v| v as &(dyn PgToSql + Sync)).collect();
         self.rt
-            .block_on(self.client.execute(stmt, &params))
+            .block_on(self.client().execute(stmt, &params))
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
             .map_err(|e| pg_error(&e, None))
     }
@@ -72,7 +137,7 @@ impl PgConn {
     /// Runs statements without parameters (DDL, BEGIN/COMMIT, ...).
     pub fn batch(&self, sql: &str) -> DbResult<()> {
         self.rt
-            .block_on(self.client.batch_execute(sql))
+            .block_on(self.client().batch_execute(sql))
             .map_err(|e| pg_error(&e, Some(sql)))
     }
 }
