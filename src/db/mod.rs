@@ -320,6 +320,12 @@ impl writer::WriteConn for PgWriter {
         }
         began
     }
+    /// Each op runs in a savepoint, a subtransaction; PostgreSQL caches 64
+    /// subtransaction ids per backend, past which every other session's
+    /// visibility checks go through `pg_subtrans` (a known cliff).
+    fn max_batch(&self) -> usize {
+        60
+    }
     fn conn(&self) -> Conn<'_> {
         Conn::Pg(self.conn.as_ref().expect("begin connected"))
     }

@@ -57,6 +57,10 @@ pub trait WriteConn: Send + 'static {
     fn rollback(&mut self);
     /// Last words at shutdown (SQLite: checkpoint the WAL).
     fn close(&mut self) {}
+    /// Ops committed together at most.
+    fn max_batch(&self) -> usize {
+        MAX_BATCH
+    }
 }
 
 /// Handle to the writer thread; cheap to clone.
@@ -131,7 +135,7 @@ fn run(mut conn: impl WriteConn, mut rx: mpsc::Receiver<Msg>) {
             Some(Msg::Shutdown(done)) => shutdown = Some(done),
             Some(Msg::Job(job)) => batch.push(job),
         }
-        while shutdown.is_none() && batch.len() < MAX_BATCH {
+        while shutdown.is_none() && batch.len() < conn.max_batch() {
             match rx.try_recv() {
                 Ok(Msg::Job(job)) => batch.push(job),
                 Ok(Msg::Shutdown(done)) => shutdown = Some(done),
