@@ -477,10 +477,11 @@ impl Stmt<'_> {
 }
 
 /// Rewrites SQLite-style parameters (`?`, `?N`) as PostgreSQL's `$N`,
-/// leaving string literals and quoted identifiers alone.
+/// leaving string literals and quoted identifiers alone. A bare `?` is
+/// numbered as SQLite numbers it: one more than the largest number so far.
 pub fn to_postgres(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len() + 8);
-    let mut next = 1;
+    let mut largest: u32 = 0;
     let mut quote: Option<char> = None;
     let mut chars = sql.chars().peekable();
     while let Some(c) = chars.next() {
@@ -503,9 +504,10 @@ pub fn to_postgres(sql: &str) -> String {
                 }
                 out.push('$');
                 if digits.is_empty() {
-                    out.push_str(&next.to_string());
-                    next += 1;
+                    largest += 1;
+                    out.push_str(&largest.to_string());
                 } else {
+                    largest = largest.max(digits.parse().unwrap_or(0));
                     out.push_str(&digits);
                 }
             }
@@ -527,5 +529,7 @@ mod tests {
         );
         assert_eq!(to_postgres("VALUES (?, ?, ?)"), "VALUES ($1, $2, $3)");
         assert_eq!(to_postgres("\"we?ird\" = ?12"), "\"we?ird\" = $12");
+        // as SQLite numbers them: a bare `?` follows the largest so far
+        assert_eq!(to_postgres("?2, ?, ?1, ?"), "$2, $3, $1, $4");
     }
 }

@@ -110,15 +110,34 @@ fn advance_many(
     let before = q::positions(c, chat)?;
     let mut after = before.clone();
     let mut moved = Vec::new();
-    for &(user, up_to) in moves {
-        let Some(old) = q::advance(c, chat, user, kind, up_to, now)? else {
-            continue;
-        };
-        moved.push((user, old, up_to));
-        if let Some(p) = after.0.iter_mut().find(|p| p.user_id == user) {
-            p.delivered = p.delivered.max(up_to);
-            if kind == q::Kind::Read {
-                p.read = p.read.max(up_to);
+    if kind == q::Kind::Delivered && moves.len() > 1 && c.is_postgres() {
+        // Many members at once (a big group's deliveries) on PostgreSQL,
+        // where each statement is a round trip: the positions read above
+        // decide who moves; a few statements write them all. (SQLite's
+        // statements are in-process calls; one per member stays cheaper.)
+        let mut bulk = Vec::new();
+        for &(user, up_to) in moves {
+            let Some(p) = after.0.iter_mut().find(|p| p.user_id == user) else {
+                continue;
+            };
+            if up_to > p.delivered {
+                moved.push((user, p.delivered, up_to));
+                bulk.push((user, up_to));
+                p.delivered = up_to;
+            }
+        }
+        q::advance_delivered_bulk(c, chat, &bulk, now)?;
+    } else {
+        for &(user, up_to) in moves {
+            let Some(old) = q::advance(c, chat, user, kind, up_to, now)? else {
+                continue;
+            };
+            moved.push((user, old, up_to));
+            if let Some(p) = after.0.iter_mut().find(|p| p.user_id == user) {
+                p.delivered = p.delivered.max(up_to);
+                if kind == q::Kind::Read {
+                    p.read = p.read.max(up_to);
+                }
             }
         }
     }
