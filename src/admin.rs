@@ -56,8 +56,8 @@ impl Store {
 /// `natter backup|restore` are SQLite file snapshots; on PostgreSQL the
 /// database's own tools do it better.
 pub fn refuse_postgres(database: Option<&str>, command: &str) -> anyhow::Result<()> {
-    let url = database.map(str::trim).unwrap_or_default();
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    let url = crate::config::DatabaseUrl::parse(database, Path::new("."));
+    if matches!(url, Ok(crate::config::DatabaseUrl::Postgres(_))) {
         bail!(
             "natter {command} works on the SQLite store only; on PostgreSQL use {} \
              (e.g. pg_dump -Fc -f natter.dump <database>), and copy the uploads directory too",

@@ -463,14 +463,6 @@ impl Config {
         })
     }
 
-    /// The SQLite database file (of the default store).
-    pub fn db_path(&self) -> PathBuf {
-        match &self.database {
-            DatabaseUrl::Sqlite(path) => path.clone(),
-            DatabaseUrl::Postgres(_) => self.data_dir.join("natter.db"),
-        }
-    }
-
     /// Root of stored uploads.
     pub fn uploads_dir(&self) -> PathBuf {
         self.data_dir.join("uploads")

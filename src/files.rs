@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use utoipa::ToSchema;
 
-use crate::db::store::uploads::UploadRecord;
+use crate::db::uploads::NewUpload;
 use crate::db::{self, now_ms};
 use crate::error::{AppError, AppResult};
 use crate::model::UserId;
@@ -243,7 +243,7 @@ pub async fn store_upload(
     };
 
     let size = size as i64;
-    let record = UploadRecord {
+    let record = NewUpload {
         name: name.clone(),
         uploader_id: user,
         file_name: file_name.clone(),

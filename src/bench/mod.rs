@@ -294,8 +294,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     server::raise_fd_limit();
     if let Some(db) = &args.database {
+        let url = crate::config::DatabaseUrl::parse(Some(db), std::path::Path::new("."));
         anyhow::ensure!(
-            db.starts_with("postgres://") || db.starts_with("postgresql://"),
+            matches!(url, Ok(crate::config::DatabaseUrl::Postgres(_))),
             "bench --database takes a postgres:// URL (SQLite is the default)"
         );
         server::set_database(db.clone());

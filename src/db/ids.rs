@@ -1,7 +1,7 @@
 //! How the id newtypes of [`crate::model`] are stored: as 64-bit integers,
 //! on either engine (through the [`super::sql`] facade).
 
-use super::sql::{DbResult, FromSql, ToSql, Value, ValueRef};
+use super::sql::{DbResult, FromSql, ToSql, Value};
 use crate::model::{ChatId, EventId, MessageId, UserId};
 
 macro_rules! sql_id {
@@ -13,7 +13,7 @@ macro_rules! sql_id {
         }
 
         impl FromSql for $name {
-            fn from_sql(v: ValueRef<'_>) -> DbResult<Self> {
+            fn from_sql(v: Value<'_>) -> DbResult<Self> {
                 i64::from_sql(v).map($name)
             }
         }

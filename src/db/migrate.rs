@@ -164,21 +164,6 @@ pub fn migrate_postgres(conn: &super::pg::PgConn) -> anyhow::Result<()> {
     result
 }
 
-/// The schema version of a store, read without changing anything.
-pub fn version(c: &super::sql::Conn<'_>) -> super::sql::DbResult<i64> {
-    if c.is_postgres() {
-        let v: String = c.query_row(
-            "SELECT value FROM natter_meta WHERE key = 'schema_version'",
-            (),
-            |r| r.get(0),
-        )?;
-        v.parse()
-            .map_err(|e: std::num::ParseIntError| super::sql::DbError::Other(e.into()))
-    } else {
-        c.query_row("PRAGMA user_version", (), |r| r.get(0))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -168,11 +168,6 @@ impl Db {
         self.path.as_deref()
     }
 
-    /// Whether this store is PostgreSQL.
-    pub fn is_postgres(&self) -> bool {
-        matches!(self.reads, Reads::Pg(..))
-    }
-
     /// Runs `f` on a pooled read connection off the async threads.
     async fn read<T, F>(&self, f: F) -> AppResult<T>
     where

@@ -19,7 +19,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{FromSql as PgFromSql, IsNull, ToSql as PgToSql, Type};
 use tokio_postgres::{NoTls, Statement};
 
-use super::sql::{to_postgres, DbError, DbResult, Value, ValueRef};
+use super::sql::{to_postgres, DbError, DbResult, Value};
 
 /// One PostgreSQL connection, usable from a blocking thread: a pooled one
 /// (reads; its I/O runs on the server's runtime), or the writer's own, whose
@@ -109,6 +109,14 @@ impl PgConn {
                 Ok(stmt)
             }
         }
+    }
+
+    /// Prepares without caching (statements whose text varies).
+    pub fn prepare_once(&self, sql: &str) -> DbResult<Statement> {
+        let translated = to_postgres(sql);
+        self.rt
+            .block_on(self.client().prepare(&translated))
+            .map_err(|e| pg_error(&e, Some(&translated)))
     }
 
     /// Rows of a prepared query.
@@ -292,13 +300,13 @@ pub enum PgValue {
 
 impl PgValue {
     /// Borrowed, for [`super::sql::FromSql`].
-    pub fn as_ref(&self) -> ValueRef<'_> {
+    pub fn as_ref(&self) -> Value<'_> {
         match self {
-            PgValue::Null => ValueRef::Null,
-            PgValue::Int(i) => ValueRef::Int(*i),
-            PgValue::Real(f) => ValueRef::Real(*f),
-            PgValue::Text(s) => ValueRef::Text(s),
-            PgValue::Blob(b) => ValueRef::Blob(b),
+            PgValue::Null => Value::Null,
+            PgValue::Int(i) => Value::Int(*i),
+            PgValue::Real(f) => Value::Real(*f),
+            PgValue::Text(s) => Value::Text(s),
+            PgValue::Blob(b) => Value::Blob(b),
         }
     }
 }

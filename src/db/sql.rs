@@ -84,7 +84,8 @@ impl<T> OptionalExtension<T> for DbResult<T> {
     }
 }
 
-/// A parameter value, borrowed from the caller.
+/// A value: a parameter (borrowed from the caller) or a column (borrowed
+/// from the row).
 #[derive(Debug, Clone, Copy)]
 pub enum Value<'a> {
     Null,
@@ -160,32 +161,22 @@ impl ToSql for Value<'_> {
     }
 }
 
-/// A column value, borrowed from the row.
-#[derive(Debug, Clone, Copy)]
-pub enum ValueRef<'a> {
-    Null,
-    Int(i64),
-    Real(f64),
-    Text(&'a str),
-    Blob(&'a [u8]),
-}
-
 /// A type a column can be read as.
 pub trait FromSql: Sized {
     /// Converts, or says why not.
-    fn from_sql(v: ValueRef<'_>) -> DbResult<Self>;
+    fn from_sql(v: Value<'_>) -> DbResult<Self>;
 }
 
-fn wrong_type(want: &str, got: ValueRef<'_>) -> DbError {
+fn wrong_type(want: &str, got: Value<'_>) -> DbError {
     DbError::Other(anyhow::anyhow!("column is {got:?}, expected {want}"))
 }
 
 macro_rules! int_from_sql {
     ($($t:ty),*) => {$(
         impl FromSql for $t {
-            fn from_sql(v: ValueRef<'_>) -> DbResult<Self> {
+            fn from_sql(v: Value<'_>) -> DbResult<Self> {
                 match v {
-                    ValueRef::Int(i) => <$t>::try_from(i)
+                    Value::Int(i) => <$t>::try_from(i)
                         .map_err(|_| DbError::Other(anyhow::anyhow!("{i} is out of range"))),
                     other => Err(wrong_type(stringify!($t), other)),
                 }
@@ -196,44 +187,44 @@ macro_rules! int_from_sql {
 int_from_sql!(i64, i32, u32, u64, usize);
 
 impl FromSql for bool {
-    fn from_sql(v: ValueRef<'_>) -> DbResult<Self> {
+    fn from_sql(v: Value<'_>) -> DbResult<Self> {
         match v {
-            ValueRef::Int(i) => Ok(i != 0),
+            Value::Int(i) => Ok(i != 0),
             other => Err(wrong_type("bool", other)),
         }
     }
 }
 impl FromSql for f64 {
-    fn from_sql(v: ValueRef<'_>) -> DbResult<Self> {
+    fn from_sql(v: Value<'_>) -> DbResult<Self> {
         match v {
-            ValueRef::Real(f) => Ok(f),
+            Value::Real(f) => Ok(f),
             #[allow(clippy::cast_precision_loss)]
-            ValueRef::Int(i) => Ok(i as f64),
+            Value::Int(i) => Ok(i as f64),
             other => Err(wrong_type("f64", other)),
         }
     }
 }
 impl FromSql for String {
-    fn from_sql(v: ValueRef<'_>) -> DbResult<Self> {
+    fn from_sql(v: Value<'_>) -> DbResult<Self> {
         match v {
-            ValueRef::Text(s) => Ok(s.to_string()),
+            Value::Text(s) => Ok(s.to_string()),
             other => Err(wrong_type("text", other)),
         }
     }
 }
 impl FromSql for Vec<u8> {
-    fn from_sql(v: ValueRef<'_>) -> DbResult<Self> {
+    fn from_sql(v: Value<'_>) -> DbResult<Self> {
         match v {
-            ValueRef::Blob(b) => Ok(b.to_vec()),
-            ValueRef::Text(s) => Ok(s.as_bytes().to_vec()),
+            Value::Blob(b) => Ok(b.to_vec()),
+            Value::Text(s) => Ok(s.as_bytes().to_vec()),
             other => Err(wrong_type("blob", other)),
         }
     }
 }
 impl<T: FromSql> FromSql for Option<T> {
-    fn from_sql(v: ValueRef<'_>) -> DbResult<Self> {
+    fn from_sql(v: Value<'_>) -> DbResult<Self> {
         match v {
-            ValueRef::Null => Ok(None),
+            Value::Null => Ok(None),
             v => T::from_sql(v).map(Some),
         }
     }
@@ -304,6 +295,8 @@ pub enum Conn<'a> {
 /// A prepared statement.
 pub enum Stmt<'a> {
     Sqlite(rusqlite::CachedStatement<'a>),
+    /// Not cached: statements whose text varies (`IN` lists of any length).
+    SqliteOnce(rusqlite::Statement<'a>),
     Pg(&'a super::pg::PgConn, tokio_postgres::Statement),
 }
 
@@ -332,13 +325,13 @@ impl Row<'_> {
             Row::Sqlite(r) => {
                 use rusqlite::types::ValueRef as V;
                 let v = match r.get_ref(idx)? {
-                    V::Null => ValueRef::Null,
-                    V::Integer(i) => ValueRef::Int(i),
-                    V::Real(f) => ValueRef::Real(f),
-                    V::Text(t) => ValueRef::Text(
-                        std::str::from_utf8(t).map_err(|e| DbError::Other(e.into()))?,
-                    ),
-                    V::Blob(b) => ValueRef::Blob(b),
+                    V::Null => Value::Null,
+                    V::Integer(i) => Value::Int(i),
+                    V::Real(f) => Value::Real(f),
+                    V::Text(t) => {
+                        Value::Text(std::str::from_utf8(t).map_err(|e| DbError::Other(e.into()))?)
+                    }
+                    V::Blob(b) => Value::Blob(b),
                 };
                 T::from_sql(v)
             }
@@ -380,9 +373,13 @@ impl<'c> Conn<'c> {
         }
     }
 
-    /// Same as [`Conn::prepare_cached`].
+    /// Prepares `sql` without caching it: for statements whose text varies
+    /// (`IN` lists of any length), which would push the hot statements out.
     pub fn prepare(&self, sql: &str) -> DbResult<Stmt<'c>> {
-        self.prepare_cached(sql)
+        match *self {
+            Conn::Sqlite(c) => Ok(Stmt::SqliteOnce(c.prepare(sql)?)),
+            Conn::Pg(c) => Ok(Stmt::Pg(c, c.prepare_once(sql)?)),
+        }
     }
 
     /// Runs one statement; returns the rows it changed.
@@ -408,13 +405,24 @@ impl<'c> Conn<'c> {
     }
 }
 
-impl Stmt<'_> {
+impl<'a> Stmt<'a> {
+    /// The SQLite statement, cached or not (never called on PostgreSQL).
+    fn sqlite(&mut self) -> &mut rusqlite::Statement<'a> {
+        match self {
+            Stmt::Sqlite(s) => s,
+            Stmt::SqliteOnce(s) => s,
+            Stmt::Pg(..) => unreachable!("a PostgreSQL statement"),
+        }
+    }
+
     /// Runs the statement; returns the rows it changed.
     pub fn execute<P: Params>(&mut self, params: P) -> DbResult<usize> {
         let values = params.values();
         match self {
-            Stmt::Sqlite(s) => Ok(s.execute(rusqlite::params_from_iter(values.iter()))?),
             Stmt::Pg(c, s) => c.execute(s, &values),
+            sqlite => Ok(sqlite
+                .sqlite()
+                .execute(rusqlite::params_from_iter(values.iter()))?),
         }
     }
 
@@ -426,17 +434,19 @@ impl Stmt<'_> {
     {
         let values = params.values();
         match self {
-            Stmt::Sqlite(s) => {
-                let mut rows = s.query(rusqlite::params_from_iter(values.iter()))?;
+            Stmt::Pg(c, s) => match c.query(s, &values)?.first() {
+                Some(r) => f(&Row::Pg(r)),
+                None => Err(DbError::NoRows),
+            },
+            sqlite => {
+                let mut rows = sqlite
+                    .sqlite()
+                    .query(rusqlite::params_from_iter(values.iter()))?;
                 match rows.next()? {
                     Some(r) => f(&Row::Sqlite(r)),
                     None => Err(DbError::NoRows),
                 }
             }
-            Stmt::Pg(c, s) => match c.query(s, &values)?.first() {
-                Some(r) => f(&Row::Pg(r)),
-                None => Err(DbError::NoRows),
-            },
         }
     }
 
@@ -453,15 +463,17 @@ impl Stmt<'_> {
         let values = params.values();
         let mut out = Vec::new();
         match self {
-            Stmt::Sqlite(s) => {
-                let mut rows = s.query(rusqlite::params_from_iter(values.iter()))?;
-                while let Some(r) = rows.next()? {
-                    out.push(f(&Row::Sqlite(r)));
-                }
-            }
             Stmt::Pg(c, s) => {
                 for r in &c.query(s, &values)? {
                     out.push(f(&Row::Pg(r)));
+                }
+            }
+            sqlite => {
+                let mut rows = sqlite
+                    .sqlite()
+                    .query(rusqlite::params_from_iter(values.iter()))?;
+                while let Some(r) = rows.next()? {
+                    out.push(f(&Row::Sqlite(r)));
                 }
             }
         }

@@ -20,22 +20,21 @@ pub struct UploadRow {
     pub thumb_name: Option<String>,
 }
 
-/// What a new upload records.
-pub struct NewUpload<'a> {
-    pub name: &'a str,
+/// A finished upload to record.
+pub struct NewUpload {
+    pub name: String,
     pub uploader_id: UserId,
-    pub file_name: &'a str,
+    pub file_name: String,
     pub file_size: i64,
-    pub mime_type: &'a str,
-    pub sha256: &'a str,
+    pub mime_type: String,
+    pub sha256: String,
     pub width: Option<i64>,
     pub height: Option<i64>,
-    pub thumb_name: Option<&'a str>,
-    pub now: i64,
+    pub thumb_name: Option<String>,
 }
 
-/// Records an upload.
-pub fn insert(conn: &Conn, u: &NewUpload<'_>) -> AppResult<i64> {
+/// Records an upload made at `now`.
+pub fn insert(conn: &Conn, u: &NewUpload, now: i64) -> AppResult<i64> {
     Ok(conn
         .prepare_cached(
             "INSERT INTO uploads (name, uploader_id, file_name, file_size, mime_type, sha256, width, height, thumb_name, created_at)
@@ -44,7 +43,7 @@ pub fn insert(conn: &Conn, u: &NewUpload<'_>) -> AppResult<i64> {
         .query_row(
             params![
                 u.name, u.uploader_id, u.file_name, u.file_size, u.mime_type, u.sha256, u.width,
-                u.height, u.thumb_name, u.now
+                u.height, u.thumb_name, now
             ],
             |r| r.get(0),
         )?)

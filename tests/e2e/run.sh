@@ -30,20 +30,5 @@ if [ ! -x "$NATTER_BIN" ]; then
   echo "e2e: server binary not found at $NATTER_BIN (run cargo build first, or set NATTER_BIN)" >&2
   exit 1
 fi
-# NATTER_TEST_DB=postgres: the server runs on a fresh PostgreSQL database (on NATTER_TEST_PG,
-# default postgres://postgres@127.0.0.1:5432), passed as DATABASE_URL through the test's
-# environment to `natter serve`, and dropped afterwards.
-if [ "${NATTER_TEST_DB:-sqlite}" = postgres ]; then
-  pg="${NATTER_TEST_PG:-postgres://postgres@127.0.0.1:5432}"
-  pg="${pg%/}"
-  command -v psql >/dev/null 2>&1 || { echo "e2e: psql not found (bash scripts/ensure-postgres.sh)" >&2; exit 1; }
-  db="natter_e2e_$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
-  psql -w -X -q "$pg/postgres" -c "CREATE DATABASE $db" >/dev/null
-  trap 'psql -w -X -q "$pg/postgres" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
-  export DATABASE_URL="$pg/$db"
-  echo "e2e: on PostgreSQL database $db"
-  node "$here/e2e.mjs"
-else
-  unset DATABASE_URL
-  exec node "$here/e2e.mjs"
-fi
+# NATTER_TEST_DB=postgres: on a fresh PostgreSQL database, dropped afterwards.
+exec bash "$root/scripts/with-test-db.sh" e2e node "$here/e2e.mjs"

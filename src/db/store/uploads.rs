@@ -1,21 +1,9 @@
 //! Uploads: serving checks, the per-user quota, recording, retention.
 
-use crate::db::{now_ms, uploads as q, Db};
+use crate::db::uploads::{self as q, NewUpload};
+use crate::db::{now_ms, Db};
 use crate::error::AppResult;
 use crate::model::UserId;
-
-/// A finished upload to record.
-pub struct UploadRecord {
-    pub name: String,
-    pub uploader_id: UserId,
-    pub file_name: String,
-    pub file_size: i64,
-    pub mime_type: String,
-    pub sha256: String,
-    pub width: Option<i64>,
-    pub height: Option<i64>,
-    pub thumb_name: Option<String>,
-}
 
 impl Db {
     /// The upload (or preview, then `true`) stored as `name`, and whether
@@ -43,28 +31,14 @@ impl Db {
     /// Records an upload unless it would take its uploader's unsent bytes
     /// past `quota` (when non-zero): `false` then, and nothing is written.
     /// The writer, one upload at a time, decides for good.
-    pub async fn record_upload(&self, u: UploadRecord, quota: u64) -> AppResult<bool> {
+    pub async fn record_upload(&self, u: NewUpload, quota: u64) -> AppResult<bool> {
         self.write(move |c| {
             if quota > 0
                 && q::unsent_bytes(c, u.uploader_id)?.saturating_add(u.file_size) > quota as i64
             {
                 return Ok(false);
             }
-            q::insert(
-                c,
-                &q::NewUpload {
-                    name: &u.name,
-                    uploader_id: u.uploader_id,
-                    file_name: &u.file_name,
-                    file_size: u.file_size,
-                    mime_type: &u.mime_type,
-                    sha256: &u.sha256,
-                    width: u.width,
-                    height: u.height,
-                    thumb_name: u.thumb_name.as_deref(),
-                    now: now_ms(),
-                },
-            )?;
+            q::insert(c, &u, now_ms())?;
             Ok(true)
         })
         .await
