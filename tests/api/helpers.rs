@@ -430,6 +430,21 @@ impl WsClient {
         }
     }
 
+    /// True when the server ends this connection within `wait`; frames that
+    /// arrive first (a delivery tick for another socket of the same user, say)
+    /// are skipped. False on timeout, so a socket left open fails the caller.
+    pub async fn closed_within(&mut self, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.stream.next()).await {
+                Err(_) => return false,
+                Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(WsMessage::Close(_)))) => return true,
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
     pub async fn next_frame(&mut self) -> Option<Value> {
         self.next_frame_within(WAIT).await
     }

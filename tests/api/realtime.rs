@@ -579,7 +579,7 @@ async fn malformed_frames_get_errors_and_harm_nobody() {
     let mut huge = app.ws(&alice).await;
     huge.send_text(&"x".repeat(70 * 1024)).await;
     assert!(
-        huge.next_frame().await.is_none(),
+        huge.closed_within(WAIT).await,
         "oversized frame closes the socket"
     );
     app.send(&alice, chat, "server is fine").await;
