@@ -346,7 +346,7 @@ pub fn bump_activity(
     conn.prepare_cached(
         "UPDATE chats SET last_message_id = ?2, last_activity = ?3, updated_at = ?4 WHERE id = ?1",
     )?
-    .execute(params![chat, message, event, now])?;
+    .execute_later(params![chat, message, event, now])?;
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use crate::db::sql::{params, Conn, OptionalExtension, Row};
 
 use crate::db::receipts::Positions;
 use crate::error::AppResult;
-use crate::model::{rfc3339, ChatId, Message, MessageId, UserId};
+use crate::model::{rfc3339, ChatId, EventId, Message, MessageId, UserId};
 
 /// URL prefix of stored uploads.
 pub const UPLOADS_PREFIX: &str = "/uploads/chat/";
@@ -107,18 +107,82 @@ pub fn insert(conn: &Conn, m: &NewMessage<'_>) -> AppResult<MessageId> {
         )?)
 }
 
-/// The message a sender already sent to a chat with this `clientId`.
-pub fn find_by_client_id(
+/// Stores a sent message: the row, its `kind` event (`message:new`) and
+/// the chat's activity; returns the stored message (status not yet set:
+/// [`with_status`]) and the event's id. On PostgreSQL all of it is one
+/// statement (data-modifying `WITH`s), one round trip.
+pub fn insert_sent(conn: &Conn, m: &NewMessage<'_>, kind: &str) -> AppResult<(Message, EventId)> {
+    if !conn.is_postgres() {
+        let id = insert(conn, m)?;
+        let event = super::events::append(conn, m.chat_id, kind, Some(id), None, m.now)?;
+        super::chats::bump_activity(conn, m.chat_id, id, event, m.now)?;
+        let message = conn
+            .prepare_cached(&format!("SELECT {MESSAGE_COLUMNS} {FROM} WHERE m.id = ?1"))?
+            .query_row([id], from_row)?;
+        return Ok((message, event));
+    }
+    Ok(conn
+        .prepare_cached(&format!(
+            "WITH m AS (
+               INSERT INTO messages (chat_id, sender_id, message_type, content, upload_id, file_url,
+                 file_name, file_size, file_mime_type, reply_to_id, client_id, created_at, updated_at,
+                 system)
+               VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13)
+               RETURNING *),
+             e AS (
+               INSERT INTO events (chat_id, kind, message_id, user_id, created_at)
+               SELECT ?1, ?14, m.id, NULL, ?12 FROM m
+               RETURNING id),
+             c AS (
+               UPDATE chats SET last_message_id = (SELECT id FROM m),
+                 last_activity = (SELECT id FROM e), updated_at = ?12
+               WHERE id = ?1)
+             SELECT {MESSAGE_COLUMNS}, e.id
+             FROM m LEFT JOIN uploads up ON up.id = m.upload_id CROSS JOIN e"
+        ))?
+        .query_row(
+            params![
+                m.chat_id,
+                m.sender_id,
+                m.message_type,
+                m.content,
+                m.upload_id,
+                m.file_url,
+                m.file_name,
+                m.file_size,
+                m.file_mime_type,
+                m.reply_to_id,
+                m.client_id,
+                m.now,
+                m.system,
+                kind
+            ],
+            |r| Ok((from_row(r)?, r.get(19)?)),
+        )?)
+}
+
+/// What a send needs to know before it writes, in one query: `None` when
+/// `user` is not a current member of `chat`; else the message already sent
+/// with `client_id` (a retry), and whether anything from others is unread.
+pub fn send_check(
     conn: &Conn,
     chat: ChatId,
-    sender: UserId,
-    client_id: &str,
-) -> AppResult<Option<MessageId>> {
+    user: UserId,
+    client_id: Option<&str>,
+) -> AppResult<Option<(Option<MessageId>, bool)>> {
     Ok(conn
         .prepare_cached(
-            "SELECT id FROM messages WHERE chat_id = ?1 AND sender_id = ?2 AND client_id = ?3",
+            "SELECT
+               (SELECT id FROM messages WHERE chat_id = ?1 AND sender_id = ?2 AND client_id = ?3),
+               EXISTS (SELECT 1 FROM messages m
+                       WHERE m.chat_id = ?1 AND m.id > p.read_up_to AND m.sender_id != ?2
+                         AND m.is_deleted = 0 AND m.message_type != 'SYSTEM')
+             FROM chat_participants p
+             WHERE p.chat_id = ?1 AND p.user_id = ?2 AND p.left_at IS NULL",
         )?
-        .query_row(params![chat, sender, client_id], |r| r.get(0))
+        .query_row(params![chat, user, client_id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?)
 }
 
@@ -369,25 +433,6 @@ pub fn cleared_positions(conn: &Conn, user: UserId) -> AppResult<HashMap<ChatId,
     )?;
     let rows = stmt.query_map([user], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// Whether `user` has an unread message from someone else in `chat` older
-/// than `below` (one index probe).
-pub fn has_unread_before(
-    conn: &Conn,
-    chat: ChatId,
-    user: UserId,
-    below: MessageId,
-) -> AppResult<bool> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT 1 FROM chat_participants p JOIN messages m
-                 ON m.chat_id = p.chat_id AND m.id > p.read_up_to AND m.id < ?3
-             WHERE p.chat_id = ?1 AND p.user_id = ?2 AND m.sender_id != ?2 AND m.is_deleted = 0
-               AND m.message_type != 'SYSTEM'
-             LIMIT 1",
-        )?
-        .exists(params![chat, user, below])?)
 }
 
 /// Replaces the content and sets `isEdited`.

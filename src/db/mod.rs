@@ -307,9 +307,10 @@ impl writer::WriteConn for PgWriter {
             self.conn = Some(pg::PgConn::connect_own(&self.url, self.rt.clone())?);
         }
         let conn = self.conn.as_ref().expect("connected above");
-        let began = conn
-            .batch("BEGIN")
-            .and_then(|()| conn.batch(&format!("SELECT pg_advisory_xact_lock({WRITE_LOCK})")));
+        // One round trip: the simple protocol takes both statements at once.
+        let began = conn.batch(&format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+        ));
         if began.is_err() {
             self.conn = None;
         }
@@ -327,6 +328,12 @@ impl writer::WriteConn for PgWriter {
     fn exec(&self, sql: &str) -> sql::DbResult<()> {
         match &self.conn {
             Some(c) => c.batch(sql),
+            None => Err(sql::DbError::Unavailable("no connection".into())),
+        }
+    }
+    fn exec_later(&self, sql: &str) -> sql::DbResult<()> {
+        match &self.conn {
+            Some(c) => c.batch_later(sql),
             None => Err(sql::DbError::Unavailable("no connection".into())),
         }
     }

@@ -25,16 +25,36 @@ use super::sql::{to_postgres, DbError, DbResult, Value};
 /// (reads; its I/O runs on the server's runtime), or the writer's own, whose
 /// I/O runs on the writer thread itself (a current-thread runtime), so each
 /// of the writer's round trips costs no wake-up of another thread.
+///
+/// The writer's own connection also pipelines: a statement whose result the
+/// op does not read (a savepoint, an `UPDATE` of a position, a receipt row)
+/// is queued by [`PgConn::execute_later`] and sent together with the next
+/// statement that needs an answer, in one round trip. PostgreSQL answers in
+/// order, so the queued statements run first, as written; their errors are
+/// reported by the next statement (or [`PgConn::flush`] at the op's end),
+/// which the writer then rolls back to the op's savepoint.
 pub struct PgConn {
     client: Client,
     rt: Exec,
 }
 
+/// A statement sent but not yet answered.
+type Pending =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<u64, tokio_postgres::Error>> + Send>>;
+
+/// Queued statements past which the writer waits for answers anyway (a
+/// bound on memory and on what one error report covers).
+const MAX_PENDING: usize = 24;
+
 enum Client {
     Pooled(Object),
     Own {
-        client: tokio_postgres::Client,
+        client: std::sync::Arc<tokio_postgres::Client>,
         cache: std::cell::RefCell<std::collections::HashMap<String, Statement>>,
+        pending: std::cell::RefCell<Vec<Pending>>,
+        /// Statements without parameters queued back to back (an op's
+        /// `RELEASE` and the next op's `SAVEPOINT`): sent as one message.
+        pending_sql: std::cell::RefCell<String>,
     },
 }
 
@@ -70,8 +90,10 @@ impl PgConn {
         rt.spawn(connection);
         Ok(PgConn {
             client: Client::Own {
-                client,
+                client: std::sync::Arc::new(client),
                 cache: std::cell::RefCell::default(),
+                pending: std::cell::RefCell::default(),
+                pending_sql: std::cell::RefCell::default(),
             },
             rt: Exec::Own(rt),
         })
@@ -82,6 +104,96 @@ impl PgConn {
             Client::Pooled(o) => o,
             Client::Own { client, .. } => client,
         }
+    }
+
+    /// Runs `f` to completion, sending the queued statements ahead of it in
+    /// the same round trip. An error of a queued statement wins over `f`'s
+    /// (after one, PostgreSQL refuses the rest of the transaction).
+    fn run<T>(
+        &self,
+        f: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+        sql: Option<&str>,
+    ) -> DbResult<T> {
+        self.seal();
+        let queued = match &self.client {
+            Client::Own { pending, .. } => std::mem::take(&mut *pending.borrow_mut()),
+            Client::Pooled(_) => Vec::new(),
+        };
+        if queued.is_empty() {
+            return self.rt.block_on(f).map_err(|e| pg_error(&e, sql));
+        }
+        // join_all polls its futures in order, then `f`: each sends its
+        // request when first polled, so they go out in the order written.
+        let (earlier, result) = self.rt.block_on(futures_util::future::join(
+            futures_util::future::join_all(queued),
+            f,
+        ));
+        if let Some(e) = earlier.into_iter().find_map(Result::err) {
+            return Err(pg_error(&e, None));
+        }
+        result.map_err(|e| pg_error(&e, sql))
+    }
+
+    /// Queues a statement whose result nobody reads (the writer's own
+    /// connection; elsewhere it runs at once).
+    pub fn execute_later(&self, stmt: &Statement, values: &[Value<'_>]) -> DbResult<()> {
+        let Client::Own {
+            client, pending, ..
+        } = &self.client
+        else {
+            return self.execute(stmt, values).map(|_| ());
+        };
+        self.seal();
+        let client = client.clone();
+        let stmt = stmt.clone();
+        let owned: Vec<PgValue> = values.iter().map(PgValue::from).collect();
+        pending.borrow_mut().push(Box::pin(async move {
+            let params: Vec<&(dyn PgToSql + Sync)> =
+                owned.iter().map(|v| v as &(dyn PgToSql + Sync)).collect();
+            client.execute(&stmt, &params).await
+        }));
+        if pending.borrow().len() >= MAX_PENDING {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Like [`PgConn::execute_later`] for a statement without parameters;
+    /// consecutive ones travel as one simple-protocol message.
+    pub fn batch_later(&self, sql: &str) -> DbResult<()> {
+        let Client::Own { pending_sql, .. } = &self.client else {
+            return self.batch(sql);
+        };
+        let mut queued = pending_sql.borrow_mut();
+        queued.push_str(sql);
+        queued.push_str("; ");
+        Ok(())
+    }
+
+    /// Turns the statements queued by `batch_later` into one pending request.
+    fn seal(&self) {
+        let Client::Own {
+            client,
+            pending,
+            pending_sql,
+            ..
+        } = &self.client
+        else {
+            return;
+        };
+        let sql = std::mem::take(&mut *pending_sql.borrow_mut());
+        if sql.is_empty() {
+            return;
+        }
+        let client = client.clone();
+        pending.borrow_mut().push(Box::pin(async move {
+            client.batch_execute(&sql).await.map(|()| 0)
+        }));
+    }
+
+    /// Waits for the queued statements; the first error among them.
+    pub fn flush(&self) -> DbResult<()> {
+        self.run(async { Ok(()) }, None)
     }
 
     /// Whether the server closed this connection.
@@ -97,14 +209,11 @@ impl PgConn {
                 .rt
                 .block_on(o.prepare_cached(&translated))
                 .map_err(|e| pg_error(&e, Some(&translated))),
-            Client::Own { client, cache } => {
+            Client::Own { client, cache, .. } => {
                 if let Some(s) = cache.borrow().get(sql) {
                     return Ok(s.clone());
                 }
-                let stmt = self
-                    .rt
-                    .block_on(client.prepare(&translated))
-                    .map_err(|e| pg_error(&e, Some(&translated)))?;
+                let stmt = self.run(client.prepare(&translated), Some(&translated))?;
                 cache.borrow_mut().insert(sql.to_string(), stmt.clone());
                 Ok(stmt)
             }
@@ -114,9 +223,7 @@ impl PgConn {
     /// Prepares without caching (statements whose text varies).
     pub fn prepare_once(&self, sql: &str) -> DbResult<Statement> {
         let translated = to_postgres(sql);
-        self.rt
-            .block_on(self.client().prepare(&translated))
-            .map_err(|e| pg_error(&e, Some(&translated)))
+        self.run(self.client().prepare(&translated), Some(&translated))
     }
 
     /// Rows of a prepared query.
@@ -127,26 +234,20 @@ impl PgConn {
     ) -> DbResult<Vec<tokio_postgres::Row>> {
         let params: Vec<&(dyn PgToSql + Sync)> =
             values.iter().map(|v| v as &(dyn PgToSql + Sync)).collect();
-        self.rt
-            .block_on(self.client().query(stmt, &params))
-            .map_err(|e| pg_error(&e, None))
+        self.run(self.client().query(stmt, &params), None)
     }
 
     /// Runs a prepared statement; returns the rows it changed.
     pub fn execute(&self, stmt: &Statement, values: &[Value<'_>]) -> DbResult<usize> {
         let params: Vec<&(dyn PgToSql + Sync)> =
             values.iter().map(|v| v as &(dyn PgToSql + Sync)).collect();
-        self.rt
-            .block_on(self.client().execute(stmt, &params))
+        self.run(self.client().execute(stmt, &params), None)
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
-            .map_err(|e| pg_error(&e, None))
     }
 
     /// Runs statements without parameters (DDL, BEGIN/COMMIT, ...).
     pub fn batch(&self, sql: &str) -> DbResult<()> {
-        self.rt
-            .block_on(self.client().batch_execute(sql))
-            .map_err(|e| pg_error(&e, Some(sql)))
+        self.run(self.client().batch_execute(sql), Some(sql))
     }
 }
 
@@ -289,7 +390,8 @@ impl PgToSql for Value<'_> {
     tokio_postgres::types::to_sql_checked!();
 }
 
-/// A column of any type the store uses, decoded.
+/// A column of any type the store uses, decoded (or a parameter, owned).
+#[derive(Debug)]
 pub enum PgValue {
     Null,
     Int(i64),
@@ -309,6 +411,34 @@ impl PgValue {
             PgValue::Blob(b) => Value::Blob(b),
         }
     }
+}
+
+impl From<&Value<'_>> for PgValue {
+    fn from(v: &Value<'_>) -> PgValue {
+        match *v {
+            Value::Null => PgValue::Null,
+            Value::Int(i) => PgValue::Int(i),
+            Value::Real(f) => PgValue::Real(f),
+            Value::Text(s) => PgValue::Text(s.to_string()),
+            Value::Blob(b) => PgValue::Blob(b.to_vec()),
+        }
+    }
+}
+
+impl PgToSql for PgValue {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
+        self.as_ref().to_sql(ty, out)
+    }
+
+    fn accepts(_ty: &Type) -> bool {
+        true
+    }
+
+    tokio_postgres::types::to_sql_checked!();
 }
 
 impl<'a> PgFromSql<'a> for PgValue {

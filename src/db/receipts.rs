@@ -72,43 +72,47 @@ pub fn positions(conn: &Conn, chat: ChatId) -> AppResult<Positions> {
     Ok(Positions(rows.collect::<Result<_, _>>()?))
 }
 
-/// Moves `user`'s position forward to `up_to` (never back). Returns the old
-/// position when it moved. Reading implies delivery, so a read advance also
-/// advances the delivered position.
+/// Moves a member's position forward to `up_to` (never back), from `p`,
+/// their positions as the op read them. Returns the old position when it
+/// moved. Reading implies delivery, so a read advance also advances the
+/// delivered position: one `UPDATE` and one insert of marks either way.
 pub fn advance(
     conn: &Conn,
     chat: ChatId,
-    user: UserId,
+    p: &Position,
     kind: Kind,
     up_to: MessageId,
     now: i64,
 ) -> AppResult<Option<MessageId>> {
-    let column = match kind {
-        Kind::Delivered => "delivered_up_to",
-        Kind::Read => "read_up_to",
+    let old = match kind {
+        Kind::Delivered => p.delivered,
+        Kind::Read => p.read,
     };
-    let old: Option<MessageId> = conn
-        .prepare_cached(&format!(
-            "SELECT {column} FROM chat_participants
-             WHERE chat_id = ?1 AND user_id = ?2 AND left_at IS NULL"
-        ))?
-        .query_row(params![chat, user], |r| r.get(0))
-        .optional()?;
-    let Some(old) = old else { return Ok(None) };
     if up_to <= old {
         return Ok(None);
     }
-    conn.prepare_cached(&format!(
-        "UPDATE chat_participants SET {column} = ?3 WHERE chat_id = ?1 AND user_id = ?2"
-    ))?
-    .execute(params![chat, user, up_to])?;
-    conn.prepare_cached(
-        "INSERT INTO receipt_marks (chat_id, user_id, kind, up_to, at) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT DO NOTHING",
-    )?
-    .execute(params![chat, user, kind as i64, up_to, now])?;
-    if kind == Kind::Read {
-        advance(conn, chat, user, Kind::Delivered, up_to, now)?;
+    let (set, marks) = match (kind, up_to > p.delivered) {
+        (Kind::Read, true) => (
+            "read_up_to = ?3, delivered_up_to = ?3",
+            "(?1, ?2, 1, ?3, ?4), (?1, ?2, 0, ?3, ?4)",
+        ),
+        (Kind::Read, false) => ("read_up_to = ?3", "(?1, ?2, 1, ?3, ?4)"),
+        (Kind::Delivered, _) => ("delivered_up_to = ?3", "(?1, ?2, 0, ?3, ?4)"),
+    };
+    let update = format!("UPDATE chat_participants SET {set} WHERE chat_id = ?1 AND user_id = ?2");
+    let insert = format!(
+        "INSERT INTO receipt_marks (chat_id, user_id, kind, up_to, at) VALUES {marks}
+         ON CONFLICT DO NOTHING"
+    );
+    if conn.is_postgres() {
+        // One statement for both.
+        conn.prepare_cached(&format!("WITH u AS ({update}) {insert}"))?
+            .execute_later(params![chat, p.user_id, up_to, now])?;
+    } else {
+        conn.prepare_cached(&update)?
+            .execute_later(params![chat, p.user_id, up_to])?;
+        conn.prepare_cached(&insert)?
+            .execute_later(params![chat, p.user_id, up_to, now])?;
     }
     Ok(Some(old))
 }
@@ -131,26 +135,22 @@ pub fn advance_delivered_bulk(
             values.extend([user.0, up_to.0]);
         }
         values.push(chat.0);
-        conn.execute(
-            &format!(
-                "UPDATE chat_participants SET delivered_up_to = v.column2
-                 FROM (VALUES {tuples}) AS v
-                 WHERE chat_participants.user_id = v.column1 AND chat_participants.chat_id = ?"
-            ),
-            &values,
-        )?;
+        conn.prepare_cached(&format!(
+            "UPDATE chat_participants SET delivered_up_to = v.column2
+             FROM (VALUES {tuples}) AS v
+             WHERE chat_participants.user_id = v.column1 AND chat_participants.chat_id = ?"
+        ))?
+        .execute_later(&values)?;
         let marks = vec!["(?, ?, 0, ?, ?)"; part.len()].join(", ");
         let mut values: Vec<i64> = Vec::with_capacity(part.len() * 4);
         for (user, up_to) in part {
             values.extend([chat.0, user.0, up_to.0, now]);
         }
-        conn.execute(
-            &format!(
-                "INSERT INTO receipt_marks (chat_id, user_id, kind, up_to, at) VALUES {marks}
-                 ON CONFLICT DO NOTHING"
-            ),
-            &values,
-        )?;
+        conn.prepare_cached(&format!(
+            "INSERT INTO receipt_marks (chat_id, user_id, kind, up_to, at) VALUES {marks}
+             ON CONFLICT DO NOTHING"
+        ))?
+        .execute_later(&values)?;
     }
     Ok(())
 }

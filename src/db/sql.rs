@@ -396,6 +396,15 @@ impl<'c> Conn<'c> {
         self.prepare_cached(sql)?.query_row(params, f)
     }
 
+    /// Waits for statements queued by [`Stmt::execute_later`]; the first
+    /// error among them. The writer calls it at the end of every op.
+    pub fn flush(&self) -> DbResult<()> {
+        match *self {
+            Conn::Sqlite(_) => Ok(()),
+            Conn::Pg(c) => c.flush(),
+        }
+    }
+
     /// Runs statements without parameters or results (DDL, pragmas).
     pub fn execute_batch(&self, sql: &str) -> DbResult<()> {
         match *self {
@@ -423,6 +432,23 @@ impl<'a> Stmt<'a> {
             sqlite => Ok(sqlite
                 .sqlite()
                 .execute(rusqlite::params_from_iter(values.iter()))?),
+        }
+    }
+
+    /// Runs a write whose result the op does not read. On the PostgreSQL
+    /// writer it is sent with the next statement that needs an answer (one
+    /// round trip for both); an error shows at that statement or at the op's
+    /// end, and the writer rolls the op back. Elsewhere it runs at once.
+    pub fn execute_later<P: Params>(&mut self, params: P) -> DbResult<()> {
+        let values = params.values();
+        match self {
+            Stmt::Pg(c, s) => c.execute_later(s, &values),
+            sqlite => {
+                sqlite
+                    .sqlite()
+                    .execute(rusqlite::params_from_iter(values.iter()))?;
+                Ok(())
+            }
         }
     }
 

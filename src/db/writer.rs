@@ -51,6 +51,11 @@ pub trait WriteConn: Send + 'static {
     fn conn(&self) -> Conn<'_>;
     /// Runs a statement without parameters (savepoints).
     fn exec(&self, sql: &str) -> DbResult<()>;
+    /// Like `exec`, but may be sent with the next statement (PostgreSQL
+    /// pipelines it; its error shows there).
+    fn exec_later(&self, sql: &str) -> DbResult<()> {
+        self.exec(sql)
+    }
     /// Commits the batch.
     fn commit(&mut self) -> DbResult<()>;
     /// Abandons the batch.
@@ -88,7 +93,13 @@ impl Writer {
         let (reply_tx, reply_rx) = oneshot::channel::<AppResult<T>>();
         let job: Job = Box::new(move |conn| {
             let result = match conn {
-                Some(conn) => f(&conn),
+                // Queued writes are part of the op: their errors are its
+                // (waited for even when the op failed, so none is left over).
+                Some(conn) => {
+                    let result = f(&conn);
+                    let flushed = conn.flush();
+                    result.and_then(|v| flushed.map(|()| v).map_err(Into::into))
+                }
                 None => Err(AppError::Unavailable),
             };
             let ok = result.is_ok();
@@ -184,7 +195,7 @@ fn commit_batch(
         return;
     }
     for job in batch.drain(..) {
-        if conn.exec("SAVEPOINT op").is_err() {
+        if conn.exec_later("SAVEPOINT op").is_err() {
             // The connection is gone mid-batch: the op cannot run; COMMIT
             // below fails too and every caller hears so.
             if let Ok((_, completion)) = catch_unwind(AssertUnwindSafe(|| job(None))) {
@@ -195,7 +206,7 @@ fn commit_batch(
         match catch_unwind(AssertUnwindSafe(|| job(Some(conn.conn())))) {
             Ok((ok, completion)) => {
                 if ok {
-                    let _ = conn.exec("RELEASE SAVEPOINT op");
+                    let _ = conn.exec_later("RELEASE SAVEPOINT op");
                 } else {
                     undo(conn);
                 }
@@ -226,7 +237,8 @@ fn commit_batch(
 
 /// Rolls one op back to its savepoint.
 fn undo(conn: &impl WriteConn) {
-    let _ = conn
-        .exec("ROLLBACK TO SAVEPOINT op")
-        .and_then(|()| conn.exec("RELEASE SAVEPOINT op"));
+    // Both, whatever the first says: a queued statement's error can be
+    // reported by the ROLLBACK TO that nonetheless ran.
+    let _ = conn.exec("ROLLBACK TO SAVEPOINT op");
+    let _ = conn.exec("RELEASE SAVEPOINT op");
 }

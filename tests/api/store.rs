@@ -548,3 +548,82 @@ async fn test_databases_are_shared_per_data_dir_and_dropped_after_use() {
     drop(other);
     assert_eq!(count(other_name).await, 0);
 }
+
+/// A write that fails after others were queued with it (on PostgreSQL the
+/// writer pipelines writes whose results nobody reads, so their errors show
+/// up later) takes back the whole operation and nothing else: the reader's
+/// position does not move, other people's sends go on, and once the fault
+/// is gone the same request works.
+#[tokio::test]
+async fn a_failing_queued_write_rolls_back_its_operation_only() {
+    let app = spawn_app().await;
+    let ana = app.register("Ana").await;
+    let bob = app.register("Bob").await;
+    let chat = app.direct_chat(&ana, &bob).await;
+    app.send(&bob, chat, "one").await;
+    let last = app.send(&bob, chat, "two").await["id"].as_i64().unwrap();
+    let unread = |chats: &Value| {
+        chats["items"]
+            .as_array()
+            .unwrap_or_else(|| panic!("a chat list: {chats}"))
+            .iter()
+            .find(|c| c["id"] == chat)
+            .map(|c| c["unreadCount"].clone())
+    };
+    // Every new receipt mark fails: a CHECK no row meets on PostgreSQL, a
+    // trigger on SQLite (which has no ADD CONSTRAINT).
+    let (break_marks, mend_marks) = if is_postgres() {
+        (
+            "ALTER TABLE receipt_marks ADD CONSTRAINT test_no_marks CHECK (up_to < 0) NOT VALID",
+            "ALTER TABLE receipt_marks DROP CONSTRAINT test_no_marks",
+        )
+    } else {
+        (
+            "CREATE TRIGGER test_no_marks BEFORE INSERT ON receipt_marks \
+             BEGIN SELECT RAISE(ABORT, 'no marks'); END",
+            "DROP TRIGGER test_no_marks",
+        )
+    };
+    app.exec_sql(break_marks).await;
+    let (status, body) = app
+        .post(
+            &format!("/chat/{chat}/read"),
+            &ana,
+            json!({"upToMessageId": last}),
+        )
+        .await;
+    assert!(
+        status.is_server_error(),
+        "read with marks failing: {status} {body}"
+    );
+    // others' writes are not affected (a send writes no receipt mark when
+    // nothing from others is unread)
+    let (status, body) = app
+        .post(
+            &format!("/chat/{chat}/messages"),
+            &bob,
+            json!({"messageType": "TEXT", "content": "three"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let three = body["id"].clone();
+    app.exec_sql(mend_marks).await;
+    // (listing chats marks them delivered, a receipt mark: only now)
+    let (_, chats) = app.get("/chat", &ana).await;
+    assert_eq!(
+        unread(&chats),
+        Some(json!(3)),
+        "the failed read moved nothing: {chats}"
+    );
+    let (status, body) = app
+        .post(
+            &format!("/chat/{chat}/read"),
+            &ana,
+            json!({"upToMessageId": three}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["unreadCount"], 0, "{body}");
+    let (_, chats) = app.get("/chat", &ana).await;
+    assert_eq!(unread(&chats), Some(json!(0)), "{chats}");
+}

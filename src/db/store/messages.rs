@@ -211,9 +211,12 @@ fn send_message(
     content: Option<String>,
     client_id: Option<String>,
 ) -> AppResult<Stored> {
-    chats::membership(c, chat, caller)?.ok_or_else(AppError::chat_not_found)?;
-    if let Some(cid) = &client_id {
-        if let Some(existing) = q::find_by_client_id(c, chat, caller, cid)? {
+    // Membership, a retried clientId and whether the caller has unread
+    // messages (writing in a chat reads it): one query.
+    let (existing, unread) = q::send_check(c, chat, caller, client_id.as_deref())?
+        .ok_or_else(AppError::chat_not_found)?;
+    if client_id.is_some() {
+        if let Some(existing) = existing {
             let positions = receipts::positions(c, chat)?;
             let message = q::load(c, existing, &positions)?
                 .ok_or_else(|| anyhow::anyhow!("message vanished"))?;
@@ -255,7 +258,7 @@ fn send_message(
         _ => None,
     };
     let now = now_ms();
-    let id = q::insert(
+    let (message, _event) = q::insert_sent(
         c,
         &q::NewMessage {
             chat_id: chat,
@@ -272,22 +275,22 @@ fn send_message(
             system: None,
             now,
         },
+        MESSAGE_NEW,
     )?;
-    let event = events::append(c, chat, MESSAGE_NEW, Some(id), None, now)?;
-    chats::bump_activity(c, chat, id, event, now)?;
+    let id = message.id;
     // Whoever writes in a chat has read it (as in WhatsApp): their
     // unread count drops to zero and earlier messages turn READ. Only
     // when something from others is unread: the sender's position
     // over their own messages is never observable, and skipping it
     // spares the writer four row writes per message.
-    let receipts_changed = if q::has_unread_before(c, chat, caller, id)? {
-        advance(c, chat, caller, receipts::Kind::Read, id, now)?
-    } else {
-        Vec::new()
-    };
     let positions = receipts::positions(c, chat)?;
+    let (receipts_changed, positions) = if unread {
+        advance(c, chat, caller, receipts::Kind::Read, id, now, positions)?
+    } else {
+        (Vec::new(), positions)
+    };
     let members = positions.0.iter().map(|p| p.user_id).collect();
-    let message = q::load(c, id, &positions)?.ok_or_else(|| anyhow::anyhow!("message vanished"))?;
+    let message = q::with_status(message, &positions);
     Ok(Stored {
         message,
         members,

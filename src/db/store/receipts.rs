@@ -39,7 +39,8 @@ impl Db {
                 }
             }
             let events = if target > MessageId(0) {
-                advance(c, chat, caller, q::Kind::Read, target, now_ms())?
+                let before = q::positions(c, chat)?;
+                advance(c, chat, caller, q::Kind::Read, target, now_ms(), before)?.0
             } else {
                 Vec::new()
             };
@@ -60,7 +61,8 @@ impl Db {
             let now = now_ms();
             let mut events = Vec::new();
             for (chat, up_to) in marks {
-                events.extend(advance(c, chat, user, q::Kind::Delivered, up_to, now)?);
+                let before = q::positions(c, chat)?;
+                events.extend(advance(c, chat, user, q::Kind::Delivered, up_to, now, before)?.0);
             }
             Ok(events)
         })
@@ -85,8 +87,9 @@ impl Db {
     }
 }
 
-/// Moves `user`'s position in `chat` and returns the status events to send
-/// (sender, event). Runs inside a writer op.
+/// Moves `user`'s position in `chat` from `before` (the chat's positions
+/// as the op read them) and returns the status events to send (sender,
+/// event) and the positions after. Runs inside a writer op.
 pub(crate) fn advance(
     c: &Conn,
     chat: ChatId,
@@ -94,8 +97,9 @@ pub(crate) fn advance(
     kind: q::Kind,
     up_to: MessageId,
     now: i64,
-) -> AppResult<StatusEvents> {
-    advance_many(c, chat, kind, &[(user, up_to)], now)
+    before: q::Positions,
+) -> AppResult<(StatusEvents, q::Positions)> {
+    advance_from(c, chat, kind, &[(user, up_to)], now, before)
 }
 
 /// Moves several members' positions in one chat (one positions read), and
@@ -108,6 +112,17 @@ fn advance_many(
     now: i64,
 ) -> AppResult<StatusEvents> {
     let before = q::positions(c, chat)?;
+    Ok(advance_from(c, chat, kind, moves, now, before)?.0)
+}
+
+fn advance_from(
+    c: &Conn,
+    chat: ChatId,
+    kind: q::Kind,
+    moves: &[(UserId, MessageId)],
+    now: i64,
+    before: q::Positions,
+) -> AppResult<(StatusEvents, q::Positions)> {
     let mut after = before.clone();
     let mut moved = Vec::new();
     if kind == q::Kind::Delivered && moves.len() > 1 && c.is_postgres() {
@@ -129,15 +144,16 @@ fn advance_many(
         q::advance_delivered_bulk(c, chat, &bulk, now)?;
     } else {
         for &(user, up_to) in moves {
-            let Some(old) = q::advance(c, chat, user, kind, up_to, now)? else {
+            let Some(p) = after.0.iter_mut().find(|p| p.user_id == user) else {
+                continue;
+            };
+            let Some(old) = q::advance(c, chat, p, kind, up_to, now)? else {
                 continue;
             };
             moved.push((user, old, up_to));
-            if let Some(p) = after.0.iter_mut().find(|p| p.user_id == user) {
-                p.delivered = p.delivered.max(up_to);
-                if kind == q::Kind::Read {
-                    p.read = p.read.max(up_to);
-                }
+            p.delivered = p.delivered.max(up_to);
+            if kind == q::Kind::Read {
+                p.read = p.read.max(up_to);
             }
         }
     }
@@ -173,5 +189,5 @@ fn advance_many(
             }
         }
     }
-    Ok(events)
+    Ok((events, after))
 }
