@@ -161,17 +161,24 @@ pub fn insert_sent(conn: &Conn, m: &NewMessage<'_>, kind: &str) -> AppResult<(Me
         )?)
 }
 
-/// What a send needs to know before it writes, in one query: `None` when
-/// `user` is not a current member of `chat`; else the message already sent
-/// with `client_id` (a retry), and whether anything from others is unread.
+/// What a send needs to know before it writes.
+pub struct SendCheck {
+    /// The message already sent with the send's `clientId` (a retry).
+    pub existing: Option<MessageId>,
+    /// Whether the sender has unread messages from others in the chat.
+    pub unread: bool,
+}
+
+/// What a send needs to know before it writes, with the chat's positions,
+/// in one round trip: `None` when `user` is not a current member of `chat`.
 pub fn send_check(
     conn: &Conn,
     chat: ChatId,
     user: UserId,
     client_id: Option<&str>,
-) -> AppResult<Option<(Option<MessageId>, bool)>> {
-    Ok(conn
-        .prepare_cached(
+) -> AppResult<(Option<SendCheck>, Positions)> {
+    let (check, positions) = conn.query_map2(
+        (
             "SELECT
                (SELECT id FROM messages WHERE chat_id = ?1 AND sender_id = ?2 AND client_id = ?3),
                EXISTS (SELECT 1 FROM messages m
@@ -179,11 +186,21 @@ pub fn send_check(
                          AND m.is_deleted = 0 AND m.message_type != 'SYSTEM')
              FROM chat_participants p
              WHERE p.chat_id = ?1 AND p.user_id = ?2 AND p.left_at IS NULL",
-        )?
-        .query_row(params![chat, user, client_id], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .optional()?)
+            params![chat, user, client_id],
+            |r| {
+                Ok(SendCheck {
+                    existing: r.get(0)?,
+                    unread: r.get(1)?,
+                })
+            },
+        ),
+        (
+            super::receipts::POSITIONS,
+            params![chat],
+            super::receipts::position_from_row,
+        ),
+    )?;
+    Ok((check.into_iter().next(), Positions(positions)))
 }
 
 /// Sender and chat of a message, if it exists.

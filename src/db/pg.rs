@@ -237,6 +237,34 @@ impl PgConn {
         self.run(self.client().query(stmt, &params), None)
     }
 
+    /// Two independent queries in one round trip (the writer's connection
+    /// pipelines them; a pooled one too, as both are polled together).
+    pub fn query2(
+        &self,
+        first: (&Statement, &[Value<'_>]),
+        second: (&Statement, &[Value<'_>]),
+    ) -> DbResult<(Vec<tokio_postgres::Row>, Vec<tokio_postgres::Row>)> {
+        let p1: Vec<&(dyn PgToSql + Sync)> =
+            first.1.iter().map(|v| v as &(dyn PgToSql + Sync)).collect();
+        let p2: Vec<&(dyn PgToSql + Sync)> = second
+            .1
+            .iter()
+            .map(|v| v as &(dyn PgToSql + Sync))
+            .collect();
+        let client = self.client();
+        self.run(
+            async {
+                let (a, b) = futures_util::future::join(
+                    client.query(first.0, &p1),
+                    client.query(second.0, &p2),
+                )
+                .await;
+                Ok((a?, b?))
+            },
+            None,
+        )
+    }
+
     /// Runs a prepared statement; returns the rows it changed.
     pub fn execute(&self, stmt: &Statement, values: &[Value<'_>]) -> DbResult<usize> {
         let params: Vec<&(dyn PgToSql + Sync)> =

@@ -6,7 +6,7 @@
 //! logged in `receipt_marks` with its time, which gives per-message
 //! `deliveredAt`/`readAt` without a row per (message, member).
 
-use crate::db::sql::{params, Conn, OptionalExtension};
+use crate::db::sql::{params, Conn, DbResult, OptionalExtension, Row};
 
 use crate::error::AppResult;
 use crate::model::{rfc3339, ChatId, MessageId, Receipt, Status, UserId};
@@ -56,19 +56,23 @@ impl Positions {
     }
 }
 
+/// The positions of a chat's current members (`?1`: the chat).
+pub const POSITIONS: &str = "SELECT user_id, delivered_up_to, read_up_to FROM chat_participants
+     WHERE chat_id = ?1 AND left_at IS NULL";
+
+/// One row of [`POSITIONS`].
+pub fn position_from_row(r: &Row<'_>) -> DbResult<Position> {
+    Ok(Position {
+        user_id: r.get(0)?,
+        delivered: r.get(1)?,
+        read: r.get(2)?,
+    })
+}
+
 /// Positions of the current members of `chat`.
 pub fn positions(conn: &Conn, chat: ChatId) -> AppResult<Positions> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT user_id, delivered_up_to, read_up_to FROM chat_participants
-         WHERE chat_id = ?1 AND left_at IS NULL",
-    )?;
-    let rows = stmt.query_map([chat], |r| {
-        Ok(Position {
-            user_id: r.get(0)?,
-            delivered: r.get(1)?,
-            read: r.get(2)?,
-        })
-    })?;
+    let mut stmt = conn.prepare_cached(POSITIONS)?;
+    let rows = stmt.query_map([chat], position_from_row)?;
     Ok(Positions(rows.collect::<Result<_, _>>()?))
 }
 

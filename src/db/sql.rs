@@ -396,6 +396,47 @@ impl<'c> Conn<'c> {
         self.prepare_cached(sql)?.query_row(params, f)
     }
 
+    /// Two independent queries, every row of each mapped; on PostgreSQL
+    /// sent together, one round trip for both.
+    pub fn query_map2<T1, T2, P1, P2, F1, F2>(
+        &self,
+        first: (&str, P1, F1),
+        second: (&str, P2, F2),
+    ) -> DbResult<(Vec<T1>, Vec<T2>)>
+    where
+        P1: Params,
+        P2: Params,
+        F1: FnMut(&Row<'_>) -> DbResult<T1>,
+        F2: FnMut(&Row<'_>) -> DbResult<T2>,
+    {
+        let (sql1, p1, mut f1) = first;
+        let (sql2, p2, mut f2) = second;
+        match *self {
+            Conn::Sqlite(_) => Ok((
+                self.prepare_cached(sql1)?
+                    .query_map(p1, f1)?
+                    .collect::<DbResult<_>>()?,
+                self.prepare_cached(sql2)?
+                    .query_map(p2, f2)?
+                    .collect::<DbResult<_>>()?,
+            )),
+            Conn::Pg(c) => {
+                let s1 = c.prepare(sql1)?;
+                let s2 = c.prepare(sql2)?;
+                let (r1, r2) = c.query2((&s1, &p1.values()), (&s2, &p2.values()))?;
+                let a = r1
+                    .iter()
+                    .map(|r| f1(&Row::Pg(r)))
+                    .collect::<DbResult<_>>()?;
+                let b = r2
+                    .iter()
+                    .map(|r| f2(&Row::Pg(r)))
+                    .collect::<DbResult<_>>()?;
+                Ok((a, b))
+            }
+        }
+    }
+
     /// Waits for statements queued by [`Stmt::execute_later`]; the first
     /// error among them. The writer calls it at the end of every op.
     pub fn flush(&self) -> DbResult<()> {

@@ -211,13 +211,12 @@ fn send_message(
     content: Option<String>,
     client_id: Option<String>,
 ) -> AppResult<Stored> {
-    // Membership, a retried clientId and whether the caller has unread
-    // messages (writing in a chat reads it): one query.
-    let (existing, unread) = q::send_check(c, chat, caller, client_id.as_deref())?
-        .ok_or_else(AppError::chat_not_found)?;
+    // Membership, a retried clientId, whether the caller has unread
+    // messages (writing in a chat reads it) and the positions: one round trip.
+    let (check, positions) = q::send_check(c, chat, caller, client_id.as_deref())?;
+    let q::SendCheck { existing, unread } = check.ok_or_else(AppError::chat_not_found)?;
     if client_id.is_some() {
         if let Some(existing) = existing {
-            let positions = receipts::positions(c, chat)?;
             let message = q::load(c, existing, &positions)?
                 .ok_or_else(|| anyhow::anyhow!("message vanished"))?;
             return Ok(Stored {
@@ -283,7 +282,6 @@ fn send_message(
     // when something from others is unread: the sender's position
     // over their own messages is never observable, and skipping it
     // spares the writer four row writes per message.
-    let positions = receipts::positions(c, chat)?;
     let (receipts_changed, positions) = if unread {
         advance(c, chat, caller, receipts::Kind::Read, id, now, positions)?
     } else {
