@@ -488,25 +488,35 @@ pub fn newest_at_or_before(conn: &Conn, chat: ChatId, up_to: MessageId) -> AppRe
         .query_row(params![chat, up_to], |r| r.get(0))?)
 }
 
-/// Messages of `chat` in `(after, up_to]` that are not deleted nor group notes, newest first,
-/// at most `limit`: `(id, sender)`. With `not_from`, only others' messages
-/// (those whose receipt changes when that member's position moves).
-pub fn between(
+/// Non-deleted, non-system messages of `chat` in `(after, up_to]`, newest
+/// first, at most `limit`, optionally not those sent by `not_from`: whose
+/// ticks a position move from `after` to `up_to` changes.
+const BETWEEN: &str = "SELECT id, sender_id FROM messages
+     WHERE chat_id = ?1 AND id > ?2 AND id <= ?3 AND is_deleted = 0
+       AND message_type != 'SYSTEM' AND (CAST(?4 AS BIGINT) IS NULL OR sender_id != ?4)
+     ORDER BY id DESC LIMIT ?5";
+
+/// One range for [`between_many`]: chat, after, up_to, not_from.
+pub type Range = (ChatId, MessageId, MessageId, Option<UserId>);
+
+/// [`BETWEEN`] for several ranges, in one round trip on PostgreSQL.
+pub fn between_many(
     conn: &Conn,
-    chat: ChatId,
-    after: MessageId,
-    up_to: MessageId,
-    not_from: Option<UserId>,
+    ranges: &[Range],
     limit: u32,
-) -> AppResult<Vec<(MessageId, UserId)>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, sender_id FROM messages
-         WHERE chat_id = ?1 AND id > ?2 AND id <= ?3 AND is_deleted = 0
-           AND message_type != 'SYSTEM' AND (CAST(?4 AS BIGINT) IS NULL OR sender_id != ?4)
-         ORDER BY id DESC LIMIT ?5",
-    )?;
-    let rows = stmt.query_map(params![chat, after, up_to, not_from, limit], |r| {
-        Ok((r.get(0)?, r.get(1)?))
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+) -> AppResult<Vec<Vec<(MessageId, UserId)>>> {
+    use crate::db::sql::Value;
+    let sets: Vec<[Value<'static>; 5]> = ranges
+        .iter()
+        .map(|&(chat, after, up_to, not_from)| {
+            [
+                Value::Int(chat.0),
+                Value::Int(after.0),
+                Value::Int(up_to.0),
+                not_from.map_or(Value::Null, |u| Value::Int(u.0)),
+                Value::Int(limit.into()),
+            ]
+        })
+        .collect();
+    Ok(conn.query_map_many(BETWEEN, &sets, |r| Ok((r.get(0)?, r.get(1)?)))?)
 }

@@ -265,6 +265,29 @@ impl PgConn {
         )
     }
 
+    /// One query with many parameter sets, all in one round trip; the rows
+    /// of each, in order.
+    pub fn query_many(
+        &self,
+        stmt: &Statement,
+        sets: &[Vec<Value<'_>>],
+    ) -> DbResult<Vec<Vec<tokio_postgres::Row>>> {
+        let params: Vec<Vec<&(dyn PgToSql + Sync)>> = sets
+            .iter()
+            .map(|set| set.iter().map(|v| v as &(dyn PgToSql + Sync)).collect())
+            .collect();
+        let client = self.client();
+        self.run(
+            async {
+                futures_util::future::join_all(params.iter().map(|p| client.query(stmt, p)))
+                    .await
+                    .into_iter()
+                    .collect()
+            },
+            None,
+        )
+    }
+
     /// Runs a prepared statement; returns the rows it changed.
     pub fn execute(&self, stmt: &Statement, values: &[Value<'_>]) -> DbResult<usize> {
         let params: Vec<&(dyn PgToSql + Sync)> =

@@ -76,6 +76,16 @@ pub fn positions(conn: &Conn, chat: ChatId) -> AppResult<Positions> {
     Ok(Positions(rows.collect::<Result<_, _>>()?))
 }
 
+/// Positions of several chats, in one round trip on PostgreSQL.
+pub fn positions_many(conn: &Conn, chats: &[ChatId]) -> AppResult<Vec<Positions>> {
+    let sets: Vec<[ChatId; 1]> = chats.iter().map(|&c| [c]).collect();
+    Ok(conn
+        .query_map_many(POSITIONS, &sets, position_from_row)?
+        .into_iter()
+        .map(Positions)
+        .collect())
+}
+
 /// Moves a member's position forward to `up_to` (never back), from `p`,
 /// their positions as the op read them. Returns the old position when it
 /// moved. Reading implies delivery, so a read advance also advances the

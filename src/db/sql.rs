@@ -437,6 +437,38 @@ impl<'c> Conn<'c> {
         }
     }
 
+    /// One query run with each of `sets`, every row mapped; on PostgreSQL
+    /// sent together (a round trip per 64 sets instead of one per set).
+    pub fn query_map_many<T, P, F>(&self, sql: &str, sets: &[P], mut f: F) -> DbResult<Vec<Vec<T>>>
+    where
+        P: Params,
+        F: FnMut(&Row<'_>) -> DbResult<T>,
+    {
+        match *self {
+            Conn::Sqlite(_) => {
+                let mut stmt = self.prepare_cached(sql)?;
+                sets.iter()
+                    .map(|set| stmt.query_map(set.values(), &mut f)?.collect())
+                    .collect()
+            }
+            Conn::Pg(c) => {
+                let stmt = c.prepare(sql)?;
+                let mut out = Vec::with_capacity(sets.len());
+                for chunk in sets.chunks(64) {
+                    let values: Vec<Vec<Value<'_>>> = chunk.iter().map(Params::values).collect();
+                    for rows in c.query_many(&stmt, &values)? {
+                        out.push(
+                            rows.iter()
+                                .map(|r| f(&Row::Pg(r)))
+                                .collect::<DbResult<_>>()?,
+                        );
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+
     /// Waits for statements queued by [`Stmt::execute_later`]; the first
     /// error among them. The writer calls it at the end of every op.
     pub fn flush(&self) -> DbResult<()> {

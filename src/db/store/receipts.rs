@@ -76,10 +76,33 @@ impl Db {
     ) -> AppResult<StatusEvents> {
         self.write(move |c| {
             let now = now_ms();
+            // Every chat's positions in one round trip, the writes queued,
+            // then every chat's lookups in one more (on PostgreSQL; SQLite
+            // runs the same statements one by one, in-process).
+            let chats: Vec<(ChatId, Vec<(UserId, MessageId)>)> = pending
+                .into_iter()
+                .map(|(chat, users)| (chat, users.into_iter().collect()))
+                .collect();
+            let ids: Vec<ChatId> = chats.iter().map(|(chat, _)| *chat).collect();
+            let positions = q::positions_many(c, &ids)?;
+            let mut plans = Vec::with_capacity(chats.len());
+            for ((chat, moves), before) in chats.into_iter().zip(positions) {
+                plans.push(Plan::make(
+                    c,
+                    chat,
+                    q::Kind::Delivered,
+                    &moves,
+                    now,
+                    before,
+                )?);
+            }
+            let ranges: Vec<Vec<messages::Range>> = plans.iter().map(Plan::ranges).collect();
+            let flat: Vec<messages::Range> = ranges.iter().flatten().copied().collect();
+            let mut found = messages::between_many(c, &flat, MAX_STATUS_EVENTS)?.into_iter();
             let mut events = Vec::new();
-            for (chat, users) in pending {
-                let moves: Vec<_> = users.into_iter().collect();
-                events.extend(advance_many(c, chat, q::Kind::Delivered, &moves, now)?);
+            for (plan, ranges) in plans.iter().zip(&ranges) {
+                let mine: Vec<_> = found.by_ref().take(ranges.len()).collect();
+                events.extend(plan.events(mine));
             }
             Ok(events)
         })
@@ -102,19 +125,6 @@ pub(crate) fn advance(
     advance_from(c, chat, kind, &[(user, up_to)], now, before)
 }
 
-/// Moves several members' positions in one chat (one positions read), and
-/// returns the status events to send.
-fn advance_many(
-    c: &Conn,
-    chat: ChatId,
-    kind: q::Kind,
-    moves: &[(UserId, MessageId)],
-    now: i64,
-) -> AppResult<StatusEvents> {
-    let before = q::positions(c, chat)?;
-    Ok(advance_from(c, chat, kind, moves, now, before)?.0)
-}
-
 fn advance_from(
     c: &Conn,
     chat: ChatId,
@@ -123,71 +133,127 @@ fn advance_from(
     now: i64,
     before: q::Positions,
 ) -> AppResult<(StatusEvents, q::Positions)> {
-    let mut after = before.clone();
-    let mut moved = Vec::new();
-    if kind == q::Kind::Delivered && moves.len() > 1 && c.is_postgres() {
-        // Many members at once (a big group's deliveries) on PostgreSQL,
-        // where each statement is a round trip: the positions read above
-        // decide who moves; a few statements write them all. (SQLite's
-        // statements are in-process calls; one per member stays cheaper.)
-        let mut bulk = Vec::new();
-        for &(user, up_to) in moves {
-            let Some(p) = after.0.iter_mut().find(|p| p.user_id == user) else {
-                continue;
-            };
-            if up_to > p.delivered {
-                moved.push((user, p.delivered, up_to));
-                bulk.push((user, up_to));
-                p.delivered = up_to;
+    let plan = Plan::make(c, chat, kind, moves, now, before)?;
+    let ranges = plan.ranges();
+    let found = messages::between_many(c, &ranges, MAX_STATUS_EVENTS)?;
+    Ok((plan.events(found), plan.after))
+}
+
+/// An advance in one chat whose writes are queued, and the lookups that
+/// turn it into `message:status` events (run for many chats at once by
+/// `mark_delivered_batch`).
+struct Plan {
+    chat: ChatId,
+    before: q::Positions,
+    after: q::Positions,
+    /// (user, old position, new position)
+    moved: Vec<(UserId, MessageId, MessageId)>,
+}
+
+impl Plan {
+    /// Decides who moves from `before` and queues the writes.
+    fn make(
+        c: &Conn,
+        chat: ChatId,
+        kind: q::Kind,
+        moves: &[(UserId, MessageId)],
+        now: i64,
+        before: q::Positions,
+    ) -> AppResult<Plan> {
+        let mut after = before.clone();
+        let mut moved = Vec::new();
+        if kind == q::Kind::Delivered && moves.len() > 1 && c.is_postgres() {
+            // Many members at once (a big group's deliveries) on PostgreSQL,
+            // where each statement costs a round trip: the positions read
+            // above decide who moves; a few statements write them all.
+            // (SQLite's statements are in-process calls; one per member
+            // stays cheaper.)
+            let mut bulk = Vec::new();
+            for &(user, up_to) in moves {
+                let Some(p) = after.0.iter_mut().find(|p| p.user_id == user) else {
+                    continue;
+                };
+                if up_to > p.delivered {
+                    moved.push((user, p.delivered, up_to));
+                    bulk.push((user, up_to));
+                    p.delivered = up_to;
+                }
+            }
+            q::advance_delivered_bulk(c, chat, &bulk, now)?;
+        } else {
+            for &(user, up_to) in moves {
+                let Some(p) = after.0.iter_mut().find(|p| p.user_id == user) else {
+                    continue;
+                };
+                let Some(old) = q::advance(c, chat, p, kind, up_to, now)? else {
+                    continue;
+                };
+                moved.push((user, old, up_to));
+                p.delivered = p.delivered.max(up_to);
+                if kind == q::Kind::Read {
+                    p.read = p.read.max(up_to);
+                }
             }
         }
-        q::advance_delivered_bulk(c, chat, &bulk, now)?;
-    } else {
-        for &(user, up_to) in moves {
-            let Some(p) = after.0.iter_mut().find(|p| p.user_id == user) else {
-                continue;
-            };
-            let Some(old) = q::advance(c, chat, p, kind, up_to, now)? else {
-                continue;
-            };
-            moved.push((user, old, up_to));
-            p.delivered = p.delivered.max(up_to);
-            if kind == q::Kind::Read {
-                p.read = p.read.max(up_to);
+        Ok(Plan {
+            chat,
+            before,
+            after,
+            moved,
+        })
+    }
+
+    /// Small chats: one range per member who moved (others' messages in
+    /// it). Big ones: one range over every move, filtered by status change.
+    fn per_member(&self) -> bool {
+        self.before.0.len() <= PER_MEMBER_RECEIPTS_UP_TO
+    }
+
+    fn ranges(&self) -> Vec<messages::Range> {
+        if self.per_member() {
+            self.moved
+                .iter()
+                .map(|&(user, old, up_to)| (self.chat, old, up_to, Some(user)))
+                .collect()
+        } else {
+            match (
+                self.moved.iter().map(|m| m.1).min(),
+                self.moved.iter().map(|m| m.2).max(),
+            ) {
+                (Some(lo), Some(hi)) => vec![(self.chat, lo, hi, None)],
+                _ => Vec::new(),
             }
         }
     }
-    let event = |sender: UserId, message_id: MessageId, user: UserId| {
-        (
-            sender,
-            StatusEvent {
-                chat_id: chat,
-                message_id,
-                user_id: user,
-                status: after.status_for(user, message_id),
-                message_status: after.status(sender, message_id),
-            },
-        )
-    };
-    let mut events = Vec::new();
-    if before.0.len() <= PER_MEMBER_RECEIPTS_UP_TO {
-        for &(user, old, up_to) in &moved {
-            for (message_id, sender) in
-                messages::between(c, chat, old, up_to, Some(user), MAX_STATUS_EVENTS)?
-            {
-                events.push(event(sender, message_id, user));
+
+    /// The status events, from what [`Plan::ranges`] found (same order).
+    fn events(&self, found: Vec<Vec<(MessageId, UserId)>>) -> StatusEvents {
+        let event = |sender: UserId, message_id: MessageId, user: UserId| {
+            (
+                sender,
+                StatusEvent {
+                    chat_id: self.chat,
+                    message_id,
+                    user_id: user,
+                    status: self.after.status_for(user, message_id),
+                    message_status: self.after.status(sender, message_id),
+                },
+            )
+        };
+        let mut events = Vec::new();
+        if self.per_member() {
+            for (&(user, _, _), rows) in self.moved.iter().zip(found) {
+                for (message_id, sender) in rows {
+                    events.push(event(sender, message_id, user));
+                }
+            }
+        } else if let (Some(&(last, _, _)), Some(rows)) = (self.moved.last(), found.first()) {
+            for &(message_id, sender) in rows {
+                if self.before.status(sender, message_id) != self.after.status(sender, message_id) {
+                    events.push(event(sender, message_id, last));
+                }
             }
         }
-    } else if let (Some(lo), Some(hi), Some(&(last, _, _))) = (
-        moved.iter().map(|m| m.1).min(),
-        moved.iter().map(|m| m.2).max(),
-        moved.last(),
-    ) {
-        for (message_id, sender) in messages::between(c, chat, lo, hi, None, MAX_STATUS_EVENTS)? {
-            if before.status(sender, message_id) != after.status(sender, message_id) {
-                events.push(event(sender, message_id, last));
-            }
-        }
+        events
     }
-    Ok((events, after))
 }
