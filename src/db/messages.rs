@@ -5,8 +5,9 @@
 //! ([`receipts::Positions`]), never stored per message.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
-use crate::db::sql::{params, Conn, OptionalExtension, Row};
+use crate::db::sql::{params, Conn, OptionalExtension, Row, ToSql, Value};
 
 use crate::db::receipts::Positions;
 use crate::error::AppResult;
@@ -77,34 +78,40 @@ pub struct NewMessage<'a> {
     pub now: i64,
 }
 
+/// The insert of a message row, without its `RETURNING` (shared by
+/// [`insert`] and [`insert_sent`]).
+const INSERT: &str = "INSERT INTO messages (chat_id, sender_id, message_type, content, upload_id,
+     file_url, file_name, file_size, file_mime_type, reply_to_id, client_id, created_at,
+     updated_at, system)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13)";
+
+impl NewMessage<'_> {
+    /// `?1`..`?13` of [`INSERT`].
+    fn values(&self) -> [Value<'_>; 13] {
+        [
+            self.chat_id.to_value(),
+            self.sender_id.to_value(),
+            self.message_type.to_value(),
+            self.content.to_value(),
+            self.upload_id.to_value(),
+            self.file_url.to_value(),
+            self.file_name.to_value(),
+            self.file_size.to_value(),
+            self.file_mime_type.to_value(),
+            self.reply_to_id.to_value(),
+            self.client_id.to_value(),
+            self.now.to_value(),
+            self.system.to_value(),
+        ]
+    }
+}
+
 /// Inserts a message; returns its id.
 pub fn insert(conn: &Conn, m: &NewMessage<'_>) -> AppResult<MessageId> {
+    static SQL: LazyLock<String> = LazyLock::new(|| format!("{INSERT} RETURNING id"));
     Ok(conn
-        .prepare_cached(
-            "INSERT INTO messages (chat_id, sender_id, message_type, content, upload_id, file_url,
-             file_name, file_size, file_mime_type, reply_to_id, client_id, created_at, updated_at,
-             system)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13)
-         RETURNING id",
-        )?
-        .query_row(
-            params![
-                m.chat_id,
-                m.sender_id,
-                m.message_type,
-                m.content,
-                m.upload_id,
-                m.file_url,
-                m.file_name,
-                m.file_size,
-                m.file_mime_type,
-                m.reply_to_id,
-                m.client_id,
-                m.now,
-                m.system
-            ],
-            |r| r.get(0),
-        )?)
+        .prepare_cached(&SQL)?
+        .query_row(&m.values(), |r| r.get(0))?)
 }
 
 /// Stores a sent message: the row, its `kind` event (`message:new`) and
@@ -121,14 +128,9 @@ pub fn insert_sent(conn: &Conn, m: &NewMessage<'_>, kind: &str) -> AppResult<(Me
             .query_row([id], from_row)?;
         return Ok((message, event));
     }
-    Ok(conn
-        .prepare_cached(&format!(
-            "WITH m AS (
-               INSERT INTO messages (chat_id, sender_id, message_type, content, upload_id, file_url,
-                 file_name, file_size, file_mime_type, reply_to_id, client_id, created_at, updated_at,
-                 system)
-               VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13)
-               RETURNING *),
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "WITH m AS ({INSERT} RETURNING *),
              e AS (
                INSERT INTO events (chat_id, kind, message_id, user_id, created_at)
                SELECT ?1, ?14, m.id, NULL, ?12 FROM m
@@ -139,26 +141,13 @@ pub fn insert_sent(conn: &Conn, m: &NewMessage<'_>, kind: &str) -> AppResult<(Me
                WHERE id = ?1)
              SELECT {MESSAGE_COLUMNS}, e.id
              FROM m LEFT JOIN uploads up ON up.id = m.upload_id CROSS JOIN e"
-        ))?
-        .query_row(
-            params![
-                m.chat_id,
-                m.sender_id,
-                m.message_type,
-                m.content,
-                m.upload_id,
-                m.file_url,
-                m.file_name,
-                m.file_size,
-                m.file_mime_type,
-                m.reply_to_id,
-                m.client_id,
-                m.now,
-                m.system,
-                kind
-            ],
-            |r| Ok((from_row(r)?, r.get(19)?)),
-        )?)
+        )
+    });
+    let mut values = m.values().to_vec();
+    values.push(kind.to_value());
+    Ok(conn
+        .prepare_cached(&SQL)?
+        .query_row(values, |r| Ok((from_row(r)?, r.get(19)?)))?)
 }
 
 /// What a send needs to know before it writes.
@@ -505,7 +494,6 @@ pub fn between_many(
     ranges: &[Range],
     limit: u32,
 ) -> AppResult<Vec<Vec<(MessageId, UserId)>>> {
-    use crate::db::sql::Value;
     let sets: Vec<[Value<'static>; 5]> = ranges
         .iter()
         .map(|&(chat, after, up_to, not_from)| {

@@ -122,20 +122,8 @@ pub(crate) fn advance(
     now: i64,
     before: q::Positions,
 ) -> AppResult<(StatusEvents, q::Positions)> {
-    advance_from(c, chat, kind, &[(user, up_to)], now, before)
-}
-
-fn advance_from(
-    c: &Conn,
-    chat: ChatId,
-    kind: q::Kind,
-    moves: &[(UserId, MessageId)],
-    now: i64,
-    before: q::Positions,
-) -> AppResult<(StatusEvents, q::Positions)> {
-    let plan = Plan::make(c, chat, kind, moves, now, before)?;
-    let ranges = plan.ranges();
-    let found = messages::between_many(c, &ranges, MAX_STATUS_EVENTS)?;
+    let plan = Plan::make(c, chat, kind, &[(user, up_to)], now, before)?;
+    let found = messages::between_many(c, &plan.ranges(), MAX_STATUS_EVENTS)?;
     Ok((plan.events(found), plan.after))
 }
 
