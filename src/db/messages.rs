@@ -16,14 +16,14 @@ use crate::model::{rfc3339, ChatId, EventId, Message, MessageId, UserId};
 /// URL prefix of stored uploads.
 pub const UPLOADS_PREFIX: &str = "/uploads/chat/";
 
-const MESSAGE_COLUMNS: &str = "m.id, m.chat_id, m.sender_id, m.content, m.message_type,
+pub(crate) const MESSAGE_COLUMNS: &str = "m.id, m.chat_id, m.sender_id, m.content, m.message_type,
     m.file_url, m.file_name, m.file_size, m.file_mime_type, m.reply_to_id, m.client_id,
     m.is_edited, m.is_deleted, m.created_at, m.updated_at, up.thumb_name, up.width, up.height,
     m.system";
 
 const FROM: &str = "FROM messages m LEFT JOIN uploads up ON up.id = m.upload_id";
 
-fn from_row(r: &Row<'_>) -> crate::db::sql::DbResult<Message> {
+pub(crate) fn from_row(r: &Row<'_>) -> crate::db::sql::DbResult<Message> {
     Ok(Message {
         id: r.get(0)?,
         chat_id: r.get(1)?,

@@ -81,6 +81,8 @@ pub struct Db {
     path: Option<PathBuf>,
     /// Dropping the last clone ends the checkpoint thread (SQLite).
     _checkpointer: Option<std::sync::Arc<std::sync::mpsc::Sender<()>>>,
+    /// Plain sends waiting to be written together (PostgreSQL).
+    sends: Option<std::sync::Arc<store::send_batch::SendQueue>>,
 }
 
 impl Db {
@@ -131,6 +133,7 @@ impl Db {
             writer,
             path: Some(path.to_path_buf()),
             _checkpointer: Some(std::sync::Arc::new(checkpointer)),
+            sends: None,
         })
     }
 
@@ -160,6 +163,7 @@ impl Db {
             writer,
             path: None,
             _checkpointer: None,
+            sends: Some(std::sync::Arc::default()),
         })
     }
 

@@ -288,6 +288,34 @@ impl PgConn {
         )
     }
 
+    /// Queries with the driver's own parameter types (arrays for `unnest`),
+    /// all sent together in one round trip; for the few PostgreSQL-only
+    /// statements of `src/db/` (the batched send). `$N` parameters.
+    pub fn query_native(
+        &self,
+        queries: &[(&str, &[&(dyn PgToSql + Sync)])],
+    ) -> DbResult<Vec<Vec<tokio_postgres::Row>>> {
+        let mut stmts = Vec::with_capacity(queries.len());
+        for (sql, _) in queries {
+            stmts.push(self.prepare(sql)?);
+        }
+        let client = self.client();
+        self.run(
+            async {
+                futures_util::future::join_all(
+                    stmts
+                        .iter()
+                        .zip(queries)
+                        .map(|(stmt, (_, params))| client.query(stmt, params)),
+                )
+                .await
+                .into_iter()
+                .collect()
+            },
+            None,
+        )
+    }
+
     /// Runs a prepared statement; returns the rows it changed.
     pub fn execute(&self, stmt: &Statement, values: &[Value<'_>]) -> DbResult<usize> {
         let params: Vec<&(dyn PgToSql + Sync)> =

@@ -627,3 +627,93 @@ async fn a_failing_queued_write_rolls_back_its_operation_only() {
     let (_, chats) = app.get("/chat", &ana).await;
     assert_eq!(unread(&chats), Some(json!(0)), "{chats}");
 }
+
+/// Many sends at once into one group (on PostgreSQL they are written
+/// together, one statement per kind of write): each member's sends keep
+/// their order, a `clientId` sent twice at once is stored once and both
+/// answers name the same message, an outsider's send in the same rush gets
+/// 404 and stores nothing, and the history holds exactly what was
+/// acknowledged, once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rush_of_sends_is_stored_once_each_in_order() {
+    let app = spawn_with(|a| a.send_rate = 0).await;
+    let members = [
+        app.register("Ana").await,
+        app.register("Bob").await,
+        app.register("Cy").await,
+    ];
+    let outsider = app.register("Eve").await;
+    let chat = app
+        .group(&members[0], &[&members[1], &members[2]], "rush")
+        .await;
+    let app = Arc::new(app);
+    let mut tasks = Vec::new();
+    for (m, member) in members.iter().enumerate() {
+        let app = app.clone();
+        let member = member.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for k in 0..15 {
+                // two sends with one clientId, at once
+                let body = json!({"messageType": "TEXT", "content": format!("{m}-{k}"),
+                                  "clientId": format!("rush-{m}-{k}")});
+                let path = format!("/chat/{chat}/messages");
+                let (a, b) = tokio::join!(
+                    app.post(&path, &member, body.clone()),
+                    app.post(&path, &member, body)
+                );
+                assert!(a.0.is_success() && b.0.is_success(), "{a:?} {b:?}");
+                assert_eq!(a.1["id"], b.1["id"], "one message for one clientId");
+                ids.push(a.1["id"].as_i64().unwrap());
+            }
+            ids
+        }));
+    }
+    let intruder = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for k in 0..5 {
+                let (status, _) = app
+                    .post(
+                        &format!("/chat/{chat}/messages"),
+                        &outsider,
+                        json!({"messageType": "TEXT", "content": format!("intruder {k}")}),
+                    )
+                    .await;
+                statuses.push(status);
+            }
+            statuses
+        })
+    };
+    let mut acked = HashSet::new();
+    for task in tasks {
+        let ids = task.await.unwrap();
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "in send order: {ids:?}"
+        );
+        acked.extend(ids);
+    }
+    for status in intruder.await.unwrap() {
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+    assert_eq!(acked.len(), 45);
+    let (status, page) = app
+        .get(&format!("/chat/{chat}/messages?limit=100"), &members[1])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let stored: Vec<&Value> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["messageType"] != "SYSTEM")
+        .collect();
+    let ids: HashSet<i64> = stored.iter().map(|m| m["id"].as_i64().unwrap()).collect();
+    assert_eq!(stored.len(), 45, "each once: {page}");
+    assert_eq!(ids, acked);
+    assert!(stored.iter().all(|m| !m["content"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("intruder")));
+}

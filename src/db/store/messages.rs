@@ -40,6 +40,20 @@ impl Db {
         content: Option<String>,
         client_id: Option<String>,
     ) -> AppResult<Stored> {
+        if let Some(queue) = &self.sends {
+            let plain = matches!(input.message_type, MessageType::Text | MessageType::Link)
+                && input.reply_to_id.is_none();
+            if plain {
+                let send = super::send_batch::Queued {
+                    caller,
+                    chat,
+                    message_type: input.message_type.as_str(),
+                    content,
+                    client_id,
+                };
+                return self.send_combined(&queue.clone(), send).await;
+            }
+        }
         self.write(move |c| send_message(c, caller, chat, &input, content, client_id))
             .await
     }

@@ -18,6 +18,7 @@ pub mod chats;
 pub mod messages;
 mod notes;
 pub mod receipts;
+pub(crate) mod send_batch;
 pub mod sync;
 pub mod uploads;
 pub mod users;

@@ -9,7 +9,7 @@ use crate::model::{ChatId, MessageId, UserId};
 use crate::ops::receipts::{MarkRead, StatusEvent, PER_MEMBER_RECEIPTS_UP_TO};
 
 /// Most `message:status` events one advance sends (newest first).
-const MAX_STATUS_EVENTS: u32 = 200;
+pub(super) const MAX_STATUS_EVENTS: u32 = 200;
 
 /// `message:status` events to send: (sender, event).
 pub type StatusEvents = Vec<(UserId, StatusEvent)>;
@@ -130,17 +130,17 @@ pub(crate) fn advance(
 /// An advance in one chat whose writes are queued, and the lookups that
 /// turn it into `message:status` events (run for many chats at once by
 /// `mark_delivered_batch`).
-struct Plan {
+pub(super) struct Plan {
     chat: ChatId,
     before: q::Positions,
-    after: q::Positions,
+    pub(super) after: q::Positions,
     /// (user, old position, new position)
     moved: Vec<(UserId, MessageId, MessageId)>,
 }
 
 impl Plan {
     /// Decides who moves from `before` and queues the writes.
-    fn make(
+    pub(super) fn make(
         c: &Conn,
         chat: ChatId,
         kind: q::Kind,
@@ -197,7 +197,7 @@ impl Plan {
         self.before.0.len() <= PER_MEMBER_RECEIPTS_UP_TO
     }
 
-    fn ranges(&self) -> Vec<messages::Range> {
+    pub(super) fn ranges(&self) -> Vec<messages::Range> {
         if self.per_member() {
             self.moved
                 .iter()
@@ -215,7 +215,7 @@ impl Plan {
     }
 
     /// The status events, from what [`Plan::ranges`] found (same order).
-    fn events(&self, found: Vec<Vec<(MessageId, UserId)>>) -> StatusEvents {
+    pub(super) fn events(&self, found: Vec<Vec<(MessageId, UserId)>>) -> StatusEvents {
         let event = |sender: UserId, message_id: MessageId, user: UserId| {
             (
                 sender,
