@@ -11,7 +11,7 @@ use crate::db::sql::{params, Conn, OptionalExtension, Row, ToSql, Value};
 
 use crate::db::receipts::Positions;
 use crate::error::AppResult;
-use crate::model::{rfc3339, ChatId, EventId, Message, MessageId, UserId};
+use crate::model::{rfc3339, ChatId, Message, MessageId, UserId};
 
 /// URL prefix of stored uploads.
 pub const UPLOADS_PREFIX: &str = "/uploads/chat/";
@@ -116,17 +116,14 @@ pub fn insert(conn: &Conn, m: &NewMessage<'_>) -> AppResult<MessageId> {
 
 /// Stores a sent message: the row, its `kind` event (`message:new`) and
 /// the chat's activity; returns the stored message (status not yet set:
-/// [`with_status`]) and the event's id. On PostgreSQL all of it is one
-/// statement (data-modifying `WITH`s), one round trip.
-pub fn insert_sent(conn: &Conn, m: &NewMessage<'_>, kind: &str) -> AppResult<(Message, EventId)> {
+/// [`with_status`]). On PostgreSQL all of it is one statement
+/// (data-modifying `WITH`s), one round trip.
+pub fn insert_sent(conn: &Conn, m: &NewMessage<'_>, kind: &str) -> AppResult<Message> {
     if !conn.is_postgres() {
         let id = insert(conn, m)?;
         let event = super::events::append(conn, m.chat_id, kind, Some(id), None, m.now)?;
         super::chats::bump_activity(conn, m.chat_id, id, event, m.now)?;
-        let message = conn
-            .prepare_cached(&format!("SELECT {MESSAGE_COLUMNS} {FROM} WHERE m.id = ?1"))?
-            .query_row([id], from_row)?;
-        return Ok((message, event));
+        return load_row(conn, id)?.ok_or_else(|| anyhow::anyhow!("message vanished").into());
     }
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
@@ -139,15 +136,12 @@ pub fn insert_sent(conn: &Conn, m: &NewMessage<'_>, kind: &str) -> AppResult<(Me
                UPDATE chats SET last_message_id = (SELECT id FROM m),
                  last_activity = (SELECT id FROM e), updated_at = ?12
                WHERE id = ?1)
-             SELECT {MESSAGE_COLUMNS}, e.id
-             FROM m LEFT JOIN uploads up ON up.id = m.upload_id CROSS JOIN e"
+             SELECT {MESSAGE_COLUMNS} FROM m LEFT JOIN uploads up ON up.id = m.upload_id"
         )
     });
     let mut values = m.values().to_vec();
     values.push(kind.to_value());
-    Ok(conn
-        .prepare_cached(&SQL)?
-        .query_row(values, |r| Ok((from_row(r)?, r.get(19)?)))?)
+    Ok(conn.prepare_cached(&SQL)?.query_row(values, from_row)?)
 }
 
 /// What a send needs to know before it writes.
@@ -219,11 +213,17 @@ pub fn is_system(conn: &Conn, id: MessageId) -> AppResult<bool> {
 
 /// One message with its status.
 pub fn load(conn: &Conn, id: MessageId, positions: &Positions) -> AppResult<Option<Message>> {
+    Ok(load_row(conn, id)?.map(|m| with_status(m, positions)))
+}
+
+/// One message, its status not yet set.
+fn load_row(conn: &Conn, id: MessageId) -> AppResult<Option<Message>> {
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT {MESSAGE_COLUMNS} {FROM} WHERE m.id = ?1"));
     Ok(conn
-        .prepare_cached(&format!("SELECT {MESSAGE_COLUMNS} {FROM} WHERE m.id = ?1"))?
+        .prepare_cached(&SQL)?
         .query_row([id], from_row)
-        .optional()?
-        .map(|m| with_status(m, positions)))
+        .optional()?)
 }
 
 /// Several messages by id in one query, keyed by id, without their status
@@ -494,15 +494,15 @@ pub fn between_many(
     ranges: &[Range],
     limit: u32,
 ) -> AppResult<Vec<Vec<(MessageId, UserId)>>> {
-    let sets: Vec<[Value<'static>; 5]> = ranges
+    let sets: Vec<[Value<'_>; 5]> = ranges
         .iter()
-        .map(|&(chat, after, up_to, not_from)| {
+        .map(|(chat, after, up_to, not_from)| {
             [
-                Value::Int(chat.0),
-                Value::Int(after.0),
-                Value::Int(up_to.0),
-                not_from.map_or(Value::Null, |u| Value::Int(u.0)),
-                Value::Int(limit.into()),
+                chat.to_value(),
+                after.to_value(),
+                up_to.to_value(),
+                not_from.to_value(),
+                limit.to_value(),
             ]
         })
         .collect();

@@ -232,81 +232,23 @@ impl PgConn {
         stmt: &Statement,
         values: &[Value<'_>],
     ) -> DbResult<Vec<tokio_postgres::Row>> {
-        let params: Vec<&(dyn PgToSql + Sync)> =
-            values.iter().map(|v| v as &(dyn PgToSql + Sync)).collect();
-        self.run(self.client().query(stmt, &params), None)
+        self.run(self.client().query(stmt, &refs(values)), None)
     }
 
-    /// Two independent queries in one round trip (the writer's connection
-    /// pipelines them; a pooled one too, as both are polled together).
-    pub fn query2(
+    /// Prepared queries, all sent together (one round trip); the rows of
+    /// each, in order. Parameters in the driver's types, so PostgreSQL-only
+    /// statements can pass arrays (`unnest`).
+    pub fn query_all(
         &self,
-        first: (&Statement, &[Value<'_>]),
-        second: (&Statement, &[Value<'_>]),
-    ) -> DbResult<(Vec<tokio_postgres::Row>, Vec<tokio_postgres::Row>)> {
-        let p1: Vec<&(dyn PgToSql + Sync)> =
-            first.1.iter().map(|v| v as &(dyn PgToSql + Sync)).collect();
-        let p2: Vec<&(dyn PgToSql + Sync)> = second
-            .1
-            .iter()
-            .map(|v| v as &(dyn PgToSql + Sync))
-            .collect();
-        let client = self.client();
-        self.run(
-            async {
-                let (a, b) = futures_util::future::join(
-                    client.query(first.0, &p1),
-                    client.query(second.0, &p2),
-                )
-                .await;
-                Ok((a?, b?))
-            },
-            None,
-        )
-    }
-
-    /// One query with many parameter sets, all in one round trip; the rows
-    /// of each, in order.
-    pub fn query_many(
-        &self,
-        stmt: &Statement,
-        sets: &[Vec<Value<'_>>],
+        queries: &[(&Statement, &[&(dyn PgToSql + Sync)])],
     ) -> DbResult<Vec<Vec<tokio_postgres::Row>>> {
-        let params: Vec<Vec<&(dyn PgToSql + Sync)>> = sets
-            .iter()
-            .map(|set| set.iter().map(|v| v as &(dyn PgToSql + Sync)).collect())
-            .collect();
-        let client = self.client();
-        self.run(
-            async {
-                futures_util::future::join_all(params.iter().map(|p| client.query(stmt, p)))
-                    .await
-                    .into_iter()
-                    .collect()
-            },
-            None,
-        )
-    }
-
-    /// Queries with the driver's own parameter types (arrays for `unnest`),
-    /// all sent together in one round trip; for the few PostgreSQL-only
-    /// statements of `src/db/` (the batched send). `$N` parameters.
-    pub fn query_native(
-        &self,
-        queries: &[(&str, &[&(dyn PgToSql + Sync)])],
-    ) -> DbResult<Vec<Vec<tokio_postgres::Row>>> {
-        let mut stmts = Vec::with_capacity(queries.len());
-        for (sql, _) in queries {
-            stmts.push(self.prepare(sql)?);
-        }
         let client = self.client();
         self.run(
             async {
                 futures_util::future::join_all(
-                    stmts
+                    queries
                         .iter()
-                        .zip(queries)
-                        .map(|(stmt, (_, params))| client.query(stmt, params)),
+                        .map(|&(stmt, params)| client.query(stmt, params)),
                 )
                 .await
                 .into_iter()
@@ -316,11 +258,26 @@ impl PgConn {
         )
     }
 
+    /// [`PgConn::query_all`] of `$N`-parameter SQL texts (prepared, cached).
+    pub fn query_native(
+        &self,
+        queries: &[(&str, &[&(dyn PgToSql + Sync)])],
+    ) -> DbResult<Vec<Vec<tokio_postgres::Row>>> {
+        let stmts = queries
+            .iter()
+            .map(|(sql, _)| self.prepare(sql))
+            .collect::<DbResult<Vec<_>>>()?;
+        let with: Vec<_> = stmts
+            .iter()
+            .zip(queries)
+            .map(|(stmt, &(_, params))| (stmt, params))
+            .collect();
+        self.query_all(&with)
+    }
+
     /// Runs a prepared statement; returns the rows it changed.
     pub fn execute(&self, stmt: &Statement, values: &[Value<'_>]) -> DbResult<usize> {
-        let params: Vec<&(dyn PgToSql + Sync)> =
-            values.iter().map(|v| v as &(dyn PgToSql + Sync)).collect();
-        self.run(self.client().execute(stmt, &params), None)
+        self.run(self.client().execute(stmt, &refs(values)), None)
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
     }
 
@@ -328,6 +285,11 @@ impl PgConn {
     pub fn batch(&self, sql: &str) -> DbResult<()> {
         self.run(self.client().batch_execute(sql), Some(sql))
     }
+}
+
+/// Parameters as the driver takes them.
+pub fn refs<'a>(values: &'a [Value<'_>]) -> Vec<&'a (dyn PgToSql + Sync)> {
+    values.iter().map(|v| v as &(dyn PgToSql + Sync)).collect()
 }
 
 /// Maps a driver error: lost connections are `Unavailable` (503, retried by

@@ -105,27 +105,45 @@ pub fn advance(
     if up_to <= old {
         return Ok(None);
     }
-    let (set, marks) = match (kind, up_to > p.delivered) {
-        (Kind::Read, true) => (
+    // (update, insert of marks, both in one statement for PostgreSQL)
+    macro_rules! sql {
+        ($set:literal, $marks:literal) => {{
+            const UPDATE: &str = concat!(
+                "UPDATE chat_participants SET ",
+                $set,
+                " WHERE chat_id = ?1 AND user_id = ?2"
+            );
+            const INSERT: &str = concat!(
+                "INSERT INTO receipt_marks (chat_id, user_id, kind, up_to, at) VALUES ",
+                $marks,
+                " ON CONFLICT DO NOTHING"
+            );
+            const BOTH: &str = concat!(
+                "WITH u AS (UPDATE chat_participants SET ",
+                $set,
+                " WHERE chat_id = ?1 AND user_id = ?2) ",
+                "INSERT INTO receipt_marks (chat_id, user_id, kind, up_to, at) VALUES ",
+                $marks,
+                " ON CONFLICT DO NOTHING"
+            );
+            (UPDATE, INSERT, BOTH)
+        }};
+    }
+    let (update, insert, both) = match (kind, up_to > p.delivered) {
+        (Kind::Read, true) => sql!(
             "read_up_to = ?3, delivered_up_to = ?3",
-            "(?1, ?2, 1, ?3, ?4), (?1, ?2, 0, ?3, ?4)",
+            "(?1, ?2, 1, ?3, ?4), (?1, ?2, 0, ?3, ?4)"
         ),
-        (Kind::Read, false) => ("read_up_to = ?3", "(?1, ?2, 1, ?3, ?4)"),
-        (Kind::Delivered, _) => ("delivered_up_to = ?3", "(?1, ?2, 0, ?3, ?4)"),
+        (Kind::Read, false) => sql!("read_up_to = ?3", "(?1, ?2, 1, ?3, ?4)"),
+        (Kind::Delivered, _) => sql!("delivered_up_to = ?3", "(?1, ?2, 0, ?3, ?4)"),
     };
-    let update = format!("UPDATE chat_participants SET {set} WHERE chat_id = ?1 AND user_id = ?2");
-    let insert = format!(
-        "INSERT INTO receipt_marks (chat_id, user_id, kind, up_to, at) VALUES {marks}
-         ON CONFLICT DO NOTHING"
-    );
     if conn.is_postgres() {
-        // One statement for both.
-        conn.prepare_cached(&format!("WITH u AS ({update}) {insert}"))?
+        conn.prepare_cached(both)?
             .execute_later(params![chat, p.user_id, up_to, now])?;
     } else {
-        conn.prepare_cached(&update)?
+        conn.prepare_cached(update)?
             .execute_later(params![chat, p.user_id, up_to])?;
-        conn.prepare_cached(&insert)?
+        conn.prepare_cached(insert)?
             .execute_later(params![chat, p.user_id, up_to, now])?;
     }
     Ok(Some(old))

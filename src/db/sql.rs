@@ -421,18 +421,19 @@ impl<'c> Conn<'c> {
                     .collect::<DbResult<_>>()?,
             )),
             Conn::Pg(c) => {
-                let s1 = c.prepare(sql1)?;
-                let s2 = c.prepare(sql2)?;
-                let (r1, r2) = c.query2((&s1, &p1.values()), (&s2, &p2.values()))?;
-                let a = r1
-                    .iter()
-                    .map(|r| f1(&Row::Pg(r)))
-                    .collect::<DbResult<_>>()?;
-                let b = r2
-                    .iter()
-                    .map(|r| f2(&Row::Pg(r)))
-                    .collect::<DbResult<_>>()?;
-                Ok((a, b))
+                let (s1, s2) = (c.prepare(sql1)?, c.prepare(sql2)?);
+                let (v1, v2) = (p1.values(), p2.values());
+                let (r1, r2) = (super::pg::refs(&v1), super::pg::refs(&v2));
+                let mut rows = c.query_all(&[(&s1, &r1), (&s2, &r2)])?.into_iter();
+                let (Some(a), Some(b)) = (rows.next(), rows.next()) else {
+                    return Err(DbError::Other(anyhow::anyhow!(
+                        "two queries, not two answers"
+                    )));
+                };
+                Ok((
+                    a.iter().map(|r| f1(&Row::Pg(r))).collect::<DbResult<_>>()?,
+                    b.iter().map(|r| f2(&Row::Pg(r))).collect::<DbResult<_>>()?,
+                ))
             }
         }
     }
@@ -456,7 +457,9 @@ impl<'c> Conn<'c> {
                 let mut out = Vec::with_capacity(sets.len());
                 for chunk in sets.chunks(64) {
                     let values: Vec<Vec<Value<'_>>> = chunk.iter().map(Params::values).collect();
-                    for rows in c.query_many(&stmt, &values)? {
+                    let refs: Vec<_> = values.iter().map(|v| super::pg::refs(v)).collect();
+                    let queries: Vec<_> = refs.iter().map(|r| (&stmt, r.as_slice())).collect();
+                    for rows in c.query_all(&queries)? {
                         out.push(
                             rows.iter()
                                 .map(|r| f(&Row::Pg(r)))
@@ -513,15 +516,9 @@ impl<'a> Stmt<'a> {
     /// round trip for both); an error shows at that statement or at the op's
     /// end, and the writer rolls the op back. Elsewhere it runs at once.
     pub fn execute_later<P: Params>(&mut self, params: P) -> DbResult<()> {
-        let values = params.values();
         match self {
-            Stmt::Pg(c, s) => c.execute_later(s, &values),
-            sqlite => {
-                sqlite
-                    .sqlite()
-                    .execute(rusqlite::params_from_iter(values.iter()))?;
-                Ok(())
-            }
+            Stmt::Pg(c, s) => c.execute_later(s, &params.values()),
+            _ => self.execute(params).map(|_| ()),
         }
     }
 

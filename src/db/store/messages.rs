@@ -229,17 +229,15 @@ fn send_message(
     // messages (writing in a chat reads it) and the positions: one round trip.
     let (check, positions) = q::send_check(c, chat, caller, client_id.as_deref())?;
     let q::SendCheck { existing, unread } = check.ok_or_else(AppError::chat_not_found)?;
-    if client_id.is_some() {
-        if let Some(existing) = existing {
-            let message = q::load(c, existing, &positions)?
-                .ok_or_else(|| anyhow::anyhow!("message vanished"))?;
-            return Ok(Stored {
-                message,
-                members: Vec::new(),
-                created: false,
-                receipts_changed: Vec::new(),
-            });
-        }
+    if let Some(existing) = existing {
+        let message =
+            q::load(c, existing, &positions)?.ok_or_else(|| anyhow::anyhow!("message vanished"))?;
+        return Ok(Stored {
+            message,
+            members: Vec::new(),
+            created: false,
+            receipts_changed: Vec::new(),
+        });
     }
     if let Some(reply) = input.reply_to_id {
         match q::owner(c, reply)? {
@@ -271,7 +269,7 @@ fn send_message(
         _ => None,
     };
     let now = now_ms();
-    let (message, _event) = q::insert_sent(
+    let message = q::insert_sent(
         c,
         &q::NewMessage {
             chat_id: chat,

@@ -9,7 +9,7 @@ use crate::model::{ChatId, MessageId, UserId};
 use crate::ops::receipts::{MarkRead, StatusEvent, PER_MEMBER_RECEIPTS_UP_TO};
 
 /// Most `message:status` events one advance sends (newest first).
-pub(super) const MAX_STATUS_EVENTS: u32 = 200;
+const MAX_STATUS_EVENTS: u32 = 200;
 
 /// `message:status` events to send: (sender, event).
 pub type StatusEvents = Vec<(UserId, StatusEvent)>;
@@ -96,15 +96,7 @@ impl Db {
                     before,
                 )?);
             }
-            let ranges: Vec<Vec<messages::Range>> = plans.iter().map(Plan::ranges).collect();
-            let flat: Vec<messages::Range> = ranges.iter().flatten().copied().collect();
-            let mut found = messages::between_many(c, &flat, MAX_STATUS_EVENTS)?.into_iter();
-            let mut events = Vec::new();
-            for (plan, ranges) in plans.iter().zip(&ranges) {
-                let mine: Vec<_> = found.by_ref().take(ranges.len()).collect();
-                events.extend(plan.events(mine));
-            }
-            Ok(events)
+            Ok(status_events(c, &plans)?.into_iter().flatten().collect())
         })
         .await
     }
@@ -123,8 +115,21 @@ pub(crate) fn advance(
     before: q::Positions,
 ) -> AppResult<(StatusEvents, q::Positions)> {
     let plan = Plan::make(c, chat, kind, &[(user, up_to)], now, before)?;
-    let found = messages::between_many(c, &plan.ranges(), MAX_STATUS_EVENTS)?;
-    Ok((plan.events(found), plan.after))
+    let events = status_events(c, std::slice::from_ref(&plan))?;
+    Ok((events.into_iter().flatten().collect(), plan.after))
+}
+
+/// The status events of each plan, with every plan's lookups in one round
+/// trip on PostgreSQL (after the plans' queued writes).
+pub(super) fn status_events(c: &Conn, plans: &[Plan]) -> AppResult<Vec<StatusEvents>> {
+    let ranges: Vec<Vec<messages::Range>> = plans.iter().map(Plan::ranges).collect();
+    let flat: Vec<messages::Range> = ranges.iter().flatten().copied().collect();
+    let mut found = messages::between_many(c, &flat, MAX_STATUS_EVENTS)?.into_iter();
+    Ok(plans
+        .iter()
+        .zip(&ranges)
+        .map(|(plan, ranges)| plan.events(found.by_ref().take(ranges.len()).collect()))
+        .collect())
 }
 
 /// An advance in one chat whose writes are queued, and the lookups that
@@ -197,7 +202,7 @@ impl Plan {
         self.before.0.len() <= PER_MEMBER_RECEIPTS_UP_TO
     }
 
-    pub(super) fn ranges(&self) -> Vec<messages::Range> {
+    fn ranges(&self) -> Vec<messages::Range> {
         if self.per_member() {
             self.moved
                 .iter()
@@ -215,7 +220,7 @@ impl Plan {
     }
 
     /// The status events, from what [`Plan::ranges`] found (same order).
-    pub(super) fn events(&self, found: Vec<Vec<(MessageId, UserId)>>) -> StatusEvents {
+    fn events(&self, found: Vec<Vec<(MessageId, UserId)>>) -> StatusEvents {
         let event = |sender: UserId, message_id: MessageId, user: UserId| {
             (
                 sender,

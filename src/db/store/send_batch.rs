@@ -17,13 +17,13 @@
 //! message stored first, and each send's ack the status its message had
 //! right after it (not after later sends of the batch).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
 use super::messages::Stored;
-use super::receipts::{Plan, MAX_STATUS_EVENTS};
+use super::receipts::{status_events, Plan};
 use crate::db::sql::{Conn, Row};
 use crate::db::{messages as q, now_ms, receipts, Db};
 use crate::error::{AppError, AppResult};
@@ -233,11 +233,12 @@ fn write_all(c: &Conn, sends: &[Queued]) -> AppResult<Vec<AppResult<Stored>>> {
     // (their receipts' writes are queued), and each ack gets the status its
     // message had right after it.
     let mut results: Vec<Option<AppResult<Stored>>> = (0..sends.len()).map(|_| None).collect();
-    let mut plans: Vec<(usize, Plan)> = Vec::new();
+    // The read receipts the sends cause, and whose they are.
+    let (mut reads, mut read_by): (Vec<Plan>, Vec<usize>) = (Vec::new(), Vec::new());
     // Per chat: messages of this batch so far, (id, sender).
     let mut batch_msgs: HashMap<ChatId, Vec<(MessageId, UserId)>> = HashMap::new();
     // Senders whose read position this batch already moved, per chat.
-    let mut advanced: HashMap<(ChatId, UserId), ()> = HashMap::new();
+    let mut advanced: HashSet<(ChatId, UserId)> = HashSet::new();
     for (i, s) in sends.iter().enumerate() {
         let check = &checks[i];
         if !check.member {
@@ -254,13 +255,13 @@ fn write_all(c: &Conn, sends: &[Queued]) -> AppResult<Vec<AppResult<Stored>>> {
             .find(|p| p.user_id == s.caller)
             .map_or(MessageId(0), |p| p.read);
         let earlier = batch_msgs.entry(s.chat).or_default();
-        let unread = (check.unread && !advanced.contains_key(&(s.chat, s.caller)))
+        let unread = (check.unread && !advanced.contains(&(s.chat, s.caller)))
             || earlier
                 .iter()
                 .any(|&(id, sender)| sender != s.caller && id > read);
         earlier.push((message.id, s.caller));
-        let receipts_plan = if unread {
-            advanced.insert((s.chat, s.caller), ());
+        if unread {
+            advanced.insert((s.chat, s.caller));
             let plan = Plan::make(
                 c,
                 s.chat,
@@ -270,10 +271,9 @@ fn write_all(c: &Conn, sends: &[Queued]) -> AppResult<Vec<AppResult<Stored>>> {
                 chat_positions.clone(),
             )?;
             *chat_positions = plan.after.clone();
-            Some(plan)
-        } else {
-            None
-        };
+            reads.push(plan);
+            read_by.push(i);
+        }
         let members = chat_positions.0.iter().map(|p| p.user_id).collect();
         results[i] = Some(Ok(Stored {
             message: q::with_status(message, chat_positions),
@@ -281,19 +281,12 @@ fn write_all(c: &Conn, sends: &[Queued]) -> AppResult<Vec<AppResult<Stored>>> {
             created: true,
             receipts_changed: Vec::new(),
         }));
-        if let Some(plan) = receipts_plan {
-            plans.push((i, plan));
-        }
     }
     // The status lookups of every read receipt: one round trip (with the
     // receipts' queued writes ahead of it).
-    let ranges: Vec<Vec<_>> = plans.iter().map(|(_, p)| p.ranges()).collect();
-    let flat: Vec<_> = ranges.iter().flatten().copied().collect();
-    let mut found = q::between_many(c, &flat, MAX_STATUS_EVENTS)?.into_iter();
-    for ((i, plan), ranges) in plans.iter().zip(&ranges) {
-        let mine: Vec<_> = found.by_ref().take(ranges.len()).collect();
-        if let Some(Ok(stored)) = results[*i].as_mut() {
-            stored.receipts_changed = plan.events(mine);
+    for (i, events) in read_by.into_iter().zip(status_events(c, &reads)?) {
+        if let Some(Ok(stored)) = results[i].as_mut() {
+            stored.receipts_changed = events;
         }
     }
     // Retries and repeats: the message stored first, as it is now.
@@ -313,8 +306,9 @@ fn write_all(c: &Conn, sends: &[Queued]) -> AppResult<Vec<AppResult<Stored>>> {
             },
             (None, None) => return Err(AppError::Internal(anyhow::anyhow!("a send left out"))),
         };
-        let chat_positions = positions.get(&sends[i].chat).cloned().unwrap_or_default();
-        let message = q::load(c, existing, &chat_positions)?
+        let none = receipts::Positions::default();
+        let chat_positions = positions.get(&sends[i].chat).unwrap_or(&none);
+        let message = q::load(c, existing, chat_positions)?
             .ok_or_else(|| anyhow::anyhow!("message vanished"))?;
         results[i] = Some(Ok(Stored {
             message,
@@ -351,9 +345,7 @@ fn insert_sql() -> &'static String {
                FROM (SELECT m.chat_id, max(m.id) AS mid, max(e.id) AS eid
                      FROM m JOIN e ON e.message_id = m.id GROUP BY m.chat_id) AS x
                WHERE chats.id = x.chat_id)
-             SELECT {cols}, e.id
-             FROM m LEFT JOIN uploads up ON up.id = m.upload_id JOIN e ON e.message_id = m.id
-             ORDER BY m.id",
+             SELECT {cols} FROM m LEFT JOIN uploads up ON up.id = m.upload_id ORDER BY m.id",
             cols = q::MESSAGE_COLUMNS
         )
     });
