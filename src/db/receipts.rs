@@ -150,7 +150,7 @@ pub fn advance(
 }
 
 /// Moves many members' delivered positions of one chat at once: `moves`
-/// are `(user, up_to)` already known to advance (see `advance_many`). A few
+/// are `(user, up_to)` already known to advance (see `store::receipts::Plan::make`). A few
 /// statements per batch instead of three per member, which is what a big
 /// group's receipts cost on PostgreSQL (a round trip each).
 pub fn advance_delivered_bulk(
