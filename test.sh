@@ -5,7 +5,9 @@
 # install what they need (Chromium, npm packages) idempotently. Then, with
 # NATTER_PG_TESTS=1, the same API suite on PostgreSQL (a fresh database per
 # server, scripts/ensure-postgres.sh installs/starts PostgreSQL when missing)
-# and a PostgreSQL pass of the socket.io and browser tests.
+# and a PostgreSQL pass of the socket.io and browser tests, with the cluster
+# tests (three nodes on one database, NATS between them; scripts/ensure-nats.sh
+# installs/starts NATS when missing).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -35,7 +37,14 @@ if [ "$NATTER_PG_TESTS" = 1 ]; then
     NATTER_TEST_PG=$(bash scripts/ensure-postgres.sh)
   fi
   export NATTER_TEST_PG
-  echo "== cargo test --test api on PostgreSQL ($NATTER_TEST_PG)"
+  # The cluster tests (tests/api/cluster.rs) run in this pass: nodes on one
+  # PostgreSQL database and one NATS server.
+  if [ -z "${NATTER_TEST_NATS:-}" ]; then
+    echo "== scripts/ensure-nats.sh"
+    NATTER_TEST_NATS=$(bash scripts/ensure-nats.sh)
+  fi
+  export NATTER_TEST_NATS
+  echo "== cargo test --test api on PostgreSQL ($NATTER_TEST_PG, bus $NATTER_TEST_NATS)"
   NATTER_TEST_DB=postgres cargo test --quiet --test api 2>&1 | tee target/natter-cargo-test-pg.log
   # socket.io always; the browser test too unless NATTER_PG_E2E=0
   pg_scripts=(tests/socketio/run.sh)

@@ -189,8 +189,15 @@ pub struct ServeArgs {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database: Option<String>,
 
+    /// Where events go between nodes: `local` (one node, the default) or a
+    /// NATS server, `nats://127.0.0.1:4222`, shared by every node of a
+    /// cluster (see "Running several nodes" in the README).
+    #[arg(long, env = "NATTER_BUS", default_value = "local")]
+    pub bus: String,
+
     /// Secret that signs login tokens (HS256). Default: generated on first
-    /// start and kept in <data-dir>/jwt-secret (mode 0600).
+    /// start and kept in <data-dir>/jwt-secret (mode 0600), or, on
+    /// PostgreSQL, in the database, shared by every node.
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
@@ -366,6 +373,8 @@ pub struct Config {
     pub durability: Durability,
     /// Which store, and where.
     pub database: DatabaseUrl,
+    /// Where events go between nodes.
+    pub bus: BusUrl,
     /// Web app from disk instead of the embedded copy.
     pub assets_dir: Option<PathBuf>,
     /// Time between retention sweeps.
@@ -404,6 +413,8 @@ impl Config {
         std::fs::create_dir_all(&args.data_dir)
             .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
         restrict_dir(&args.data_dir);
+        let database = DatabaseUrl::parse(args.database.as_deref(), &args.data_dir)?;
+        let bus = BusUrl::parse(&args.bus)?;
         let jwt_secret = match &args.jwt_secret {
             Some(s) if !s.is_empty() => {
                 // Refusing to start over a short secret would break the
@@ -417,6 +428,9 @@ impl Config {
                 }
                 s.as_bytes().to_vec()
             }
+            // On PostgreSQL every node must sign with the same key: it is
+            // read from (or put into) the database when the store opens.
+            _ if database.is_postgres() => Vec::new(),
             _ => load_or_create_secret(&args.data_dir.join("jwt-secret"))?,
         };
         let frontend_origin = match args.frontend_url.as_deref().map(str::trim) {
@@ -440,7 +454,8 @@ impl Config {
             registration_open: args.registration == Registration::Open,
             token_ttl_secs: u64::from(args.token_ttl_days) * 86_400,
             durability: args.durability,
-            database: DatabaseUrl::parse(args.database.as_deref(), &args.data_dir)?,
+            database,
+            bus,
             assets_dir: args.assets_dir.clone(),
             sweep_interval: std::time::Duration::from_secs(args.sweep_interval),
             metrics_token: args.metrics_token.clone().filter(|t| !t.is_empty()),
@@ -609,6 +624,22 @@ pub fn normalize_origin(url: &str) -> Option<String> {
     Some(format!("{scheme}://{host}"))
 }
 
+/// 32 random bytes as 64 hex digits.
+pub fn random_secret() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The secret an earlier natter kept in `path`, if any (a PostgreSQL
+/// deployment from before secrets moved into the database keeps its tokens).
+pub fn existing_secret(path: &Path) -> Option<String> {
+    let s = std::fs::read_to_string(path).ok()?;
+    let s = s.trim();
+    (s.len() >= 32).then(|| s.to_string())
+}
+
 fn load_or_create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
     if let Ok(existing) = std::fs::read_to_string(path) {
         let trimmed = existing.trim();
@@ -619,10 +650,7 @@ fn load_or_create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
         );
         return Ok(trimmed.as_bytes().to_vec());
     }
-    use rand::RngCore;
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let secret = random_secret();
     write_private(path, secret.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(secret.into_bytes())
@@ -699,7 +727,38 @@ impl std::fmt::Debug for DatabaseUrl {
     }
 }
 
+/// `--bus` / `NATTER_BUS`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BusUrl {
+    /// One node: events stay in the process.
+    Local,
+    /// A NATS server (`nats://host:port`).
+    Nats(String),
+}
+
+impl BusUrl {
+    /// Parses `--bus`: `local` (or empty), or `nats://host[:port]`.
+    pub fn parse(url: &str) -> anyhow::Result<BusUrl> {
+        let url = url.trim();
+        if url.is_empty() || url == "local" {
+            return Ok(BusUrl::Local);
+        }
+        if url.starts_with("nats://") && url.len() > "nats://".len() {
+            return Ok(BusUrl::Nats(url.to_string()));
+        }
+        anyhow::bail!(
+            "--bus {:?}: use local, or a NATS server such as nats://127.0.0.1:4222",
+            redact_password(url)
+        )
+    }
+}
+
 impl DatabaseUrl {
+    /// Whether this is PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, DatabaseUrl::Postgres(_))
+    }
+
     /// Parses `--database`; `None` or empty is `<data-dir>/natter.db`.
     pub fn parse(url: Option<&str>, data_dir: &std::path::Path) -> anyhow::Result<DatabaseUrl> {
         let url = url.map(str::trim).unwrap_or_default();

@@ -48,14 +48,40 @@ pub fn private_files() {
     }
 }
 
-/// Opens the data dir and database and builds the shared state.
-pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
+/// Opens the data dir, the database and the bus and builds the shared
+/// state (the bus is read from once [`realtime::bus::Bus::start`] runs).
+pub async fn open_state(mut config: Config) -> anyhow::Result<AppState> {
     std::fs::create_dir_all(config.uploads_dir().join("chat"))
         .with_context(|| format!("cannot create {}", config.uploads_dir().display()))?;
     let url = config.database.clone();
     let durability = config.durability;
     let db = tokio::task::spawn_blocking(move || Db::open_url(&url, durability)).await??;
-    Ok(AppState::new(config, db))
+    let bus = match &config.bus {
+        config::BusUrl::Local => realtime::bus::Bus::Local,
+        // One SQLite file has one node (the data dir lock): its own id.
+        nats if !config.database.is_postgres() => {
+            realtime::bus::Bus::connect(nats, &config::random_secret()[..16]).await?
+        }
+        nats => {
+            let cluster = db
+                .shared_secret("cluster_id", config::random_secret()[..16].to_string())
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot read or store the cluster id: {e}"))?;
+            realtime::bus::Bus::connect(nats, &cluster).await?
+        }
+    };
+    if config.jwt_secret.is_empty() {
+        // PostgreSQL without --jwt-secret: one key for every node, kept in
+        // the database (seeded from an older data dir's file if there is one).
+        let candidate = config::existing_secret(&config.data_dir.join("jwt-secret"))
+            .unwrap_or_else(config::random_secret);
+        let secret = db
+            .shared_secret("jwt_secret", candidate)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read or store the shared JWT secret: {e}"))?;
+        config.jwt_secret = secret.into_bytes();
+    }
+    Ok(AppState::with_bus(config, db, bus))
 }
 
 /// Longest a client may take to send a request's headers (slowloris).
@@ -87,6 +113,7 @@ pub async fn serve(
     private_files();
     let _lock = admin::lock_data_dir(&config.data_dir)?;
     let state = open_state(config).await?;
+    state.bus().start(state.downgrade()).await?;
     ops::typing::start_expiry(state.downgrade());
     files::start_sweeper(state.downgrade(), state.config().sweep_interval);
     ops::users::start_revocation_watch(state.downgrade());

@@ -8,12 +8,14 @@ use crate::db::Db;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::ops::receipts::DeliveryBatcher;
+use crate::realtime::bus::Bus;
 use crate::realtime::hub::Hub;
 
 struct Inner {
     config: Config,
     db: Db,
     hub: Hub,
+    bus: Bus,
     deliveries: DeliveryBatcher,
     metrics: Metrics,
     limits: Limits,
@@ -26,8 +28,14 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Builds the state; starts the delivery batcher (needs a tokio runtime).
+    /// Builds the state, single-node (`--bus local`); starts the delivery
+    /// batcher (needs a tokio runtime).
     pub fn new(config: Config, db: Db) -> Self {
+        AppState::with_bus(config, db, Bus::Local)
+    }
+
+    /// Builds the state on `bus` (not started yet: see [`Bus::start`]).
+    pub fn with_bus(config: Config, db: Db, bus: Bus) -> Self {
         let deliveries = DeliveryBatcher::new();
         let limits = Limits::new(config.rates);
         let hub = Hub::new(config.max_sockets_per_user);
@@ -36,6 +44,7 @@ impl AppState {
                 config,
                 db,
                 hub,
+                bus,
                 deliveries,
                 metrics: Metrics::default(),
                 limits,
@@ -58,6 +67,11 @@ impl AppState {
     /// Live connections and fan-out.
     pub fn hub(&self) -> &Hub {
         &self.inner.hub
+    }
+
+    /// Events to and from other nodes.
+    pub fn bus(&self) -> &Bus {
+        &self.inner.bus
     }
 
     /// Rate limiters.

@@ -209,7 +209,7 @@ pub async fn remove_participant(
     target: UserId,
 ) -> AppResult<Option<Chat>> {
     let notice = state.db().remove_participant(caller, chat, target).await?;
-    state.hub().leave_all(target, chat);
+    state.bus().leave_all(state.hub(), target, chat);
     notify(state, chat, notice).await?;
     if target == caller {
         Ok(None)

@@ -173,7 +173,7 @@ pub async fn send(
             message_id: message.id,
             sender_id: caller,
         });
-        state.hub().publish(&Arc::new(event), &members);
+        state.bus().publish(state.hub(), &Arc::new(event), &members);
     }
     Ok(Sent { message, created })
 }

@@ -57,8 +57,8 @@ pub fn publish<T: Serialize>(state: &AppState, event: &'static str, data: &T, us
         return;
     }
     state
-        .hub()
-        .publish(&Arc::new(Published::new(event, data)), users);
+        .bus()
+        .publish(state.hub(), &Arc::new(Published::new(event, data)), users);
 }
 
 /// A trimmed, non-empty name of at most [`MAX_NAME_CHARS`] characters.

@@ -51,8 +51,8 @@ fn announce(state: &AppState, chat: ChatId, user: UserId, typing: bool) {
         &json!({"chatId": chat, "userId": user, "isTyping": typing}),
     );
     state
-        .hub()
-        .publish_to_room(&std::sync::Arc::new(event), chat, user);
+        .bus()
+        .publish_to_room(state.hub(), &std::sync::Arc::new(event), chat, user);
 }
 
 /// Sends `isTyping: false` for typing states nobody refreshed; runs until the

@@ -270,7 +270,7 @@ pub async fn search(state: &AppState, caller: UserId, q: &str) -> AppResult<Vec<
 
 /// `POST /chat/status`: presence by hand.
 pub async fn set_status(state: &AppState, caller: UserId, online: bool) -> AppResult<User> {
-    if let Some(t) = state.hub().set_manual(caller, online) {
+    if let Some(t) = state.bus().set_manual(state.hub(), caller, online) {
         announce_presence(state, t).await?;
     }
     me(state, caller).await
@@ -278,6 +278,16 @@ pub async fn set_status(state: &AppState, caller: UserId, online: bool) -> AppRe
 
 /// Records `lastSeen` on going offline and tells users who share a chat.
 pub async fn announce_presence(state: &AppState, t: Transition) -> AppResult<()> {
+    announce_presence_to(state, t, true).await
+}
+
+/// [`announce_presence`], to the sockets of every node (`everywhere`) or of
+/// this one only.
+pub async fn announce_presence_to(
+    state: &AppState,
+    t: Transition,
+    everywhere: bool,
+) -> AppResult<()> {
     let now = now_ms();
     if !t.online {
         state.db().set_last_seen(t.user, now).await?;
@@ -289,12 +299,14 @@ pub async fn announce_presence(state: &AppState, t: Transition) -> AppResult<()>
     } else {
         Some(rfc3339(now))
     };
-    publish(
-        state,
-        USER_ONLINE,
-        &json!({"userId": t.user, "online": t.online, "lastSeen": last_seen}),
-        &peers,
-    );
+    let data = json!({"userId": t.user, "online": t.online, "lastSeen": last_seen});
+    if everywhere {
+        publish(state, USER_ONLINE, &data, &peers);
+    } else {
+        let event =
+            std::sync::Arc::new(crate::realtime::frames::Published::new(USER_ONLINE, &data));
+        state.hub().publish(&event, &peers);
+    }
     Ok(())
 }
 

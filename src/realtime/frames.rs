@@ -25,6 +25,21 @@ pub const MESSAGE_HIDDEN: &str = "message:hidden";
 /// To the caller's own connections: they cleared a chat's history.
 pub const CHAT_CLEARED: &str = "chat:cleared";
 
+/// Every event the server sends (the bus maps names back to these).
+pub const SERVER_EVENTS: &[&str] = &[
+    MESSAGE_NEW,
+    MESSAGE_UPDATED,
+    MESSAGE_DELETED,
+    MESSAGE_STATUS,
+    TYPING_UPDATE,
+    USER_ONLINE,
+    CHAT_NEW,
+    CHAT_UPDATED,
+    CHAT_REMOVED,
+    MESSAGE_HIDDEN,
+    CHAT_CLEARED,
+];
+
 pub const CHAT_JOIN: &str = "chat:join";
 pub const CHAT_LEAVE: &str = "chat:leave";
 pub const MESSAGE_SEND: &str = "message:send";
@@ -90,7 +105,11 @@ pub fn raw_json<T: Serialize>(data: &T) -> Box<RawValue> {
 impl Published {
     /// Serialises an event once.
     pub fn new<T: Serialize>(event: &'static str, data: &T) -> Published {
-        let data = raw_json(data);
+        Published::from_raw(event, raw_json(data))
+    }
+
+    /// An event whose data is JSON already (from the bus).
+    pub fn from_raw(event: &'static str, data: Box<RawValue>) -> Published {
         let frame = frame(event, &data, None);
         Published {
             event,

@@ -71,6 +71,15 @@ struct Inner {
     /// (they still count as online), with the [`Linger`] that may end it.
     lingering: HashMap<UserId, u64>,
     next_linger: u64,
+    /// Other nodes (bus): when each was last heard from and the users it
+    /// holds sockets for.
+    remote: HashMap<u64, Remote>,
+}
+
+/// What another node said about itself.
+struct Remote {
+    seen: Instant,
+    users: HashSet<UserId>,
 }
 
 /// A user's last connection closed: call [`Hub::linger_over`] after
@@ -184,9 +193,11 @@ impl Hub {
         Some(Linger { user, id })
     }
 
-    /// Ends a grace period: returns the transition to offline if the user
-    /// did not connect again meanwhile (and was not already shown offline).
-    pub fn linger_over(&self, linger: Linger) -> Option<Transition> {
+    /// Ends a grace period. `None` if the user connected again meanwhile;
+    /// otherwise they hold no socket on this node any more, with the
+    /// transition to offline if no other node holds one either (and they
+    /// were not already shown offline).
+    pub fn linger_over(&self, linger: Linger) -> Option<Option<Transition>> {
         let mut inner = self.lock();
         let user = linger.user;
         if inner.lingering.get(&user) != Some(&linger.id) {
@@ -195,10 +206,84 @@ impl Hub {
         let was_online = is_online(&inner, user);
         inner.lingering.remove(&user);
         inner.manual.remove(&user);
-        (was_online && !is_online(&inner, user)).then_some(Transition {
-            user,
-            online: false,
-        })
+        Some(
+            (was_online && !is_online(&inner, user)).then_some(Transition {
+                user,
+                online: false,
+            }),
+        )
+    }
+
+    /// Whether `user` has a socket (or one within the grace) on this node.
+    pub fn is_local(&self, user: UserId) -> bool {
+        let inner = self.lock();
+        inner.users.contains_key(&user) || inner.lingering.contains_key(&user)
+    }
+
+    /// Users with a socket (or one within the grace) on this node.
+    pub fn local_users(&self) -> Vec<UserId> {
+        let inner = self.lock();
+        let mut users: Vec<UserId> = inner.users.keys().copied().collect();
+        users.extend(inner.lingering.keys().copied());
+        users
+    }
+
+    /// What node `node` said: the full list of users it holds sockets for
+    /// (a heartbeat) and/or users that came or went. It announces its own
+    /// transitions; this only keeps the cluster's view for [`Hub::is_online`].
+    pub fn remote_presence(
+        &self,
+        node: u64,
+        full: Option<Vec<UserId>>,
+        online: &[UserId],
+        offline: &[UserId],
+    ) {
+        let mut inner = self.lock();
+        let remote = inner.remote.entry(node).or_insert_with(|| Remote {
+            seen: Instant::now(),
+            users: HashSet::new(),
+        });
+        remote.seen = Instant::now();
+        if let Some(all) = full {
+            remote.users = all.into_iter().collect();
+        }
+        remote.users.extend(online.iter().copied());
+        for u in offline {
+            remote.users.remove(u);
+        }
+    }
+
+    /// Forgets nodes not heard from within `ttl`; the transitions to offline
+    /// of their users who hold no socket anywhere else.
+    pub fn expire_remote(&self, ttl: Duration) -> Vec<Transition> {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        let dead: Vec<u64> = inner
+            .remote
+            .iter()
+            .filter(|(_, r)| now.duration_since(r.seen) > ttl)
+            .map(|(&n, _)| n)
+            .collect();
+        let mut gone = Vec::new();
+        for node in dead {
+            if let Some(r) = inner.remote.remove(&node) {
+                tracing::warn!(
+                    node,
+                    users = r.users.len(),
+                    "bus: a node went silent; its users go offline"
+                );
+                gone.extend(r.users);
+            }
+        }
+        gone.sort_unstable();
+        gone.dedup();
+        gone.into_iter()
+            .filter(|&u| !inner.manual.contains_key(&u) && !is_online(&inner, u))
+            .map(|user| Transition {
+                user,
+                online: false,
+            })
+            .collect()
     }
 
     /// Whether the user counts as online.
@@ -418,11 +503,11 @@ impl Hub {
 }
 
 fn is_online(inner: &Inner, user: UserId) -> bool {
-    inner
-        .manual
-        .get(&user)
-        .copied()
-        .unwrap_or_else(|| inner.users.contains_key(&user) || inner.lingering.contains_key(&user))
+    inner.manual.get(&user).copied().unwrap_or_else(|| {
+        inner.users.contains_key(&user)
+            || inner.lingering.contains_key(&user)
+            || inner.remote.values().any(|r| r.users.contains(&user))
+    })
 }
 
 fn deliver(

@@ -8,6 +8,7 @@
 //! within [`IDLE_TIMEOUT`] is closed. Writes to the database go through `ops`
 //! only.
 
+pub mod bus;
 pub mod frames;
 pub mod gate;
 pub mod hub;
@@ -138,11 +139,8 @@ pub async fn ws_handler(
 }
 
 async fn run(state: AppState, user: UserId, socket: WebSocket) {
-    let (conn, transition) = state.hub().connect(user);
+    let conn = register(&state, user);
     let conn_id = conn.id;
-    if let Some(t) = transition {
-        spawn_presence(&state, t);
-    }
     let cursor = match state.db().event_cursor().await {
         Ok(c) => c,
         Err(e) => {
@@ -295,10 +293,27 @@ pub(crate) fn disconnected(state: &AppState, user: UserId, conn: hub::ConnId) {
         if state.hub().is_shutting_down() {
             return;
         }
-        if let Some(t) = state.hub().linger_over(linger) {
-            spawn_presence(&state, t);
+        if let Some(transition) = state.hub().linger_over(linger) {
+            state.bus().local_presence(user, false);
+            if let Some(t) = transition {
+                spawn_presence(&state, t);
+            }
         }
     });
+}
+
+/// Registers a connection in the hub, tells the other nodes when it is the
+/// user's first here, and announces the user online if they were offline.
+pub(crate) fn register(state: &AppState, user: UserId) -> hub::ConnRx {
+    let first_here = !state.hub().is_local(user);
+    let (conn, transition) = state.hub().connect(user);
+    if first_here {
+        state.bus().local_presence(user, true);
+    }
+    if let Some(t) = transition {
+        spawn_presence(state, t);
+    }
+    conn
 }
 
 /// Announces a presence transition in the background.
@@ -306,6 +321,17 @@ pub(crate) fn spawn_presence(state: &AppState, t: hub::Transition) {
     let state = state.clone();
     tokio::spawn(async move {
         if let Err(e) = ops::users::announce_presence(&state, t).await {
+            e.log();
+        }
+    });
+}
+
+/// Announces a presence transition to this node's sockets only (a dead
+/// node's users: every node tells its own).
+pub(crate) fn spawn_presence_local(state: &AppState, t: hub::Transition) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = ops::users::announce_presence_to(&state, t, false).await {
             e.log();
         }
     });

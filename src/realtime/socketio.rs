@@ -44,8 +44,8 @@ use crate::realtime::frames::{Published, ERROR, READY};
 use crate::realtime::gate;
 use crate::realtime::hub::{ConnId, ConnRx, QUEUE_LEN};
 use crate::realtime::{
-    disconnected, dispatch, origin_allowed, peer_of, spawn_presence, WsQuery, IDLE_TIMEOUT,
-    MAX_FRAME_BYTES, PING_EVERY, WRITE_TIMEOUT,
+    disconnected, dispatch, origin_allowed, peer_of, WsQuery, IDLE_TIMEOUT, MAX_FRAME_BYTES,
+    PING_EVERY, WRITE_TIMEOUT,
 };
 use crate::state::AppState;
 
@@ -153,10 +153,7 @@ async fn run(state: AppState, io: SocketIo, socket: SocketRef, pending: Pending)
         .unwrap_or_else(|p| p.into_inner())
         .take();
     let Some(inbox) = inbox else { return };
-    let (conn, transition) = state.hub().connect(user);
-    if let Some(t) = transition {
-        spawn_presence(&state, t);
-    }
+    let conn = super::register(&state, user);
     // Whoever ends the connection (client, transport, hub) cancels this
     // token; the tasks below then stop and the hub entry is removed once.
     let closed = conn.closed.clone();

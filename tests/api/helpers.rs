@@ -129,7 +129,11 @@ pub fn spawn_binary(
     std::thread::spawn(move || {
         let mut sent = false;
         let mut early = String::new();
+        let echo = std::env::var("TEST_LOG").is_ok();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if echo {
+                eprintln!("[natter {}] {line}", std::process::id());
+            }
             if !sent {
                 if let Some(at) = line.find("http://127.0.0.1:") {
                     let url: String = line[at..]
@@ -410,6 +414,28 @@ impl WsClient {
             let frame = self.next_frame().await.expect("reply before timeout");
             if frame["ack"].as_u64() == Some(ack) {
                 return frame;
+            }
+        }
+    }
+
+    /// [`WsClient::request`] that gives up: `None` when no reply comes
+    /// within `wait` or the socket closes (its server died).
+    pub async fn request_within(
+        &mut self,
+        event: &str,
+        data: Value,
+        wait: Duration,
+    ) -> Option<Value> {
+        let ack = self.next_ack;
+        self.next_ack += 1;
+        let text = json!({"event": event, "data": data, "ack": ack}).to_string();
+        self.stream.send(WsMessage::Text(text.into())).await.ok()?;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let frame = self.next_frame_within(left).await?;
+            if frame["ack"].as_u64() == Some(ack) {
+                return Some(frame);
             }
         }
     }
@@ -875,4 +901,36 @@ pub async fn spawn_peer(app: &TestApp, adjust: impl FnOnce(&mut ServeArgs)) -> T
         dir,
     };
     spawn_in(data, adjust).await
+}
+
+/// The NATS server cluster tests use (`NATTER_TEST_NATS`, default
+/// `nats://127.0.0.1:4222`; `scripts/ensure-nats.sh` starts one).
+pub fn nats_url() -> String {
+    std::env::var("NATTER_TEST_NATS")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "nats://127.0.0.1:4222".to_string())
+}
+
+impl TestApp {
+    /// A client of a server started elsewhere (a [`Server`] child): the
+    /// same request helpers; stopping it is the [`Server`]'s business.
+    pub fn attach(base: &str) -> TestApp {
+        let addr: SocketAddr = base
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .expect("server address");
+        TestApp {
+            addr,
+            base: format!("http://{addr}"),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            dir: DataDir::from(tempfile::tempdir().unwrap()),
+            shutdown: None,
+            handle: None,
+        }
+    }
 }

@@ -6,6 +6,7 @@ mod auth;
 mod avatars;
 mod chats;
 mod cli;
+mod cluster;
 mod config;
 mod crash;
 mod files;

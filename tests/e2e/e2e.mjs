@@ -426,11 +426,23 @@ async function main() {
 
   await check('short bubbles keep their width and inline time when the info panel narrows the pane', async () => {
     const texts = ['Ok 👍', 'Sounds good, see you there', 'Yes, they look good.'];
-    const measure = () => Promise.all(texts.map((t) => msg(a, t).last().locator('.bubble').evaluate((el) => {
-      const r = el.getBoundingClientRect();
-      return { width: Math.round(r.width), height: Math.round(r.height) };
-    })));
+    // Measured in one evaluate, so that a row re-rendered by a live update between finding it and
+    // measuring it cannot read as 0 px (a detached node); retried until every bubble is laid out.
+    const measure = async () => {
+      let sizes = [];
+      await until(async () => {
+        sizes = await a.evaluate((ts) => ts.map((t) => {
+          const rows = [...document.querySelectorAll('[data-testid="message"]')].filter((el) => el.textContent.includes(t));
+          const bubble = rows.length ? rows[rows.length - 1].querySelector('.bubble') : null;
+          const r = bubble ? bubble.getBoundingClientRect() : { width: 0, height: 0 };
+          return { width: Math.round(r.width), height: Math.round(r.height) };
+        }), texts);
+        return sizes.every((s) => s.width > 0 && s.height > 0);
+      }, 'the three bubbles laid out');
+      return sizes;
+    };
     await send(b, texts[1]);
+    await msg(a, texts[1]).last().waitFor({ timeout: T });
     const wide = await measure();
     await a.getByTestId('info-button').click();
     await a.getByTestId('info-panel').waitFor();

@@ -15,6 +15,24 @@ pub struct NewAccount {
 }
 
 impl Db {
+    /// A generated key shared by every node on this database (the JWT
+    /// secret on PostgreSQL): the stored value of `key`, or `candidate`
+    /// stored now if there is none (the first node to start decides).
+    pub async fn shared_secret(&self, key: &'static str, candidate: String) -> AppResult<String> {
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO natter_meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+                crate::db::sql::params![key, candidate],
+            )?;
+            Ok(c.query_row(
+                "SELECT value FROM natter_meta WHERE key = ?1",
+                crate::db::sql::params![key],
+                |r| r.get::<_, String>(0),
+            )?)
+        })
+        .await
+    }
+
     /// Stores a new account; returns its id.
     pub async fn create_user(&self, new: NewAccount) -> AppResult<UserId> {
         self.write(move |c| {
