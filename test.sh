@@ -21,6 +21,11 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
+# The S3 tests (tests/api/s3.rs, and the cluster's shared files) start moto,
+# an S3-compatible server from PyPI; installed into target/moto-venv once.
+echo "== scripts/ensure-s3.sh"
+NATTER_TEST_MOTO=$(bash scripts/ensure-s3.sh)
+export NATTER_TEST_MOTO
 echo "== cargo test"
 cargo build --quiet
 cargo test --quiet 2>&1 | tee target/natter-cargo-test.log

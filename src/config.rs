@@ -23,6 +23,8 @@ pub struct Cli {
 }
 
 /// The subcommands of the one binary.
+// Parsed once at start: the size of `Serve`'s flags costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the chat server (REST + WebSocket API and the web app).
@@ -194,6 +196,13 @@ pub struct ServeArgs {
     /// cluster (see "Running several nodes" in the README).
     #[arg(long, env = "NATTER_BUS", default_value = "local")]
     pub bus: String,
+
+    /// Where uploaded files live: `local` (`<data-dir>/uploads`, the
+    /// default) or an S3-compatible bucket shared by every node,
+    /// `s3://bucket[/prefix]?endpoint=http://127.0.0.1:9000&region=us-east-1`
+    /// (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
+    #[arg(long, env = "NATTER_UPLOADS", default_value = "local")]
+    pub uploads: String,
 
     /// Secret that signs login tokens (HS256). Default: generated on first
     /// start and kept in <data-dir>/jwt-secret (mode 0600), or, on
@@ -375,6 +384,8 @@ pub struct Config {
     pub database: DatabaseUrl,
     /// Where events go between nodes.
     pub bus: BusUrl,
+    /// Where uploaded files live.
+    pub uploads: crate::objects::UploadsUrl,
     /// Web app from disk instead of the embedded copy.
     pub assets_dir: Option<PathBuf>,
     /// Time between retention sweeps.
@@ -415,6 +426,7 @@ impl Config {
         restrict_dir(&args.data_dir);
         let database = DatabaseUrl::parse(args.database.as_deref(), &args.data_dir)?;
         let bus = BusUrl::parse(&args.bus)?;
+        let uploads = crate::objects::UploadsUrl::parse(&args.uploads)?;
         let jwt_secret = match &args.jwt_secret {
             Some(s) if !s.is_empty() => {
                 // Refusing to start over a short secret would break the
@@ -456,6 +468,7 @@ impl Config {
             durability: args.durability,
             database,
             bus,
+            uploads,
             assets_dir: args.assets_dir.clone(),
             sweep_interval: std::time::Duration::from_secs(args.sweep_interval),
             metrics_token: args.metrics_token.clone().filter(|t| !t.is_empty()),

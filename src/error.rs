@@ -61,6 +61,10 @@ pub enum AppError {
     /// restarting); nothing of the request was stored, retry.
     #[error("the database is unavailable, retry shortly")]
     Unavailable,
+    /// 503 `unavailable`: the file store (S3) failed or cannot be reached;
+    /// nothing of the upload was recorded, retry. The cause is logged.
+    #[error("file storage is unavailable, retry shortly")]
+    StorageUnavailable(String),
     /// 507: the disk is below `--min-free-disk`; uploads are refused.
     #[error("{0}")]
     InsufficientStorage(String),
@@ -103,7 +107,7 @@ impl AppError {
             AppError::QuotaExceeded(_) => "quota_exceeded",
             AppError::Busy { .. } => "server_busy",
             AppError::InsufficientStorage(_) => "insufficient_storage",
-            AppError::Unavailable => "unavailable",
+            AppError::Unavailable | AppError::StorageUnavailable(_) => "unavailable",
             AppError::Internal(_) => "internal_error",
         }
     }
@@ -120,7 +124,9 @@ impl AppError {
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::QuotaExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::Busy { .. } | AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Busy { .. } | AppError::Unavailable | AppError::StorageUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             AppError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -139,8 +145,14 @@ impl AppError {
 
     /// Logs internal causes (never shown to clients).
     pub fn log(&self) {
-        if let AppError::Internal(cause) = self {
-            tracing::error!(error = format!("{cause:#}"), "internal error");
+        match self {
+            AppError::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "internal error");
+            }
+            AppError::StorageUnavailable(cause) => {
+                tracing::error!(error = %cause, "file storage failed");
+            }
+            _ => {}
         }
     }
 }
@@ -154,7 +166,7 @@ impl IntoResponse for AppError {
             AppError::RateLimited { retry_after_secs } | AppError::Busy { retry_after_secs } => {
                 Some(retry_after_secs)
             }
-            AppError::Unavailable => Some(1),
+            AppError::Unavailable | AppError::StorageUnavailable(_) => Some(1),
             _ => None,
         };
         if let Some(secs) = retry_after {

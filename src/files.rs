@@ -254,9 +254,19 @@ pub async fn store_upload(
         height,
         thumb_name: thumb_name.clone(),
     };
+    // With a bucket (`--uploads s3://`), the finished files go there now;
+    // nothing is recorded unless they all arrived.
+    let mut names = vec![name.as_str()];
+    names.extend(thumb_name.as_deref());
+    state.objects().publish(&chat_dir(state), &names).await?;
     // Parallel uploads all passed the early check: the writer, one at a
     // time, decides for good.
-    if !state.db().record_upload(record, quota).await? {
+    let recorded = state.db().record_upload(record, quota).await;
+    if !matches!(recorded, Ok(true)) {
+        for n in &names {
+            state.objects().delete(n).await;
+        }
+        recorded?;
         return Err(over_quota(quota));
     }
     stored.keep();
@@ -582,7 +592,11 @@ pub async fn sweep(state: &AppState, now: i64) -> AppResult<(usize, usize)> {
     let dir = chat_dir(state);
     for name in &files {
         if valid_stored_name(name) {
-            let _ = tokio::fs::remove_file(dir.join(name)).await;
+            if state.objects().is_remote() {
+                state.objects().delete(name).await;
+            } else {
+                let _ = tokio::fs::remove_file(dir.join(name)).await;
+            }
         }
     }
     // Leftovers of interrupted uploads.

@@ -15,6 +15,7 @@ pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod model;
+pub mod objects;
 pub mod ops;
 pub mod realtime;
 pub mod state;
@@ -81,7 +82,8 @@ pub async fn open_state(mut config: Config) -> anyhow::Result<AppState> {
             .map_err(|e| anyhow::anyhow!("cannot read or store the shared JWT secret: {e}"))?;
         config.jwt_secret = secret.into_bytes();
     }
-    Ok(AppState::with_bus(config, db, bus))
+    let objects = objects::Objects::open(&config.uploads).await?;
+    Ok(AppState::with_parts(config, db, bus, objects))
 }
 
 /// Longest a client may take to send a request's headers (slowloris).

@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
+use crate::objects::Objects;
 use crate::ops::receipts::DeliveryBatcher;
 use crate::realtime::bus::Bus;
 use crate::realtime::hub::Hub;
@@ -16,6 +17,7 @@ struct Inner {
     db: Db,
     hub: Hub,
     bus: Bus,
+    objects: Objects,
     deliveries: DeliveryBatcher,
     metrics: Metrics,
     limits: Limits,
@@ -31,11 +33,12 @@ impl AppState {
     /// Builds the state, single-node (`--bus local`); starts the delivery
     /// batcher (needs a tokio runtime).
     pub fn new(config: Config, db: Db) -> Self {
-        AppState::with_bus(config, db, Bus::Local)
+        AppState::with_parts(config, db, Bus::Local, Objects::Local)
     }
 
-    /// Builds the state on `bus` (not started yet: see [`Bus::start`]).
-    pub fn with_bus(config: Config, db: Db, bus: Bus) -> Self {
+    /// Builds the state on `bus` (not started yet: see [`Bus::start`]),
+    /// keeping files in `objects`.
+    pub fn with_parts(config: Config, db: Db, bus: Bus, objects: Objects) -> Self {
         let deliveries = DeliveryBatcher::new();
         let limits = Limits::new(config.rates);
         let hub = Hub::new(config.max_sockets_per_user);
@@ -45,6 +48,7 @@ impl AppState {
                 db,
                 hub,
                 bus,
+                objects,
                 deliveries,
                 metrics: Metrics::default(),
                 limits,
@@ -72,6 +76,11 @@ impl AppState {
     /// Events to and from other nodes.
     pub fn bus(&self) -> &Bus {
         &self.inner.bus
+    }
+
+    /// Where uploaded files live.
+    pub fn objects(&self) -> &Objects {
+        &self.inner.objects
     }
 
     /// Rate limiters.

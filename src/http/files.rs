@@ -143,12 +143,22 @@ async fn serve(state: &AppState, name: &str, req: Request) -> AppResult<Response
     let served_mime = mime
         .parse::<mime_guess::Mime>()
         .unwrap_or(mime_guess::mime::APPLICATION_OCTET_STREAM);
-    // ServeFile does Range requests (206), Content-Length and Last-Modified.
-    let mut response = ServeFile::new_with_mime(&path, &served_mime)
-        .oneshot(req)
-        .await
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("serve file: {e}")))?
-        .map(Body::new);
+    let mut response = if state.objects().is_remote() {
+        let range = req
+            .headers()
+            .get(header::RANGE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        drop(req);
+        from_bucket(state, name, range.as_deref(), &served_mime).await?
+    } else {
+        // ServeFile does Range requests (206), Content-Length and Last-Modified.
+        ServeFile::new_with_mime(&path, &served_mime)
+            .oneshot(req)
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("serve file: {e}")))?
+            .map(Body::new)
+    };
     if response.status() == StatusCode::NOT_FOUND {
         return Err(not_found());
     }
@@ -193,6 +203,91 @@ async fn serve(state: &AppState, name: &str, req: Request) -> AppResult<Response
     Ok(response)
 }
 
+/// A stored file from the bucket (`--uploads s3://`), streamed through:
+/// one `Range: bytes=` range (206, or 416 past the end; several ranges get
+/// the whole file), Content-Length, Last-Modified, as `ServeFile` does for
+/// local files.
+async fn from_bucket(
+    state: &AppState,
+    name: &str,
+    range: Option<&str>,
+    mime: &mime_guess::Mime,
+) -> AppResult<Response> {
+    let (size, modified) = state.objects().head(name).await?.ok_or_else(not_found)?;
+    let range = range.map(|v| byte_range(v, size));
+    let (status, start, end) = match range {
+        None | Some(ByteRange::Whole) => (StatusCode::OK, 0, size),
+        Some(ByteRange::Part(a, b)) => (StatusCode::PARTIAL_CONTENT, a, b),
+        Some(ByteRange::Unsatisfiable) => {
+            let mut r = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return Ok(r);
+        }
+    };
+    let body = if start == end {
+        Body::empty()
+    } else {
+        Body::from_stream(state.objects().stream(name, start..end).await?)
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(mime.as_ref()) {
+        headers.insert(header::CONTENT_TYPE, v);
+    }
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if status == StatusCode::PARTIAL_CONTENT {
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{size}", end - 1)) {
+            headers.insert(header::CONTENT_RANGE, v);
+        }
+    }
+    let modified = modified.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    if let Ok(v) = HeaderValue::from_str(&modified) {
+        headers.insert(header::LAST_MODIFIED, v);
+    }
+    Ok(response)
+}
+
+/// What a `Range` header asks of a file of `size` bytes.
+#[derive(Debug, PartialEq, Eq)]
+enum ByteRange {
+    /// No usable single range: the whole file.
+    Whole,
+    /// Bytes `start..end` (end exclusive).
+    Part(u64, u64),
+    /// Starts past the end (416).
+    Unsatisfiable,
+}
+
+fn byte_range(header: &str, size: u64) -> ByteRange {
+    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+        return ByteRange::Whole;
+    };
+    if spec.contains(',') {
+        return ByteRange::Whole;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return ByteRange::Whole;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let parsed = match (a.parse::<u64>(), b.parse::<u64>()) {
+        (Ok(start), Ok(last)) if start <= last => Some((start, last.saturating_add(1).min(size))),
+        (Ok(start), Err(_)) if b.is_empty() => Some((start, size)),
+        (Err(_), Ok(suffix)) if a.is_empty() && suffix > 0 => {
+            Some((size.saturating_sub(suffix), size))
+        }
+        _ => None,
+    };
+    match parsed {
+        None => ByteRange::Whole,
+        Some((start, _)) if start >= size => ByteRange::Unsatisfiable,
+        Some((start, end)) => ByteRange::Part(start, end),
+    }
+}
+
 fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
     headers
         .get(header::IF_NONE_MATCH)
@@ -222,4 +317,21 @@ fn pct(name: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_are_read_as_rfc_9110_says() {
+        assert_eq!(byte_range("bytes=0-9", 100), ByteRange::Part(0, 10));
+        assert_eq!(byte_range("bytes=90-", 100), ByteRange::Part(90, 100));
+        assert_eq!(byte_range("bytes=-10", 100), ByteRange::Part(90, 100));
+        assert_eq!(byte_range("bytes=95-200", 100), ByteRange::Part(95, 100));
+        assert_eq!(byte_range("bytes=100-", 100), ByteRange::Unsatisfiable);
+        assert_eq!(byte_range("bytes=0-1,5-6", 100), ByteRange::Whole);
+        assert_eq!(byte_range("bytes=9-3", 100), ByteRange::Whole);
+        assert_eq!(byte_range("items=0-1", 100), ByteRange::Whole);
+    }
 }

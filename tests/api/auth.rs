@@ -232,8 +232,8 @@ async fn login_failures_share_one_message() {
 async fn bad_tokens_are_refused() {
     let app = spawn_app().await;
     let alice = app.register("Alice").await;
-    let secret = std::fs::read_to_string(app.dir.path().join("jwt-secret")).unwrap();
-    let secret = secret.trim().as_bytes();
+    let secret = app.jwt_secret().await;
+    let secret = secret.as_bytes();
     let now = now_secs();
     let good = sign_token(
         secret,

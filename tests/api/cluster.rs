@@ -18,7 +18,8 @@ struct Node {
     _dir: tempfile::TempDir,
 }
 
-/// Starts a node on `db` with the shared bus (and any extra flags).
+/// Starts a node on `db` with the shared bus (and any extra flags; S3
+/// credentials are always in its environment).
 fn node(db: &TestDb, extra: &[&str]) -> Node {
     let dir = tempfile::tempdir().expect("temp dir");
     let nats = nats_url();
@@ -33,7 +34,11 @@ fn node(db: &TestDb, extra: &[&str]) -> Node {
         "0",
     ];
     args.extend_from_slice(extra);
-    let server = spawn_binary(dir.path(), &args, |_| {});
+    let server = spawn_binary(dir.path(), &args, |cmd| {
+        for (k, v) in S3_ENV {
+            cmd.env(k, v);
+        }
+    });
     let app = TestApp::attach(&server.base);
     Node {
         server,
@@ -104,7 +109,10 @@ async fn three_nodes_share_messages_presence_typing_and_receipts() {
         return;
     }
     let db = TestDb::create();
-    let (a, b, c) = (node(&db, &[]), node(&db, &[]), node(&db, &[]));
+    let s3 = S3Server::start("natter-cluster").await;
+    let uploads = s3.uploads_url();
+    let shared = ["--uploads", uploads.as_str()];
+    let (a, b, c) = (node(&db, &shared), node(&db, &shared), node(&db, &shared));
 
     // One JWT secret for all: the database holds it, so a token from A works on B and C.
     let alice = a.app.register("Alice").await;
@@ -176,6 +184,36 @@ async fn three_nodes_share_messages_presence_typing_and_receipts() {
             && f["data"]["userId"].as_i64() == Some(carol.id)
     })
     .await;
+
+    // A file uploaded on A is readable on B and C (one bucket for all).
+    let png = image_bytes(64, 48, image::ImageFormat::Png);
+    let (status, up) = upload_part(
+        &a.app,
+        &alice,
+        reqwest::multipart::Part::bytes(png.clone()).file_name("pic.png"),
+    )
+    .await;
+    assert_eq!(status, 201, "{up}");
+    a.app
+        .post(
+            &format!("/chat/{chat}/messages"),
+            &alice,
+            json!({"messageType": "IMAGE", "content": "", "fileUrl": up["fileUrl"]}),
+        )
+        .await;
+    for (n, user) in [(&b, &bob), (&c, &carol)] {
+        let r = n
+            .app
+            .client
+            .get(format!("{}{}", n.app.base, up["fileUrl"].as_str().unwrap()))
+            .bearer_auth(&user.token)
+            .header("Range", "bytes=0-7")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 206);
+        assert_eq!(r.bytes().await.unwrap().as_ref(), &png[..8]);
+    }
 
     // /sync on C returns what was sent on A.
     let items = sync_all(&c.app, &carol, carol_ws.cursor).await;

@@ -232,7 +232,7 @@ async fn traversal_never_returns_a_file() {
         "/uploads/chat/.",
         "/uploads/chat/%00",
     ];
-    let secret = std::fs::read_to_string(app.dir.path().join("jwt-secret")).unwrap();
+    let secret = app.jwt_secret().await;
     for path in attempts {
         let resp = app
             .client

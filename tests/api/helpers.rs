@@ -858,6 +858,33 @@ impl From<TempDir> for DataDir {
 }
 
 impl TestApp {
+    /// The generated JWT secret: `<data-dir>/jwt-secret` on SQLite, the
+    /// database's `natter_meta` row on PostgreSQL (shared by every node;
+    /// no file is written then).
+    pub async fn jwt_secret(&self) -> String {
+        match self.dir.database_url() {
+            Some(url) => {
+                assert!(
+                    !self.dir.path().join("jwt-secret").exists(),
+                    "on PostgreSQL the secret lives in the database, not in a file"
+                );
+                let client = pg_connect(url).await;
+                let row = client
+                    .query_one(
+                        "SELECT value FROM natter_meta WHERE key = 'jwt_secret'",
+                        &[],
+                    )
+                    .await
+                    .unwrap_or_else(|e| panic!("jwt secret: {}", pg_error(e)));
+                row.get::<_, String>(0)
+            }
+            None => std::fs::read_to_string(self.dir.path().join("jwt-secret"))
+                .expect("jwt-secret file")
+                .trim()
+                .to_string(),
+        }
+    }
+
     /// Runs SQL statements (literal values only, so the same text works on
     /// both stores) on this server's live database: SQLite `natter.db` in its
     /// data dir, or its PostgreSQL database. For tests that age rows.
@@ -931,6 +958,166 @@ impl TestApp {
             dir: DataDir::from(tempfile::tempdir().unwrap()),
             shutdown: None,
             handle: None,
+        }
+    }
+}
+
+impl DataDir {
+    /// A data dir and its database (PG mode), e.g. of a [`Server`] child.
+    pub fn new(dir: TempDir, db: Option<Arc<TestDb>>) -> DataDir {
+        DataDir { db, dir }
+    }
+}
+
+impl TestApp {
+    /// [`TestApp::attach`] that also owns the server's data dir (and its
+    /// database in PG mode), so [`TestApp::exec_sql`] reaches its store.
+    pub fn attach_in(base: &str, dir: DataDir) -> TestApp {
+        let mut app = TestApp::attach(base);
+        app.dir = dir;
+        app
+    }
+}
+
+/// A real S3-compatible server for the tests: moto (`moto_server` from PyPI,
+/// installed by `scripts/ensure-s3.sh` into `target/moto-venv`, or
+/// `NATTER_TEST_MOTO`), on 127.0.0.1 and a free port, with one bucket.
+/// Killed when dropped.
+pub struct S3Server {
+    child: Option<std::process::Child>,
+    pub endpoint: String,
+    pub bucket: String,
+}
+
+/// Credentials moto accepts (it checks none); natter reads them from the
+/// environment as it would AWS's.
+pub const S3_ENV: &[(&str, &str)] = &[
+    ("AWS_ACCESS_KEY_ID", "natter-test"),
+    ("AWS_SECRET_ACCESS_KEY", "natter-test-secret"),
+    ("AWS_DEFAULT_REGION", "us-east-1"),
+];
+
+impl S3Server {
+    /// Starts moto and creates `bucket`.
+    pub async fn start(bucket: &str) -> S3Server {
+        let program = std::env::var("NATTER_TEST_MOTO").ok().unwrap_or_else(|| {
+            format!(
+                "{}/target/moto-venv/bin/moto_server",
+                env!("CARGO_MANIFEST_DIR")
+            )
+        });
+        assert!(
+            Path::new(&program).exists(),
+            "{program} is missing: run scripts/ensure-s3.sh (./test.sh does)"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = std::fs::File::create(format!(
+            "{}/target/natter-moto-{port}.log",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("moto log");
+        let child = std::process::Command::new(&program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start moto_server");
+        let server = S3Server {
+            child: Some(child),
+            endpoint: format!("http://127.0.0.1:{port}"),
+            bucket: bucket.to_string(),
+        };
+        let client = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = client.get(&server.endpoint).send().await {
+                if r.status().is_success() {
+                    break;
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "moto did not start in 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let r = client
+            .put(format!("{}/{bucket}", server.endpoint))
+            .send()
+            .await
+            .expect("create bucket");
+        assert!(r.status().is_success(), "create bucket: {}", r.status());
+        server
+    }
+
+    /// The `--uploads` value for this bucket.
+    pub fn uploads_url(&self) -> String {
+        format!(
+            "s3://{}?endpoint={}&region=us-east-1",
+            self.bucket, self.endpoint
+        )
+    }
+
+    /// Keys in the bucket.
+    pub async fn keys(&self) -> Vec<String> {
+        let body = reqwest::get(format!("{}/{}?list-type=2", self.endpoint, self.bucket))
+            .await
+            .expect("list bucket")
+            .text()
+            .await
+            .unwrap();
+        body.split("<Key>")
+            .skip(1)
+            .filter_map(|s| s.split("</Key>").next())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Stops the server (S3 "goes down").
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl TestApp {
+    /// One integer from a query on this server's live database (SQLite or
+    /// PostgreSQL), e.g. `SELECT COUNT(*) FROM uploads`.
+    pub async fn query_i64(&self, sql: &str) -> i64 {
+        let sql = sql.to_string();
+        match self.dir.database_url() {
+            Some(url) => {
+                let client = pg_connect(url).await;
+                let row = client
+                    .query_one(&sql, &[])
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {}", pg_error(e)));
+                row.get::<_, i64>(0)
+            }
+            None => {
+                let path = self.dir.path().join("natter.db");
+                tokio::task::spawn_blocking(move || {
+                    let db = rusqlite::Connection::open(path).unwrap();
+                    db.busy_timeout(Duration::from_secs(5)).unwrap();
+                    db.query_row(&sql, [], |r| r.get::<_, i64>(0))
+                        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                })
+                .await
+                .unwrap()
+            }
         }
     }
 }

@@ -20,6 +20,7 @@ mod notes;
 mod openapi;
 mod realtime;
 mod receipts;
+mod s3;
 mod security;
 mod socketio;
 mod store;
