@@ -51,6 +51,24 @@ if [ "$NATTER_PG_TESTS" = 1 ]; then
   export NATTER_TEST_NATS
   echo "== cargo test --test api on PostgreSQL ($NATTER_TEST_PG, bus $NATTER_TEST_NATS)"
   NATTER_TEST_DB=postgres cargo test --quiet --test api 2>&1 | tee target/natter-cargo-test-pg.log
+  # The same API suite against a 2-node cluster (one database, NATS between
+  # the nodes, files in one S3 bucket on moto), each request and socket
+  # handed to the next node by a round-robin proxy (tests/api/helpers.rs).
+  echo "== cargo test --test api on a 2-node cluster"
+  py="$(dirname "$NATTER_TEST_MOTO")/python"
+  moto_port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  "$NATTER_TEST_MOTO" -H 127.0.0.1 -p "$moto_port" >target/natter-moto-cluster.log 2>&1 &
+  moto_pid=$!
+  trap 'kill $moto_pid 2>/dev/null || true' EXIT
+  for _ in $(seq 1 100); do
+    "$py" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
+      "http://127.0.0.1:$moto_port/" >/dev/null 2>&1 && break
+    sleep 0.3
+  done
+  NATTER_TEST_DB=postgres NATTER_TEST_CLUSTER=1 NATTER_TEST_S3="http://127.0.0.1:$moto_port" \
+    AWS_ACCESS_KEY_ID=natter-test AWS_SECRET_ACCESS_KEY=natter-test-secret AWS_DEFAULT_REGION=us-east-1 \
+    cargo test --quiet --test api 2>&1 | tee target/natter-cargo-test-cluster.log
+  kill "$moto_pid" 2>/dev/null || true
   # socket.io always; the browser test too unless NATTER_PG_E2E=0
   pg_scripts=(tests/socketio/run.sh)
   [ "${NATTER_PG_E2E:-1}" = 1 ] && pg_scripts+=(tests/e2e/run.sh)

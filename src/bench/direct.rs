@@ -40,8 +40,31 @@ pub async fn run(
         .await
         .into_iter()
         .collect::<anyhow::Result<_>>()?;
+    // --nodes: more nodes on the same database and bus; the two users of a
+    // pair connect to different nodes, so every delivery crosses the bus.
+    let mut peers = Vec::new();
+    for _ in 1..args.nodes.max(1) {
+        peers.push(Target::open(None, args.durability)?);
+    }
+    let bases: Vec<String> = std::iter::once(target.base.clone())
+        .chain(peers.iter().map(|p| p.base.clone()))
+        .collect();
     progress.set_stage("connecting");
-    let sockets = connect_all(&api.base, &users, 32).await?;
+    let sockets = if bases.len() == 1 {
+        connect_all(&api.base, &users, 32).await?
+    } else {
+        let nodes = bases.len();
+        futures_util::stream::iter(users.iter().enumerate())
+            .map(|(i, u)| {
+                let base = bases[(i / 2 + i % 2) % nodes].clone();
+                async move { super::server::connect(&base, &u.token).await }
+            })
+            .buffered(32)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<anyhow::Result<Vec<_>>>()?
+    };
 
     progress.set_stage("sending");
     let base = Instant::now();
@@ -183,6 +206,12 @@ pub async fn run(
     }
     report.rss_bytes = target.rss();
     report.connections = Some(n as u64);
+    if !peers.is_empty() {
+        report.put("nodes", bases.len() as u64);
+    }
+    for mut p in peers {
+        p.stop()?;
+    }
     target.stop()?;
     Ok(())
 }

@@ -99,6 +99,16 @@ pub struct BenchArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// direct: start this many nodes on one PostgreSQL database (needs
+    /// --database) joined by --bus; each pair's two users sit on different
+    /// nodes, so every message crosses nodes.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
+
+    /// The bus the started nodes share (with --nodes > 1).
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    pub bus: String,
+
     /// Run the started server on this PostgreSQL database instead of SQLite
     /// (an empty database: `createdb natter_bench`; the bench leaves its
     /// rows there, so use a fresh one per run).
@@ -300,6 +310,22 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "bench --database takes a postgres:// URL (SQLite is the default)"
         );
         server::set_database(db.clone());
+    }
+    if args.nodes > 1 {
+        anyhow::ensure!(
+            args.scenario == Scenario::Direct && args.url.is_none(),
+            "--nodes is for bench direct on servers it starts"
+        );
+        anyhow::ensure!(
+            args.database.is_some(),
+            "--nodes needs --database postgres://… (the nodes share it)"
+        );
+        let bus = crate::config::BusUrl::parse(&args.bus)?;
+        anyhow::ensure!(
+            bus != crate::config::BusUrl::Local,
+            "--nodes needs a shared --bus (nats://…)"
+        );
+        server::set_bus(args.bus.clone());
     }
     let progress = Arc::new(Progress::default());
     let name: &'static str = match args.scenario {

@@ -69,6 +69,14 @@ pub fn set_database(url: String) {
     let _ = DATABASE.set(url);
 }
 
+/// `bench --nodes`: the bus started servers share.
+static BUS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Makes every server this bench starts join the bus at `url`.
+pub fn set_bus(url: String) {
+    let _ = BUS.set(url);
+}
+
 /// The PostgreSQL store of this bench run, if any.
 pub fn database() -> Option<&'static str> {
     DATABASE.get().map(String::as_str)
@@ -124,6 +132,12 @@ impl Target {
                 "0",
             ])
             .args(database().map(|d| ["--database", d]).into_iter().flatten())
+            .args(
+                BUS.get()
+                    .map(|b| ["--bus", b.as_str()])
+                    .into_iter()
+                    .flatten(),
+            )
             .env("NO_COLOR", "1")
             .env_remove("DATABASE_URL")
             .env_remove("RUST_LOG")

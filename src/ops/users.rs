@@ -10,7 +10,7 @@ use crate::db::store::users::NewAccount;
 use crate::db::{self, now_ms};
 use crate::error::{AppError, AppResult};
 use crate::model::{rfc3339, User, UserId};
-use crate::ops::{fill_user, publish, valid_name, valid_url};
+use crate::ops::{fill_user, valid_name, valid_url};
 use crate::realtime::frames::USER_ONLINE;
 use crate::realtime::hub::Transition;
 use crate::state::AppState;
@@ -276,21 +276,18 @@ pub async fn set_status(state: &AppState, caller: UserId, online: bool) -> AppRe
     me(state, caller).await
 }
 
-/// Records `lastSeen` on going offline and tells users who share a chat.
+/// Records `lastSeen` on going offline and tells users who share a chat,
+/// on this node's sockets: with several nodes every node derives the
+/// transitions from its own view of the cluster and tells its own sockets
+/// (`realtime::bus`), so each socket hears a change once and no node's
+/// silence can swallow one.
 pub async fn announce_presence(state: &AppState, t: Transition) -> AppResult<()> {
-    announce_presence_to(state, t, true).await
-}
-
-/// [`announce_presence`], to the sockets of every node (`everywhere`) or of
-/// this one only.
-pub async fn announce_presence_to(
-    state: &AppState,
-    t: Transition,
-    everywhere: bool,
-) -> AppResult<()> {
     let now = now_ms();
     if !t.online {
         state.db().set_last_seen(t.user, now).await?;
+    }
+    if state.hub().connection_count() == 0 {
+        return Ok(());
     }
     let user = t.user;
     let (peers, last_seen) = state.db().presence_peers(user).await?;
@@ -300,13 +297,8 @@ pub async fn announce_presence_to(
         Some(rfc3339(now))
     };
     let data = json!({"userId": t.user, "online": t.online, "lastSeen": last_seen});
-    if everywhere {
-        publish(state, USER_ONLINE, &data, &peers);
-    } else {
-        let event =
-            std::sync::Arc::new(crate::realtime::frames::Published::new(USER_ONLINE, &data));
-        state.hub().publish(&event, &peers);
-    }
+    let event = std::sync::Arc::new(crate::realtime::frames::Published::new(USER_ONLINE, &data));
+    state.hub().publish(&event, &peers);
     Ok(())
 }
 

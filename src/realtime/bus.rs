@@ -30,10 +30,13 @@
 //! - **Presence** is cluster-wide: every node announces on the bus which
 //!   users it holds sockets for (a delta on each change and, every
 //!   [`HEARTBEAT`], the full list), and a user is online if any node holds
-//!   one of their sockets ([`Hub::remote_presence`]). A node that stops
-//!   sending heartbeats (killed, cut off) is dropped after [`NODE_TTL`]:
-//!   every surviving node then tells its own sockets that the dead node's
-//!   users went offline (unless they are connected elsewhere).
+//!   one of their sockets ([`Hub::remote_presence`]). `user:online` is not
+//!   put on the bus: every node derives the transitions from its own view
+//!   and tells its own sockets. (When the origin announced for everyone, two
+//!   nodes whose user's last sockets closed a millisecond apart each saw
+//!   the other still holding one, and nobody said "offline".) A node that
+//!   stops sending heartbeats (killed, cut off) is dropped after
+//!   [`NODE_TTL`], and its users go offline the same way.
 //! - Typing (`publish_to_room`), room removals (`leave_all`) and presence
 //!   set by hand cross nodes the same way. Closing a disabled user's sockets
 //!   needs no bus: every node polls the shared database for revocations each
@@ -67,6 +70,9 @@ pub const HEARTBEAT: Duration = Duration::from_secs(5);
 /// A node not heard from this long is taken for dead: its users go
 /// offline (the issue asks for at most 60 s).
 pub const NODE_TTL: Duration = Duration::from_secs(20);
+/// Envelopes waiting for NATS (while it is away) before new ones are
+/// dropped.
+pub const OUTBOX_LEN: usize = 65_536;
 /// Longest wait for NATS when a node starts.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -82,6 +88,9 @@ pub enum Bus {
 /// A connected NATS bus.
 pub struct NatsBus {
     client: async_nats::Client,
+    /// Envelopes in the order they were sent, to the one task that hands
+    /// them to NATS (a task per publish could reorder a chat's events).
+    outbox: tokio::sync::mpsc::Sender<Vec<u8>>,
     /// This process's id on the bus (random per start).
     node: u64,
     /// [`subject`] of this cluster.
@@ -157,10 +166,22 @@ impl Bus {
             .connect(url.as_str())
             .await
             .with_context(|| format!("cannot connect to the bus at {url}"))?;
+        let (outbox, mut queued) = tokio::sync::mpsc::channel::<Vec<u8>>(OUTBOX_LEN);
+        let publisher = client.clone();
+        let subject_name = subject(cluster);
+        let to = subject_name.clone();
+        tokio::spawn(async move {
+            while let Some(payload) = queued.recv().await {
+                if let Err(e) = publisher.publish(to.clone(), payload.into()).await {
+                    tracing::warn!(error = %e, "bus: an event did not reach NATS");
+                }
+            }
+        });
         Ok(Bus::Nats(Arc::new(NatsBus {
+            outbox,
             client,
             node: rand::random::<u64>() >> 1,
-            subject: subject(cluster),
+            subject: subject_name,
         })))
     }
 
@@ -271,9 +292,7 @@ impl Bus {
                     offline: vec![],
                 });
                 for t in state.hub().expire_remote(NODE_TTL) {
-                    // Every node tells its own sockets: none of them heard
-                    // it from the dead node.
-                    crate::realtime::spawn_presence_local(&state, t);
+                    crate::realtime::spawn_presence(&state, t);
                 }
             }
         });
@@ -282,8 +301,9 @@ impl Bus {
 }
 
 impl NatsBus {
-    /// Puts one envelope on NATS without waiting (the client buffers while
-    /// reconnecting; an error is logged, `/sync` covers the loss).
+    /// Queues one envelope for NATS without waiting, in order (kept while
+    /// NATS reconnects, up to [`OUTBOX_LEN`]; a loss is logged, `/sync`
+    /// covers it).
     fn send(&self, kind: Kind) {
         let payload = match serde_json::to_vec(&Envelope {
             node: self.node,
@@ -295,13 +315,11 @@ impl NatsBus {
                 return;
             }
         };
-        let client = self.client.clone();
-        let subject = self.subject.clone();
-        tokio::spawn(async move {
-            if let Err(e) = client.publish(subject, payload.into()).await {
-                tracing::warn!(error = %e, "bus: an event did not reach NATS");
-            }
-        });
+        if self.outbox.try_send(payload).is_err() {
+            // NATS has been away long enough to fill the outbox: the other
+            // nodes' clients get this from /sync.
+            tracing::warn!("bus: outbox full, an event was dropped");
+        }
     }
 }
 
@@ -337,13 +355,19 @@ fn receive(state: &AppState, env: Envelope) {
         }
         Kind::LeaveAll { user, chat } => hub.leave_all(user, chat),
         Kind::Manual { user, online } => {
-            hub.set_manual(user, online);
+            if let Some(t) = hub.set_manual(user, online) {
+                crate::realtime::spawn_presence(state, t);
+            }
         }
         Kind::Presence {
             full,
             online,
             offline,
-        } => hub.remote_presence(env.node, full, &online, &offline),
+        } => {
+            for t in hub.remote_presence(env.node, full, &online, &offline) {
+                crate::realtime::spawn_presence(state, t);
+            }
+        }
     }
 }
 

@@ -229,16 +229,27 @@ impl Hub {
     }
 
     /// What node `node` said: the full list of users it holds sockets for
-    /// (a heartbeat) and/or users that came or went. It announces its own
-    /// transitions; this only keeps the cluster's view for [`Hub::is_online`].
+    /// (a heartbeat) and/or users that came or went. Returns the presence
+    /// transitions this makes, as this node sees the cluster (each node
+    /// tells its own sockets).
     pub fn remote_presence(
         &self,
         node: u64,
         full: Option<Vec<UserId>>,
         online: &[UserId],
         offline: &[UserId],
-    ) {
+    ) -> Vec<Transition> {
         let mut inner = self.lock();
+        let mut touched: Vec<UserId> = online.iter().chain(offline).copied().collect();
+        if let Some(all) = &full {
+            touched.extend(all.iter().copied());
+            if let Some(r) = inner.remote.get(&node) {
+                touched.extend(r.users.iter().copied());
+            }
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        let before: Vec<bool> = touched.iter().map(|&u| is_online(&inner, u)).collect();
         let remote = inner.remote.entry(node).or_insert_with(|| Remote {
             seen: Instant::now(),
             users: HashSet::new(),
@@ -251,6 +262,14 @@ impl Hub {
         for u in offline {
             remote.users.remove(u);
         }
+        touched
+            .into_iter()
+            .zip(before)
+            .filter_map(|(user, was)| {
+                let now = is_online(&inner, user);
+                (now != was).then_some(Transition { user, online: now })
+            })
+            .collect()
     }
 
     /// Forgets nodes not heard from within `ttl`; the transitions to offline

@@ -316,22 +316,12 @@ pub(crate) fn register(state: &AppState, user: UserId) -> hub::ConnRx {
     conn
 }
 
-/// Announces a presence transition in the background.
+/// Announces a presence transition to this node's sockets in the
+/// background (see [`ops::users::announce_presence`]).
 pub(crate) fn spawn_presence(state: &AppState, t: hub::Transition) {
     let state = state.clone();
     tokio::spawn(async move {
         if let Err(e) = ops::users::announce_presence(&state, t).await {
-            e.log();
-        }
-    });
-}
-
-/// Announces a presence transition to this node's sockets only (a dead
-/// node's users: every node tells its own).
-pub(crate) fn spawn_presence_local(state: &AppState, t: hub::Transition) {
-    let state = state.clone();
-    tokio::spawn(async move {
-        if let Err(e) = ops::users::announce_presence_to(&state, t, false).await {
             e.log();
         }
     });

@@ -37,10 +37,18 @@ static COUNTER: AtomicU64 = AtomicU64::new(1);
 pub struct TestApp {
     pub addr: SocketAddr,
     pub base: String,
+    /// One node's own address: the same as `addr` except in cluster mode
+    /// ([`is_cluster`]), where `addr` is the round-robin proxy. For
+    /// Socket.IO long-polling, whose sessions live on one node (a load
+    /// balancer needs sticky sessions for it; WebSockets do not).
+    pub node_addr: SocketAddr,
+    pub node_base: String,
     pub client: reqwest::Client,
     pub dir: DataDir,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// The second node in cluster mode ([`is_cluster`]).
+    peer: Option<Box<TestApp>>,
 }
 
 /// A registered user.
@@ -187,6 +195,10 @@ pub async fn spawn_in(dir: impl Into<DataDir>, adjust: impl FnOnce(&mut ServeArg
     if dir.db.is_none() {
         dir.db = database_for(dir.path());
     }
+    let cluster = is_cluster();
+    if cluster && dir.bucket.is_none() {
+        dir.bucket = Some(cluster_bucket().await);
+    }
     let mut args = ServeArgs::with_data_dir(dir.path());
     args.database = dir.db.as_ref().map(|db| db.url.clone());
     args.jwt_secret = None;
@@ -196,6 +208,106 @@ pub async fn spawn_in(dir: impl Into<DataDir>, adjust: impl FnOnce(&mut ServeArg
     args.message_limit = 50;
     args.registration = natter::config::Registration::Open;
     adjust(&mut args);
+    if !cluster {
+        return start_node(args, dir).await;
+    }
+    // A 2-node cluster behind a round-robin proxy: the same database, bus
+    // and bucket; every new connection (each request: the client keeps none
+    // open) goes to the next node.
+    args.bus = nats_url();
+    args.uploads = format!(
+        "s3://{}?endpoint={}&region=us-east-1",
+        dir.bucket.as_deref().unwrap(),
+        s3_endpoint()
+    );
+    let peer_dir = DataDir {
+        db: dir.db.clone(),
+        bucket: dir.bucket.clone(),
+        dir: tempfile::tempdir().expect("temp dir"),
+    };
+    let mut peer_args = args.clone();
+    peer_args.data_dir = peer_dir.path().to_path_buf();
+    let mut app = start_node(args, dir).await;
+    let peer = start_node(peer_args, peer_dir).await;
+    let proxy = round_robin(vec![app.addr, peer.addr]).await;
+    app.addr = proxy;
+    app.base = format!("http://{proxy}");
+    app.client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    app.peer = Some(Box::new(peer));
+    app
+}
+
+/// `NATTER_TEST_CLUSTER=1` (with `NATTER_TEST_DB=postgres`, a NATS server
+/// and `NATTER_TEST_S3` pointing at an S3 endpoint; `./test.sh` sets it all
+/// up): every server of the suite is two nodes behind a round-robin proxy.
+pub fn is_cluster() -> bool {
+    std::env::var("NATTER_TEST_CLUSTER").as_deref() == Ok("1")
+}
+
+/// The S3 endpoint of the cluster pass (`NATTER_TEST_S3`).
+fn s3_endpoint() -> String {
+    std::env::var("NATTER_TEST_S3")
+        .expect("NATTER_TEST_CLUSTER=1 needs NATTER_TEST_S3 (an S3 endpoint)")
+}
+
+/// A fresh bucket on the cluster pass's S3 endpoint.
+async fn cluster_bucket() -> String {
+    assert!(
+        is_postgres(),
+        "NATTER_TEST_CLUSTER=1 needs NATTER_TEST_DB=postgres"
+    );
+    let name = format!("natter-{:016x}", rand::random::<u64>());
+    let r = reqwest::Client::new()
+        .put(format!("{}/{name}", s3_endpoint()))
+        .send()
+        .await
+        .expect("create bucket");
+    assert!(r.status().is_success(), "create bucket: {}", r.status());
+    name
+}
+
+/// A TCP proxy on 127.0.0.1 handing each new connection to the next of
+/// `nodes` (a load balancer's round robin); runs until the test ends.
+async fn round_robin(nodes: Vec<SocketAddr>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind proxy");
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut next = 0usize;
+        while let Ok((inbound, _)) = listener.accept().await {
+            let node = nodes[next % nodes.len()];
+            next += 1;
+            tokio::spawn(async move {
+                let Ok(outbound) = TcpStream::connect(node).await else {
+                    return;
+                };
+                let _ = inbound.set_nodelay(true);
+                let _ = outbound.set_nodelay(true);
+                // Each direction on its own, as a load balancer does: a
+                // server that answers (413) and closes before reading the
+                // whole body still gets its answer through.
+                let (mut in_r, mut in_w) = inbound.into_split();
+                let (mut out_r, mut out_w) = outbound.into_split();
+                let up = tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut in_r, &mut out_w).await;
+                    let _ = tokio::io::AsyncWriteExt::shutdown(&mut out_w).await;
+                });
+                let _ = tokio::io::copy(&mut out_r, &mut in_w).await;
+                let _ = tokio::io::AsyncWriteExt::shutdown(&mut in_w).await;
+                up.abort();
+            });
+        }
+    });
+    addr
+}
+
+/// Starts one in-process node with `args` on `dir`.
+async fn start_node(args: ServeArgs, dir: DataDir) -> TestApp {
     let config = Config::from_args(&args).expect("config");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -208,6 +320,8 @@ pub async fn spawn_in(dir: impl Into<DataDir>, adjust: impl FnOnce(&mut ServeArg
     let app = TestApp {
         addr,
         base: format!("http://{addr}"),
+        node_addr: addr,
+        node_base: format!("http://{addr}"),
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
@@ -215,6 +329,7 @@ pub async fn spawn_in(dir: impl Into<DataDir>, adjust: impl FnOnce(&mut ServeArg
         dir,
         shutdown: Some(tx),
         handle: Some(handle),
+        peer: None,
     };
     // The listener is bound before serving starts, but the database opens
     // inside serve(): wait for /health, bounded.
@@ -238,6 +353,9 @@ impl TestApp {
     /// Stops the server gracefully and returns its data dir (with its
     /// PostgreSQL database in PG mode, for a restart with [`spawn_in`]).
     pub async fn stop(mut self) -> DataDir {
+        if let Some(peer) = self.peer.take() {
+            Box::pin(peer.stop()).await;
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -837,6 +955,8 @@ pub fn existing_database_for(dir: &Path) -> Option<Arc<TestDb>> {
 /// long as this value, so `stop` → `spawn_in` restarts on the same store.
 pub struct DataDir {
     pub db: Option<Arc<TestDb>>,
+    /// Its bucket in cluster mode ([`is_cluster`]).
+    pub bucket: Option<String>,
     dir: TempDir,
 }
 
@@ -853,7 +973,11 @@ impl DataDir {
 
 impl From<TempDir> for DataDir {
     fn from(dir: TempDir) -> DataDir {
-        DataDir { db: None, dir }
+        DataDir {
+            db: None,
+            bucket: None,
+            dir,
+        }
     }
 }
 
@@ -918,14 +1042,11 @@ impl TestApp {
 /// run. PG mode only: SQLite's store is one process's file.
 pub async fn spawn_peer(app: &TestApp, adjust: impl FnOnce(&mut ServeArgs)) -> TestApp {
     assert!(is_postgres(), "spawn_peer needs NATTER_TEST_DB=postgres");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let secret = app.dir.path().join("jwt-secret");
-    if secret.exists() {
-        std::fs::copy(&secret, dir.path().join("jwt-secret")).expect("copy jwt-secret");
-    }
+    // No secret to copy: on PostgreSQL it lives in the database.
     let data = DataDir {
         db: app.dir.db.clone(),
-        dir,
+        bucket: app.dir.bucket.clone(),
+        dir: tempfile::tempdir().expect("temp dir"),
     };
     spawn_in(data, adjust).await
 }
@@ -951,6 +1072,8 @@ impl TestApp {
         TestApp {
             addr,
             base: format!("http://{addr}"),
+            node_addr: addr,
+            node_base: format!("http://{addr}"),
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
@@ -958,6 +1081,7 @@ impl TestApp {
             dir: DataDir::from(tempfile::tempdir().unwrap()),
             shutdown: None,
             handle: None,
+            peer: None,
         }
     }
 }
@@ -965,7 +1089,11 @@ impl TestApp {
 impl DataDir {
     /// A data dir and its database (PG mode), e.g. of a [`Server`] child.
     pub fn new(dir: TempDir, db: Option<Arc<TestDb>>) -> DataDir {
-        DataDir { db, dir }
+        DataDir {
+            db,
+            bucket: None,
+            dir,
+        }
     }
 }
 

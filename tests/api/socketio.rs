@@ -27,7 +27,11 @@ impl Polling {
     /// Opens an Engine.IO session (no namespace yet).
     pub(crate) async fn open(app: &TestApp, origin: Option<&str>) -> Polling {
         let client = app.client.clone();
-        let mut req = client.get(format!("{}/socket.io/?EIO=4&transport=polling", app.base));
+        // One node's own address: a long-polling session lives on one node.
+        let mut req = client.get(format!(
+            "{}/socket.io/?EIO=4&transport=polling",
+            app.node_base
+        ));
         if let Some(o) = origin {
             req = req.header(ORIGIN, o);
         }
@@ -37,7 +41,10 @@ impl Polling {
         let sid = open["sid"].as_str().expect("sid");
         Polling {
             sid: sid.to_string(),
-            url: format!("{}/socket.io/?EIO=4&transport=polling&sid={sid}", app.base),
+            url: format!(
+                "{}/socket.io/?EIO=4&transport=polling&sid={sid}",
+                app.node_base
+            ),
             client,
             pending: Vec::new(),
             pings: 0,
