@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Makes sure a NATS server for the cluster tests answers on 127.0.0.1:4222 and prints its URL
 # (nats://127.0.0.1:4222). Idempotent:
-#   - something already answers there: nothing is changed;
-#   - otherwise (Debian): installs the `nats-server` package when missing and starts it in the
-#     background, bound to 127.0.0.1 only (log: target/nats-server.log).
+#   - installs the `nats-server` package (Debian) when the program is missing (the outage test
+#     starts a private one);
+#   - something already answers on the port: nothing else is changed;
+#   - otherwise starts nats-server in the background, bound to 127.0.0.1 only (log:
+#     target/nats-server.log).
 # Exits non-zero with a message when it cannot. Progress goes to stderr, the URL to stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,12 +24,8 @@ as_root() {
 }
 answers() { timeout 2 bash -c "exec 3<>/dev/tcp/$host/$port" 2>/dev/null; }
 
-if answers; then
-  echo "$url"
-  exit 0
-fi
-
-say "no NATS on $host:$port; starting one"
+# The outage test starts (and kills) a private nats-server of its own: the program must be here
+# even when some other NATS already answers on the port.
 if ! command -v nats-server >/dev/null 2>&1; then
   command -v apt-get >/dev/null 2>&1 || die "nats-server is not installed and this is not Debian/Ubuntu (no apt-get); install it yourself"
   say "installing nats-server (apt-get)"
@@ -35,6 +33,11 @@ if ! command -v nats-server >/dev/null 2>&1; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nats-server >&2 \
     || die "apt-get install nats-server failed"
 fi
+if answers; then
+  echo "$url"
+  exit 0
+fi
+say "no NATS on $host:$port; starting one"
 mkdir -p target
 nohup nats-server -a "$host" -p "$port" >target/nats-server.log 2>&1 &
 for _ in $(seq 1 60); do

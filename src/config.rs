@@ -741,12 +741,21 @@ impl std::fmt::Debug for DatabaseUrl {
 }
 
 /// `--bus` / `NATTER_BUS`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum BusUrl {
     /// One node: events stay in the process.
     Local,
     /// A NATS server (`nats://host:port`).
     Nats(String),
+}
+
+impl std::fmt::Debug for BusUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BusUrl::Local => write!(f, "local"),
+            BusUrl::Nats(url) => write!(f, "{}", redact_password(url)),
+        }
+    }
 }
 
 impl BusUrl {

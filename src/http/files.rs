@@ -33,6 +33,7 @@ use crate::state::AppState;
         (status = 401, description = "missing, invalid or expired token", body = ErrorBody),
         (status = 413, description = "over `--upload-max-size` (`payload_too_large`) or over the caller's quota of unsent uploads, `--upload-quota` (`quota_exceeded`); nothing is kept", body = ErrorBody),
         (status = 429, description = "rate limited; see `Retry-After`", body = ErrorBody),
+        (status = 503, description = "`--uploads s3://…`: the bucket failed (`unavailable`); nothing is recorded, retry", body = ErrorBody),
         (status = 507, description = "the server's disk is below `--min-free-disk` (`insufficient_storage`); messages still work", body = ErrorBody),
     ))]
 pub async fn upload(
@@ -85,6 +86,7 @@ pub async fn upload(
         (status = 304, description = "not modified (`If-None-Match`)"),
         (status = 404, description = "absent, or not visible to the caller (also without credentials)", body = ErrorBody),
         (status = 416, description = "range not satisfiable"),
+        (status = 503, description = "`--uploads s3://…`: the bucket failed (`unavailable`)", body = ErrorBody),
     ))]
 pub async fn download(
     State(state): State<AppState>,

@@ -165,7 +165,12 @@ impl Bus {
             })
             .connect(url.as_str())
             .await
-            .with_context(|| format!("cannot connect to the bus at {url}"))?;
+            .with_context(|| {
+                format!(
+                    "cannot connect to the bus at {}",
+                    crate::config::redact_password(url)
+                )
+            })?;
         let (outbox, mut queued) = tokio::sync::mpsc::channel::<Vec<u8>>(OUTBOX_LEN);
         let publisher = client.clone();
         let subject_name = subject(cluster);

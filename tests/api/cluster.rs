@@ -248,6 +248,28 @@ async fn three_nodes_share_messages_presence_typing_and_receipts() {
     let ev = carol_ws.expect_event("chat:removed").await;
     assert_eq!(ev["chatId"].as_i64(), Some(chat), "{ev}");
 
+    // An administrator on A disables Carol: her socket on C closes within ~2 s.
+    pg_connect(&db.url)
+        .await
+        .batch_execute(&format!("UPDATE users SET is_admin = 1 WHERE id = {}", alice.id))
+        .await
+        .expect("make Alice an administrator");
+    let (status, body) = a
+        .app
+        .patch(
+            &format!("/admin/users/{}", carol.id),
+            &alice,
+            json!({"disabled": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "disable Carol: {body}");
+    let started = Instant::now();
+    assert!(
+        carol_ws.closed_within(Duration::from_secs(3)).await,
+        "Carol's socket on C stayed open"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
+
     // Bob leaves B: after the grace, Alice on A sees him offline.
     bob_ws.close().await;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -397,4 +419,99 @@ async fn an_unreachable_bus_stops_the_start_with_a_clear_error() {
         .expect("run natter");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--bus"));
+}
+
+/// A private NATS server (`nats-server` from Debian's package, which
+/// `scripts/ensure-nats.sh` installs) on 127.0.0.1:`port`.
+fn nats_server(port: u16) -> std::process::Child {
+    std::process::Command::new("nats-server")
+        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start nats-server (scripts/ensure-nats.sh installs it)")
+}
+
+#[tokio::test]
+async fn losing_nats_keeps_each_node_serving_and_it_recovers_by_itself() {
+    if !is_postgres() {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut nats = nats_server(port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nats-server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let bus = format!("nats://127.0.0.1:{port}");
+    let db = TestDb::create();
+    let node_on = |db: &TestDb| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = spawn_binary(
+            dir.path(),
+            &["--database", db.url.as_str(), "--bus", bus.as_str(), "--send-rate", "0"],
+            |_| {},
+        );
+        let app = TestApp::attach(&server.base);
+        (server, app, dir)
+    };
+    let (_a, a, _da) = node_on(&db);
+    let (_b, b, _db) = node_on(&db);
+    let alice = a.register("Alice").await;
+    let bob = b.register("Bob").await;
+    let chat = a.direct_chat(&alice, &bob).await;
+    let mut alice_ws = a.ws(&alice).await;
+    let mut bob_ws = b.ws(&bob).await;
+    let first = a.send(&alice, chat, "before the outage").await;
+    let got = bob_ws
+        .collect_until("message:new", |m| m["id"] == first["id"], Duration::from_millis(10))
+        .await;
+    assert!(got.iter().any(|m| m["id"] == first["id"]), "the bus did not work at all");
+
+    // NATS goes away: A still stores the message and tells its own sockets.
+    let _ = nats.kill();
+    let _ = nats.wait();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let during = a.send(&alice, chat, "during the outage").await;
+    let own = alice_ws
+        .collect_until("message:new", |m| m["id"] == during["id"], Duration::from_millis(10))
+        .await;
+    assert!(
+        own.iter().any(|m| m["id"] == during["id"]),
+        "a node without NATS stopped serving its own sockets"
+    );
+    let (status, _) = b.get("/auth/me", &bob).await;
+    assert_eq!(status, 200, "B keeps answering");
+
+    // NATS is back on the same address: both nodes reconnect by themselves
+    // and messages cross again.
+    let mut nats = nats_server(port);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut crossed = false;
+    let mut i = 0;
+    while !crossed {
+        assert!(Instant::now() < deadline, "the nodes never came back to NATS");
+        i += 1;
+        let m = a.send(&alice, chat, &format!("after the outage {i}")).await;
+        let got = bob_ws
+            .collect_events("message:new", Duration::from_millis(500))
+            .await;
+        crossed = got.iter().any(|x| x["id"] == m["id"]);
+    }
+    // Whatever Bob's socket missed while NATS was away, /sync gives back.
+    let items = sync_all(&b, &bob, bob_ws.cursor).await;
+    assert!(
+        items
+            .iter()
+            .any(|e| e["event"] == "message:new" && e["data"]["id"] == during["id"]),
+        "the message sent during the outage is not in /sync"
+    );
+    let _ = nats.kill();
+    let _ = nats.wait();
 }
