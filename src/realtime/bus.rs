@@ -190,11 +190,6 @@ impl Bus {
         })))
     }
 
-    /// Whether events leave this process.
-    pub fn is_shared(&self) -> bool {
-        matches!(self, Bus::Nats(_))
-    }
-
     /// Sends `event` to every socket of `users`, on every node.
     pub fn publish(&self, hub: &Hub, event: &Arc<Published>, users: &[UserId]) {
         hub.publish(event, users);

@@ -262,6 +262,11 @@ impl Hub {
         for u in offline {
             remote.users.remove(u);
         }
+        // A socket opened or gone for good ends presence set by hand, on
+        // every node as on the one that saw it (`connect`, `linger_over`).
+        for u in online.iter().chain(offline) {
+            inner.manual.remove(u);
+        }
         touched
             .into_iter()
             .zip(before)
@@ -542,5 +547,62 @@ fn deliver(
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(user: i64, online: bool) -> Transition {
+        Transition {
+            user: UserId(user),
+            online,
+        }
+    }
+
+    #[test]
+    fn other_nodes_sockets_make_a_user_online_until_they_go_or_the_node_falls_silent() {
+        let hub = Hub::new(0);
+        // Node 7 opened Ann's socket: online here too, once.
+        assert_eq!(
+            hub.remote_presence(7, None, &[UserId(1)], &[]),
+            vec![t(1, true)]
+        );
+        assert!(hub.is_online(UserId(1)));
+        assert_eq!(
+            hub.remote_presence(7, Some(vec![UserId(1)]), &[], &[]),
+            vec![]
+        );
+        // A socket here too: no new transition; its end leaves her online.
+        let (conn, transition) = hub.connect(UserId(1));
+        assert_eq!(transition, None);
+        let linger = hub
+            .disconnect(UserId(1), conn.id)
+            .expect("last socket here");
+        assert_eq!(hub.linger_over(linger), Some(None));
+        // Node 7's heartbeat no longer lists her: offline.
+        assert_eq!(
+            hub.remote_presence(7, Some(vec![]), &[], &[]),
+            vec![t(1, false)]
+        );
+        assert!(!hub.is_online(UserId(1)));
+
+        // Presence set by hand ends when a socket opens anywhere.
+        assert_eq!(hub.set_manual(UserId(2), true), Some(t(2, true)));
+        assert_eq!(hub.set_manual(UserId(2), false), Some(t(2, false)));
+        assert_eq!(
+            hub.remote_presence(8, None, &[UserId(2)], &[]),
+            vec![t(2, true)]
+        );
+
+        // Node 8 falls silent: its users go offline here.
+        assert_eq!(hub.expire_remote(Duration::from_secs(60)), vec![]);
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(
+            hub.expire_remote(Duration::from_millis(1)),
+            vec![t(2, false)]
+        );
+        assert!(!hub.is_online(UserId(2)));
     }
 }

@@ -251,7 +251,10 @@ async fn three_nodes_share_messages_presence_typing_and_receipts() {
     // An administrator on A disables Carol: her socket on C closes within ~2 s.
     pg_connect(&db.url)
         .await
-        .batch_execute(&format!("UPDATE users SET is_admin = 1 WHERE id = {}", alice.id))
+        .batch_execute(&format!(
+            "UPDATE users SET is_admin = 1 WHERE id = {}",
+            alice.id
+        ))
         .await
         .expect("make Alice an administrator");
     let (status, body) = a
@@ -455,7 +458,14 @@ async fn losing_nats_keeps_each_node_serving_and_it_recovers_by_itself() {
         let dir = tempfile::tempdir().expect("temp dir");
         let server = spawn_binary(
             dir.path(),
-            &["--database", db.url.as_str(), "--bus", bus.as_str(), "--send-rate", "0"],
+            &[
+                "--database",
+                db.url.as_str(),
+                "--bus",
+                bus.as_str(),
+                "--send-rate",
+                "0",
+            ],
             |_| {},
         );
         let app = TestApp::attach(&server.base);
@@ -470,9 +480,16 @@ async fn losing_nats_keeps_each_node_serving_and_it_recovers_by_itself() {
     let mut bob_ws = b.ws(&bob).await;
     let first = a.send(&alice, chat, "before the outage").await;
     let got = bob_ws
-        .collect_until("message:new", |m| m["id"] == first["id"], Duration::from_millis(10))
+        .collect_until(
+            "message:new",
+            |m| m["id"] == first["id"],
+            Duration::from_millis(10),
+        )
         .await;
-    assert!(got.iter().any(|m| m["id"] == first["id"]), "the bus did not work at all");
+    assert!(
+        got.iter().any(|m| m["id"] == first["id"]),
+        "the bus did not work at all"
+    );
 
     // NATS goes away: A still stores the message and tells its own sockets.
     let _ = nats.kill();
@@ -480,7 +497,11 @@ async fn losing_nats_keeps_each_node_serving_and_it_recovers_by_itself() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let during = a.send(&alice, chat, "during the outage").await;
     let own = alice_ws
-        .collect_until("message:new", |m| m["id"] == during["id"], Duration::from_millis(10))
+        .collect_until(
+            "message:new",
+            |m| m["id"] == during["id"],
+            Duration::from_millis(10),
+        )
         .await;
     assert!(
         own.iter().any(|m| m["id"] == during["id"]),
@@ -496,7 +517,10 @@ async fn losing_nats_keeps_each_node_serving_and_it_recovers_by_itself() {
     let mut crossed = false;
     let mut i = 0;
     while !crossed {
-        assert!(Instant::now() < deadline, "the nodes never came back to NATS");
+        assert!(
+            Instant::now() < deadline,
+            "the nodes never came back to NATS"
+        );
         i += 1;
         let m = a.send(&alice, chat, &format!("after the outage {i}")).await;
         let got = bob_ws
