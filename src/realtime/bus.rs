@@ -15,7 +15,10 @@
 //!   the record, and a client that missed events (its node lost NATS, or it
 //!   reconnected elsewhere) catches up with `/sync`, as after any reconnect.
 //! - **One subject, filtered by each node** (`natter.<cluster>.events`,
-//!   see [`subject`]). The other
+//!   see [`subject`]), chosen from a measurement (`examples/bus_subjects.rs`,
+//!   3 receiving nodes, 600-byte events, this 2-core box): for a 1-on-1
+//!   chat one subject moved 201,000 events/s against 67,000 with a subject
+//!   per user; for a group of 999, 133,000 against 302. The other
 //!   layouts were weighed for natter's size of deployment (2–10 nodes):
 //!   a subject per user turns a message to a group of 1,000 into 1,000 NATS
 //!   publishes and makes every connect and disconnect a subscription change;
