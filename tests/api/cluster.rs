@@ -3,7 +3,6 @@
 //! PostgreSQL pass of the suite (`NATTER_TEST_DB=postgres`; `./test.sh`
 //! starts NATS with `scripts/ensure-nats.sh`); on SQLite it returns at once.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -306,12 +305,10 @@ async fn a_killed_node_loses_no_acknowledged_message() {
     let mut alice_ws = doomed.app.ws(&alice).await;
     let start = alice_ws.cursor;
     let acked: Arc<Mutex<Vec<i64>>> = Arc::default();
-    let tried = Arc::new(AtomicUsize::new(0));
     let writer = {
-        let (acked, tried) = (acked.clone(), tried.clone());
+        let acked = acked.clone();
         tokio::spawn(async move {
             for i in 0..2_000 {
-                tried.fetch_add(1, Ordering::SeqCst);
                 let send = alice_ws.request_within(
                     "message:send",
                     json!({"chatId": chat, "messageType": "TEXT", "content": format!("m{i}"), "clientId": format!("c{i}")}),
@@ -389,39 +386,17 @@ async fn a_killed_node_loses_no_acknowledged_message() {
         (ev["userId"].as_i64(), ev["online"].as_bool()),
         (Some(alice.id), Some(false))
     );
-    let _ = tried;
 }
 
 #[tokio::test]
 async fn an_unreachable_bus_stops_the_start_with_a_clear_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_natter"))
-        .args([
-            "serve",
-            "--port",
-            "0",
-            "--bus",
-            "nats://127.0.0.1:1",
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .env_remove("DATABASE_URL")
-        .output()
-        .expect("run natter");
-    assert!(!out.status.success(), "started without its bus");
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = serve_refuses(&["--bus", "nats://127.0.0.1:1"]);
     assert!(
         err.contains("cannot connect to the bus"),
         "unclear error: {err}"
     );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_natter"))
-        .args(["serve", "--port", "0", "--bus", "redis://x", "--data-dir"])
-        .arg(dir.path())
-        .env_remove("DATABASE_URL")
-        .output()
-        .expect("run natter");
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--bus"));
+    let err = serve_refuses(&["--bus", "redis://x"]);
+    assert!(err.contains("--bus"), "unclear error: {err}");
 }
 
 /// A private NATS server (`nats-server` from Debian's package, which

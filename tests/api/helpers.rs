@@ -306,6 +306,31 @@ async fn round_robin(nodes: Vec<SocketAddr>) -> SocketAddr {
     addr
 }
 
+/// The HTTP client of a [`TestApp`] (30 s per request).
+fn test_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// Runs `natter serve --port 0 --data-dir <temp> ARGS` (with the S3 test
+/// credentials) expecting it to refuse to start; returns its stderr.
+pub fn serve_refuses(args: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_natter"))
+        .args(["serve", "--port", "0"])
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .envs(S3_ENV.iter().copied())
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("run natter");
+    assert!(!out.status.success(), "natter serve {args:?} started");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// Starts one in-process node with `args` on `dir`.
 async fn start_node(args: ServeArgs, dir: DataDir) -> TestApp {
     let config = Config::from_args(&args).expect("config");
@@ -322,10 +347,7 @@ async fn start_node(args: ServeArgs, dir: DataDir) -> TestApp {
         base: format!("http://{addr}"),
         node_addr: addr,
         node_base: format!("http://{addr}"),
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap(),
+        client: test_client(),
         dir,
         shutdown: Some(tx),
         handle: Some(handle),
@@ -1074,10 +1096,7 @@ impl TestApp {
             base: format!("http://{addr}"),
             node_addr: addr,
             node_base: format!("http://{addr}"),
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
+            client: test_client(),
             dir: DataDir::from(tempfile::tempdir().unwrap()),
             shutdown: None,
             handle: None,

@@ -211,25 +211,14 @@ async fn a_failing_bucket_answers_503_and_records_nothing() {
 
 #[tokio::test]
 async fn an_unreachable_bucket_stops_the_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_natter"))
-        .args([
-            "serve",
-            "--port",
-            "0",
-            "--uploads",
-            "s3://nowhere?endpoint=http://127.0.0.1:1&region=us-east-1",
-            "--data-dir",
-        ])
-        .arg(dir.path())
-        .envs(S3_ENV.iter().copied())
-        .env_remove("DATABASE_URL")
-        .output()
-        .expect("run natter");
-    assert!(!out.status.success(), "started without its bucket");
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = serve_refuses(&[
+        "--uploads",
+        "s3://nowhere?endpoint=http://127.0.0.1:1&region=us-east-1",
+    ]);
     assert!(
         err.contains("cannot reach the upload bucket"),
         "unclear error: {err}"
     );
+    let err = serve_refuses(&["--uploads", "s3://bucket?secret=x"]);
+    assert!(err.contains("--uploads"), "unclear error: {err}");
 }
