@@ -204,6 +204,15 @@ pub struct ServeArgs {
     #[arg(long, env = "NATTER_UPLOADS", default_value = "local")]
     pub uploads: String,
 
+    /// Contact the push services may use about this server's Web Push
+    /// traffic (RFC 8292 `sub`): `mailto:you@example.com` or an https URL.
+    #[arg(
+        long,
+        env = "NATTER_VAPID_SUBJECT",
+        default_value = "mailto:natter@localhost"
+    )]
+    pub vapid_subject: String,
+
     /// Secret that signs login tokens (HS256). Default: generated on first
     /// start and kept in <data-dir>/jwt-secret (mode 0600), or, on
     /// PostgreSQL, in the database, shared by every node.
@@ -386,6 +395,10 @@ pub struct Config {
     pub bus: BusUrl,
     /// Where uploaded files live.
     pub uploads: crate::objects::UploadsUrl,
+    /// RFC 8292 `sub` of this server's pushes.
+    pub vapid_subject: String,
+    /// The VAPID key pair (`None` only until a PostgreSQL store is open).
+    pub vapid: Option<crate::push::VapidKey>,
     /// Web app from disk instead of the embedded copy.
     pub assets_dir: Option<PathBuf>,
     /// Time between retention sweeps.
@@ -445,6 +458,21 @@ impl Config {
             _ if database.is_postgres() => Vec::new(),
             _ => load_or_create_secret(&args.data_dir.join("jwt-secret"))?,
         };
+        let vapid_subject = args.vapid_subject.trim().to_string();
+        anyhow::ensure!(
+            (vapid_subject.starts_with("mailto:") && vapid_subject.len() > "mailto:".len())
+                || vapid_subject.starts_with("https://"),
+            "--vapid-subject {vapid_subject:?}: use mailto:you@example.com or an https:// URL"
+        );
+        // The VAPID key pair: a file in the data dir; on PostgreSQL the
+        // database holds it (read when the store opens), like the JWT secret.
+        let vapid = if database.is_postgres() {
+            None
+        } else {
+            Some(crate::push::VapidKey::load_or_create(
+                &args.data_dir.join("vapid-key"),
+            )?)
+        };
         let frontend_origin = match args.frontend_url.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(url) => Some(normalize_origin(url).with_context(|| {
@@ -469,6 +497,8 @@ impl Config {
             database,
             bus,
             uploads,
+            vapid_subject,
+            vapid,
             assets_dir: args.assets_dir.clone(),
             sweep_interval: std::time::Duration::from_secs(args.sweep_interval),
             metrics_token: args.metrics_token.clone().filter(|t| !t.is_empty()),
@@ -670,7 +700,7 @@ fn load_or_create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Writes a file readable by its owner only (0600 on Unix).
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod model;
 pub mod objects;
 pub mod ops;
+pub mod push;
 pub mod realtime;
 pub mod state;
 
@@ -71,6 +72,15 @@ pub async fn open_state(mut config: Config) -> anyhow::Result<AppState> {
             realtime::bus::Bus::connect(nats, &cluster).await?
         }
     };
+    if config.vapid.is_none() {
+        // PostgreSQL: one VAPID key for every node, kept in the database.
+        let candidate = push::VapidKey::generate().to_stored();
+        let stored = db
+            .shared_secret("vapid_key", candidate)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read or store the shared VAPID key: {e}"))?;
+        config.vapid = Some(push::VapidKey::from_stored(&stored)?);
+    }
     if config.jwt_secret.is_empty() {
         // PostgreSQL without --jwt-secret: one key for every node, kept in
         // the database (seeded from an older data dir's file if there is one).

@@ -13,6 +13,7 @@ pub mod health;
 pub mod messages;
 pub mod metrics;
 pub mod openapi;
+pub mod push;
 pub mod sync;
 pub mod users;
 
@@ -80,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .route("/chat/{id}/read", post(messages::mark_read))
         .route("/chat/{id}/clear", post(chats::clear))
         .route("/sync", get(sync::sync))
+        .route("/push/key", get(push::key))
         .route("/admin/users", get(admin::list))
         .route("/admin/users/{id}", patch(admin::update))
         .route("/ws", get(crate::realtime::ws_handler))

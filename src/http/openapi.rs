@@ -13,7 +13,9 @@ use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::http::{admin, auth, chats, config, files, health, messages, metrics, sync, users};
+use crate::http::{
+    admin, auth, chats, config, files, health, messages, metrics, push, sync, users,
+};
 
 /// The error body of every failure: `{"error": {code, message, field?}}`.
 #[derive(ToSchema)]
@@ -104,6 +106,7 @@ pub struct UploadForm {
         messages::mark_read,
         files::upload,
         files::download,
+        push::key,
         sync::sync,
         metrics::metrics,
         admin::list,
@@ -119,6 +122,7 @@ pub struct UploadForm {
         (name = "messages", description = "history, sends, edits, receipts"),
         (name = "files", description = "uploads and private downloads"),
         (name = "sync", description = "catching up after a disconnect"),
+        (name = "push", description = "Web Push: the server's VAPID key"),
         (name = "realtime", description = "the WebSocket"),
         (name = "operations", description = "health, metrics, this document"),
         (name = "admin", description = "server administrators: accounts"),

@@ -18,6 +18,7 @@ mod metrics;
 mod migrate_store;
 mod notes;
 mod openapi;
+mod push;
 mod realtime;
 mod receipts;
 mod s3;

@@ -157,6 +157,7 @@ async fn security_matches_the_contract() {
         "get /health",
         "get /config",
         "get /api/openapi.json",
+        "get /push/key",
     ];
     let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
     assert_eq!(schemes["bearer"]["scheme"], "bearer");
