@@ -43,6 +43,7 @@ CREATE TABLE chat_participants (
     delivered_up_to INTEGER NOT NULL DEFAULT 0,  -- receipts are positional, like WhatsApp's
     read_up_to      INTEGER NOT NULL DEFAULT 0,
     cleared_up_to   INTEGER NOT NULL DEFAULT 0,  -- "clear chat": messages up to this id are hidden from this user
+    muted_until     INTEGER,                     -- ms; no pushes for this chat before then (NULL: not muted)
     PRIMARY KEY (chat_id, user_id)
 ) WITHOUT ROWID;
 -- a user's chats (chat list, sync, access checks)
@@ -126,4 +127,15 @@ CREATE TABLE events (
 CREATE INDEX events_by_chat ON events(chat_id, id) WHERE user_id IS NULL;
 CREATE INDEX events_by_user ON events(user_id, id) WHERE user_id IS NOT NULL;
 
-PRAGMA user_version = 2;
+-- Web Push subscriptions (RFC 8030): one per browser/device, tied to its user.
+CREATE TABLE push_subscriptions (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    endpoint   TEXT NOT NULL UNIQUE,             -- the push service URL (https, public host)
+    p256dh     TEXT NOT NULL,                    -- the browser's P-256 key, base64url
+    auth       TEXT NOT NULL,                    -- its 16-byte auth secret, base64url
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX push_by_user ON push_subscriptions(user_id);
+
+PRAGMA user_version = 3;

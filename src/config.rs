@@ -213,6 +213,12 @@ pub struct ServeArgs {
     )]
     pub vapid_subject: String,
 
+    /// FOR TESTS ONLY: accept Web Push endpoints on http:// and on
+    /// loopback/private addresses (a stub push service on 127.0.0.1). Never
+    /// on a real server: the server POSTs to these URLs.
+    #[arg(long, env = "NATTER_PUSH_ALLOW_PRIVATE")]
+    pub push_allow_private: bool,
+
     /// Secret that signs login tokens (HS256). Default: generated on first
     /// start and kept in <data-dir>/jwt-secret (mode 0600), or, on
     /// PostgreSQL, in the database, shared by every node.
@@ -399,6 +405,8 @@ pub struct Config {
     pub vapid_subject: String,
     /// The VAPID key pair (`None` only until a PostgreSQL store is open).
     pub vapid: Option<crate::push::VapidKey>,
+    /// Tests only: push endpoints on http:// and private addresses.
+    pub push_allow_private: bool,
     /// Web app from disk instead of the embedded copy.
     pub assets_dir: Option<PathBuf>,
     /// Time between retention sweeps.
@@ -499,6 +507,7 @@ impl Config {
             uploads,
             vapid_subject,
             vapid,
+            push_allow_private: args.push_allow_private,
             assets_dir: args.assets_dir.clone(),
             sweep_interval: std::time::Duration::from_secs(args.sweep_interval),
             metrics_token: args.metrics_token.clone().filter(|t| !t.is_empty()),

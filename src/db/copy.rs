@@ -35,10 +35,18 @@ pub const TABLES: &[&str] = &[
     "hidden_messages",
     "receipt_marks",
     "events",
+    "push_subscriptions",
 ];
 
 /// Tables with an `id` identity column (`INTEGER PRIMARY KEY AUTOINCREMENT`).
-const WITH_ID: &[&str] = &["users", "chats", "uploads", "messages", "events"];
+const WITH_ID: &[&str] = &[
+    "users",
+    "chats",
+    "uploads",
+    "messages",
+    "events",
+    "push_subscriptions",
+];
 
 /// Rows per INSERT (fewer for wide tables: PostgreSQL takes at most 65,535
 /// parameters per statement).

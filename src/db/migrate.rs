@@ -19,7 +19,7 @@ use rusqlite::Connection;
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The version `schema.sql` sets.
-pub const CURRENT_VERSION: i64 = 2;
+pub const CURRENT_VERSION: i64 = 3;
 
 /// Steps from version N-1 to N, indexed by N-2 (the step to version 2 first).
 const STEPS: &[&str] = &[
@@ -37,7 +37,22 @@ const STEPS: &[&str] = &[
      UPDATE uploads SET is_avatar = 1
       WHERE '/uploads/chat/' || name IN (SELECT avatar_url FROM users WHERE avatar_url IS NOT NULL)
          OR '/uploads/chat/' || name IN (SELECT group_avatar FROM chats WHERE group_avatar IS NOT NULL);",
+    // 3 (issue 17): Web Push subscriptions, muted chats. Runs on PostgreSQL
+    // too, through `postgres_schema`.
+    "ALTER TABLE chat_participants ADD COLUMN muted_until INTEGER;
+     CREATE TABLE push_subscriptions (
+         id         INTEGER PRIMARY KEY AUTOINCREMENT,
+         user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+         endpoint   TEXT NOT NULL UNIQUE,
+         p256dh     TEXT NOT NULL,
+         auth       TEXT NOT NULL,
+         created_at INTEGER NOT NULL
+     );
+     CREATE INDEX push_by_user ON push_subscriptions(user_id);",
 ];
+
+/// The first schema version PostgreSQL supported: steps after it run there.
+const FIRST_POSTGRES_VERSION: i64 = 2;
 
 /// Brings the database to [`CURRENT_VERSION`].
 pub fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
@@ -149,10 +164,29 @@ pub fn migrate_postgres(conn: &super::pg::PgConn) -> anyhow::Result<()> {
             );
         }
         anyhow::ensure!(
-            version == CURRENT_VERSION,
+            version >= FIRST_POSTGRES_VERSION,
             "database schema version {version} predates PostgreSQL support; \
              move it with natter migrate-store"
         );
+        // Each later step in this transaction (under the lock: nodes
+        // starting together migrate once).
+        for (index, step) in STEPS.iter().enumerate() {
+            let target = index as i64 + 2;
+            if target <= version {
+                continue;
+            }
+            c.execute_batch(&postgres_schema(step))
+                .with_context(|| format!("migration to schema version {target} failed"))?;
+            c.execute(
+                "UPDATE natter_meta SET value = ?1 WHERE key = 'schema_version'",
+                [target.to_string()],
+            )?;
+            tracing::info!(
+                from = target - 1,
+                to = target,
+                "migrated database schema (PostgreSQL)"
+            );
+        }
         Ok(())
     })();
     match result {

@@ -82,6 +82,10 @@ pub fn router(state: AppState) -> Router {
         .route("/chat/{id}/clear", post(chats::clear))
         .route("/sync", get(sync::sync))
         .route("/push/key", get(push::key))
+        .route(
+            "/push/subscriptions",
+            post(push::subscribe).delete(push::unsubscribe),
+        )
         .route("/admin/users", get(admin::list))
         .route("/admin/users/{id}", patch(admin::update))
         .route("/ws", get(crate::realtime::ws_handler))

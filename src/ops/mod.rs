@@ -13,6 +13,7 @@
 
 pub mod chats;
 pub mod messages;
+pub mod push;
 pub mod receipts;
 pub mod sync;
 pub mod typing;

@@ -678,3 +678,40 @@ async fn migrate_store_refuses_what_it_cannot_copy_safely() {
     assert_eq!(next, handed_out + 1);
     drop(dir);
 }
+
+/// A PostgreSQL database at schema version 2 (the first with PostgreSQL)
+/// is migrated in place on start, keeping its rows.
+#[tokio::test]
+async fn a_version_2_postgres_database_migrates_in_place() {
+    if !is_postgres() {
+        return;
+    }
+    let app = spawn_app().await;
+    let ana = app.register("Ana").await;
+    // Back to version 2: without what step 3 adds.
+    app.exec_sql(
+        "DROP TABLE push_subscriptions;
+         ALTER TABLE chat_participants DROP COLUMN muted_until;
+         UPDATE natter_meta SET value = '2' WHERE key = 'schema_version';",
+    )
+    .await;
+    let dir = app.stop().await;
+    let app = spawn_in(dir, |_| {}).await;
+    let (status, me) = app.get("/auth/me", &ana).await;
+    assert_eq!(status, 200, "rows and tokens kept: {me}");
+    assert_eq!(
+        app.query_i64("SELECT COUNT(*) FROM push_subscriptions")
+            .await,
+        0
+    );
+    assert_eq!(
+        app.query_i64("SELECT COUNT(muted_until) FROM chat_participants")
+            .await,
+        0
+    );
+    assert_eq!(
+        app.query_i64("SELECT CAST(value AS BIGINT) FROM natter_meta WHERE key = 'schema_version'")
+            .await,
+        3
+    );
+}

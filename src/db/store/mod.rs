@@ -17,6 +17,7 @@
 pub mod chats;
 pub mod messages;
 mod notes;
+pub mod push;
 pub mod receipts;
 pub(crate) mod send_batch;
 pub mod sync;
