@@ -133,6 +133,10 @@ pub struct Chat {
     #[schema(required = true)]
     pub last_message: Option<Message>,
     pub unread_count: i64,
+    /// The viewer's own setting: no pushes for this chat before this time
+    /// (ms since the epoch); `null` when not muted (or the mute ran out).
+    #[schema(required = true)]
+    pub muted_until: Option<i64>,
 }
 
 /// Sender-side delivery state (the ticks).

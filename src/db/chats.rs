@@ -6,7 +6,7 @@
 use crate::db::sql::{params, Conn, OptionalExtension};
 
 use crate::db::users::{user_from_row, USER_COLUMNS};
-use crate::db::{messages, receipts};
+use crate::db::{messages, now_ms, receipts};
 use crate::error::AppResult;
 use crate::model::{
     rfc3339, Chat, ChatId, EventId, FormerParticipant, MessageId, Participant, UserId,
@@ -189,7 +189,8 @@ pub fn load_chat_view(conn: &Conn, chat: ChatId, viewer: UserId) -> AppResult<Op
                     c.last_message_id, p.read_up_to, p.delivered_up_to, p.joined_at,
                     p.cleared_up_to,
                     EXISTS (SELECT 1 FROM hidden_messages h
-                            WHERE h.user_id = ?2 AND h.message_id = c.last_message_id)
+                            WHERE h.user_id = ?2 AND h.message_id = c.last_message_id),
+                    p.muted_until
              FROM chats c LEFT JOIN chat_participants p
                   ON p.chat_id = c.id AND p.user_id = ?2 AND p.left_at IS NULL
              WHERE c.id = ?1",
@@ -215,6 +216,9 @@ pub fn load_chat_view(conn: &Conn, chat: ChatId, viewer: UserId) -> AppResult<Op
                     former_participants: Vec::new(),
                     last_message: None,
                     unread_count: 0,
+                    muted_until: r
+                        .get::<_, Option<i64>>(12)?
+                        .filter(|&until| until > now_ms()),
                 },
                 r.get::<_, Option<MessageId>>(6)?,
                 r.get::<_, Option<MessageId>>(7)?,

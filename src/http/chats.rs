@@ -235,6 +235,27 @@ pub async fn set_admin(
     ))
 }
 
+/// `PATCH /chat/:id/settings`: the caller's own settings of the chat.
+#[utoipa::path(patch, path = "/chat/{id}/settings", tag = "chats", security(("bearer" = [])),
+    params(
+        ("id" = i64, Path, description = "chat id"),
+    ),
+    request_body = chats::ChatSettings,
+    responses(
+        (status = 200, description = "the chat as the caller sees it, with `mutedUntil`; the caller's other devices get `chat:updated`", body = Chat),
+        (status = 400, description = "`mutedUntil` is not a time in ms or null", body = ErrorBody),
+        (status = 401, description = "missing, invalid or expired token", body = ErrorBody),
+        (status = 404, description = "no such chat, or the caller is not a participant", body = ErrorBody),
+    ))]
+pub async fn settings(
+    State(state): State<AppState>,
+    user: AuthUser,
+    AppPath(id): AppPath<ChatId>,
+    AppJson(input): AppJson<chats::ChatSettings>,
+) -> AppResult<Json<Chat>> {
+    Ok(Json(chats::settings(&state, user.id, id, input).await?))
+}
+
 /// `POST /chat/:id/clear`: 204; the chat's history is gone for the caller.
 #[utoipa::path(post, path = "/chat/{id}/clear", tag = "chats", security(("bearer" = [])),
     params(

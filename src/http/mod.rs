@@ -80,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/chat/{id}/read", post(messages::mark_read))
         .route("/chat/{id}/clear", post(chats::clear))
+        .route("/chat/{id}/settings", patch(chats::settings))
         .route("/sync", get(sync::sync))
         .route("/push/key", get(push::key))
         .route(

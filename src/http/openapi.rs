@@ -98,6 +98,7 @@ pub struct UploadForm {
         chats::remove_participant,
         chats::set_admin,
         chats::clear,
+        chats::settings,
         messages::send,
         messages::history,
         messages::edit,

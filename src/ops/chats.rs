@@ -251,6 +251,51 @@ pub async fn clear(state: &AppState, caller: UserId, chat: ChatId) -> AppResult<
     Ok(())
 }
 
+/// Latest `mutedUntil` accepted (the end of year 9999, in ms): "forever"
+/// is any far date.
+pub const MAX_MUTED_UNTIL: i64 = 253_402_300_799_999;
+
+/// `PATCH /chat/:id/settings` body.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatSettings {
+    /// No pushes for this chat before this time (ms since the epoch; a far
+    /// date mutes for good); `null` unmutes; absent leaves it as it is.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub muted_until: Option<Option<i64>>,
+}
+
+/// A field that may be `null`: `Some(None)` for null, `None` when absent.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    <Option<i64> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+/// `PATCH /chat/:id/settings`: the caller's own settings of a chat (mute).
+/// Their other devices get `chat:updated`.
+#[instrument(skip_all, fields(user.id = caller.0, chat.id = chat.0))]
+pub async fn settings(
+    state: &AppState,
+    caller: UserId,
+    chat: ChatId,
+    input: ChatSettings,
+) -> AppResult<Chat> {
+    if let Some(until) = input.muted_until {
+        if let Some(t) = until {
+            if !(0..=MAX_MUTED_UNTIL).contains(&t) {
+                return Err(AppError::invalid(
+                    "mutedUntil",
+                    "mutedUntil must be a time in ms since 1970 (before the year 10000), or null",
+                ));
+            }
+        }
+        state.db().set_chat_muted(caller, chat, until).await?;
+    }
+    let chat = get(state, caller, chat).await?;
+    publish(state, CHAT_UPDATED, &chat, &[caller]);
+    Ok(chat)
+}
+
 /// Publishes chat events: each member gets the chat with its own unread
 /// count. The chat (with every participant) is loaded and serialised once per
 /// distinct (event, unread count), not once per member: in a 1,000-member
@@ -274,6 +319,7 @@ async fn notify(state: &AppState, chat: ChatId, notice: Notice) -> AppResult<()>
         mut chat,
         unread,
         mut last_for,
+        muted,
     }) = views
     {
         fill_chat(state, &mut chat);
@@ -288,13 +334,19 @@ async fn notify(state: &AppState, chat: ChatId, notice: Notice) -> AppResult<()>
                 id
             });
             groups
-                .entry((new_for.contains(&user), count, last))
+                .entry((
+                    new_for.contains(&user),
+                    count,
+                    last,
+                    muted.get(&user).copied(),
+                ))
                 .or_default()
                 .push(user);
         }
         let base_last = chat.last_message.take();
-        for ((is_new, count, last), users) in groups {
+        for ((is_new, count, last, muted_until), users) in groups {
             chat.unread_count = count;
+            chat.muted_until = muted_until;
             chat.last_message = match last {
                 None => base_last.clone(),
                 Some(id) => lasts.get(&id).cloned().flatten(),
@@ -322,5 +374,5 @@ async fn notify(state: &AppState, chat: ChatId, notice: Notice) -> AppResult<()>
 }
 
 /// Members who get the same chat event: (new to them, unread count, their
-/// own lastMessage id when it is not the first viewer's).
-type ViewKey = (bool, i64, Option<Option<MessageId>>);
+/// own lastMessage id when it is not the first viewer's, their mute).
+type ViewKey = (bool, i64, Option<Option<MessageId>>, Option<i64>);

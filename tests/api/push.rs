@@ -206,3 +206,98 @@ async fn subscriptions_are_validated_replaced_capped_and_removed() {
     }
     assert_eq!(count(bob.id).await, 0);
 }
+
+#[tokio::test]
+async fn a_member_mutes_a_chat_for_themselves_only() {
+    use serde_json::json;
+    let app = spawn_app().await;
+    let ana = app.register("Ana").await;
+    let bob = app.register("Bob").await;
+    let eve = app.register("Eve").await;
+    let chat = app.group(&ana, &[&bob], "Muted").await;
+    let settings = format!("/chat/{chat}/settings");
+    let mut ana_phone = app.ws(&ana).await;
+    let mut bob_ws = app.ws(&bob).await;
+
+    let until = now_secs() * 1000 + 3_600_000;
+    let (status, body) = app
+        .patch(&settings, &ana, json!({"mutedUntil": until}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["mutedUntil"], until);
+    assert_eq!(body["id"], chat);
+    // Her other devices hear it; Bob does not.
+    let ev = ana_phone
+        .collect_until(
+            "chat:updated",
+            |c| c["mutedUntil"] == until,
+            std::time::Duration::from_millis(10),
+        )
+        .await;
+    assert!(ev.iter().any(|c| c["mutedUntil"] == until), "{ev:?}");
+    bob_ws
+        .expect_no_event("chat:updated", std::time::Duration::from_millis(300))
+        .await;
+    let (_, mine) = app.get(&format!("/chat/{chat}"), &ana).await;
+    assert_eq!(mine["mutedUntil"], until);
+    let (_, his) = app.get(&format!("/chat/{chat}"), &bob).await;
+    assert!(his["mutedUntil"].is_null(), "{his}");
+    let (_, list) = app.get("/chat", &ana).await;
+    let listed = list["items"]
+        .as_array()
+        .or_else(|| list.as_array())
+        .expect("chat list")
+        .iter()
+        .find(|c| c["id"] == chat)
+        .cloned()
+        .expect("the chat in the list");
+    assert_eq!(listed["mutedUntil"], until);
+
+    // A change everyone hears keeps each member's own mute.
+    let (status, _) = app
+        .patch(&format!("/chat/{chat}"), &ana, json!({"name": "Renamed"}))
+        .await;
+    assert!(status.is_success(), "{status}");
+    let mine = ana_phone
+        .collect_until(
+            "chat:updated",
+            |c| c["name"] == "Renamed",
+            std::time::Duration::from_millis(10),
+        )
+        .await;
+    assert_eq!(mine.last().unwrap()["mutedUntil"], until, "{mine:?}");
+    let his = bob_ws
+        .collect_until(
+            "chat:updated",
+            |c| c["name"] == "Renamed",
+            std::time::Duration::from_millis(10),
+        )
+        .await;
+    assert!(his.last().unwrap()["mutedUntil"].is_null(), "{his:?}");
+
+    // Absent leaves it; null unmutes; a past time reads as not muted.
+    let (_, body) = app.patch(&settings, &ana, json!({})).await;
+    assert_eq!(body["mutedUntil"], until);
+    let (_, body) = app
+        .patch(&settings, &ana, json!({"mutedUntil": null}))
+        .await;
+    assert!(body["mutedUntil"].is_null(), "{body}");
+    let (_, body) = app
+        .patch(&settings, &ana, json!({"mutedUntil": 1000}))
+        .await;
+    assert!(body["mutedUntil"].is_null(), "{body}");
+
+    for bad in [
+        json!({"mutedUntil": "soon"}),
+        json!({"mutedUntil": -5}),
+        json!({"mutedUntil": 1e20}),
+    ] {
+        let (status, err) = app.patch(&settings, &ana, bad.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {err}");
+        assert_eq!(err["error"]["field"], "mutedUntil", "{bad}: {err}");
+    }
+    let (status, _) = app
+        .patch(&settings, &eve, json!({"mutedUntil": until}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "outsiders learn nothing");
+}

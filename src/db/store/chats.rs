@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::db::sql::params;
 use crate::db::store::notes::{self, Note};
 use crate::db::store::users::avatar_upload;
 use crate::db::{chats as q, events, messages, now_ms, users, Conn, Db};
@@ -263,6 +264,28 @@ impl Db {
 
     /// The chat and each viewer's unread count (one load of the chat);
     /// `None` when the chat is gone or nobody is asking.
+    /// `caller`'s mute of `chat`: no pushes before `until` (ms), `None`
+    /// unmutes. 404 for a chat they are not a member of.
+    pub async fn set_chat_muted(
+        &self,
+        caller: UserId,
+        chat: ChatId,
+        until: Option<i64>,
+    ) -> AppResult<()> {
+        self.write(move |c| {
+            let changed = c.execute(
+                "UPDATE chat_participants SET muted_until = ?3
+                  WHERE chat_id = ?1 AND user_id = ?2 AND left_at IS NULL",
+                params![chat, caller, until],
+            )?;
+            if changed == 0 {
+                return Err(AppError::chat_not_found());
+            }
+            Ok(())
+        })
+        .await
+    }
+
     pub async fn chat_views(
         &self,
         chat: ChatId,
@@ -379,6 +402,8 @@ pub struct ChatViews {
     /// The `lastMessage` of viewers who see another one than the first
     /// viewer (the newest message is deleted for them, or cleared).
     pub last_for: HashMap<UserId, Option<Message>>,
+    /// Each viewer's `mutedUntil` (only those with a running mute).
+    pub muted: HashMap<UserId, i64>,
 }
 
 /// The chat and each viewer's unread count (one load of the chat); `None`
@@ -429,9 +454,17 @@ pub(crate) fn chat_views(
             }
         }
     }
+    let muted: HashMap<UserId, i64> = conn
+        .prepare_cached(
+            "SELECT user_id, muted_until FROM chat_participants
+              WHERE chat_id = ?1 AND left_at IS NULL AND muted_until > ?2",
+        )?
+        .query_map(params![chat, now_ms()], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
     Ok(Some(ChatViews {
         chat: base,
         unread,
         last_for,
+        muted,
     }))
 }
