@@ -213,6 +213,11 @@ pub struct ServeArgs {
     )]
     pub vapid_subject: String,
 
+    /// How much of a message a Web Push carries: `full` (sender, chat and
+    /// text), `sender` (sender and chat only) or `none` ("New message").
+    #[arg(long, env = "NATTER_PUSH_PREVIEW", value_enum, default_value = "full")]
+    pub push_preview: crate::push::Preview,
+
     /// FOR TESTS ONLY: accept Web Push endpoints on http:// and on
     /// loopback/private addresses (a stub push service on 127.0.0.1). Never
     /// on a real server: the server POSTs to these URLs.
@@ -407,6 +412,8 @@ pub struct Config {
     pub vapid: Option<crate::push::VapidKey>,
     /// Tests only: push endpoints on http:// and private addresses.
     pub push_allow_private: bool,
+    /// What a push says.
+    pub push_preview: crate::push::Preview,
     /// Web app from disk instead of the embedded copy.
     pub assets_dir: Option<PathBuf>,
     /// Time between retention sweeps.
@@ -508,6 +515,7 @@ impl Config {
             vapid_subject,
             vapid,
             push_allow_private: args.push_allow_private,
+            push_preview: args.push_preview,
             assets_dir: args.assets_dir.clone(),
             sweep_interval: std::time::Duration::from_secs(args.sweep_interval),
             metrics_token: args.metrics_token.clone().filter(|t| !t.is_empty()),

@@ -18,6 +18,7 @@ struct Inner {
     hub: Hub,
     bus: Bus,
     objects: Objects,
+    pusher: std::sync::OnceLock<crate::push::Pusher>,
     deliveries: DeliveryBatcher,
     metrics: Metrics,
     limits: Limits,
@@ -49,12 +50,22 @@ impl AppState {
                 hub,
                 bus,
                 objects,
+                pusher: std::sync::OnceLock::new(),
                 deliveries,
                 metrics: Metrics::default(),
                 limits,
             }),
         };
         state.inner.deliveries.start(state.downgrade());
+        if let Some(key) = &state.inner.config.vapid {
+            let pusher = crate::push::Pusher::start(
+                state.downgrade(),
+                key,
+                state.inner.config.vapid_subject.clone(),
+                state.inner.config.push_allow_private,
+            );
+            let _ = state.inner.pusher.set(pusher);
+        }
         state
     }
 
@@ -76,6 +87,11 @@ impl AppState {
     /// Events to and from other nodes.
     pub fn bus(&self) -> &Bus {
         &self.inner.bus
+    }
+
+    /// Web Push sending (absent only without a VAPID key).
+    pub fn pusher(&self) -> Option<&crate::push::Pusher> {
+        self.inner.pusher.get()
     }
 
     /// Where uploaded files live.

@@ -174,6 +174,9 @@ pub async fn send(
             sender_id: caller,
         });
         state.bus().publish(state.hub(), &Arc::new(event), &members);
+        if let Some(pusher) = state.pusher() {
+            pusher.message_sent(state, &message, &members);
+        }
     }
     Ok(Sent { message, created })
 }

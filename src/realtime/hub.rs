@@ -220,6 +220,13 @@ impl Hub {
         inner.users.contains_key(&user) || inner.lingering.contains_key(&user)
     }
 
+    /// Whether `user` has an open socket on this node or (as far as the
+    /// bus told) on another one: such a user gets no push.
+    pub fn has_socket(&self, user: UserId) -> bool {
+        let inner = self.lock();
+        inner.users.contains_key(&user) || inner.remote.values().any(|r| r.users.contains(&user))
+    }
+
     /// Users with a socket (or one within the grace) on this node.
     pub fn local_users(&self) -> Vec<UserId> {
         let inner = self.lock();

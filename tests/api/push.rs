@@ -301,3 +301,273 @@ async fn a_member_mutes_a_chat_for_themselves_only() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "outsiders learn nothing");
 }
+
+/// What the stub push service received.
+#[derive(Clone, Debug)]
+struct Received {
+    path: String,
+    headers: reqwest::header::HeaderMap,
+    body: Vec<u8>,
+}
+
+/// A push service stub on 127.0.0.1: records every request; answers 410
+/// under `/gone/`, never answers under `/slow/`, else 201.
+async fn push_service() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Received>>>) {
+    use axum::extract::{Request, State};
+    type Log = std::sync::Arc<std::sync::Mutex<Vec<Received>>>;
+    async fn record(State(log): State<Log>, req: Request) -> axum::http::StatusCode {
+        let path = req.uri().path().to_string();
+        let headers = req.headers().clone();
+        let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+            .await
+            .unwrap()
+            .to_vec();
+        log.lock().unwrap().push(Received {
+            path: path.clone(),
+            headers,
+            body,
+        });
+        if path.starts_with("/slow/") {
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        }
+        if path.starts_with("/gone/") {
+            axum::http::StatusCode::GONE
+        } else {
+            axum::http::StatusCode::CREATED
+        }
+    }
+    let log: Log = Default::default();
+    let app = axum::Router::new()
+        .fallback(axum::routing::post(record))
+        .with_state(log.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (base, log)
+}
+
+/// web-push-native's `Auth` (a generic-array 0.14 array) from 16 bytes.
+#[allow(deprecated)]
+fn ua_auth(auth: &[u8; 16]) -> &web_push_native::Auth {
+    web_push_native::Auth::from_slice(auth)
+}
+
+/// A browser's key pair and auth secret, and its subscription JSON.
+fn browser(endpoint: &str) -> (p256::SecretKey, [u8; 16], serde_json::Value) {
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    let secret = loop {
+        let bytes: [u8; 32] = rand::random();
+        if let Ok(s) = p256::SecretKey::from_slice(&bytes) {
+            break s;
+        }
+    };
+    let auth: [u8; 16] = rand::random();
+    let point = secret.public_key().to_encoded_point(false);
+    let sub = serde_json::json!({"endpoint": endpoint, "keys": {
+        "p256dh": URL_SAFE_NO_PAD.encode(point.as_bytes()),
+        "auth": URL_SAFE_NO_PAD.encode(auth),
+    }});
+    (secret, auth, sub)
+}
+
+/// Waits until the stub holds `n` requests under `prefix` (or fails).
+async fn pushes(
+    log: &std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+    prefix: &str,
+    n: usize,
+) -> Vec<Received> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let got: Vec<Received> = log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path.starts_with(prefix))
+            .cloned()
+            .collect();
+        if got.len() >= n {
+            return got;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {n} pushes to {prefix} arrived",
+            got.len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn pushes_go_encrypted_and_signed_to_members_without_a_socket() {
+    use serde_json::{json, Value};
+    let (service, log) = push_service().await;
+    let app = spawn_with(|a| a.push_allow_private = true).await;
+    let key = public_key(&app).await;
+    let ana = app.register("Ana").await;
+    let bob = app.register("Bob").await;
+    let chat = app.direct_chat(&ana, &bob).await;
+    let endpoint = format!("{service}/push/bob");
+    let (secret, auth, sub) = browser(&endpoint);
+    let (status, body) = app.post("/push/subscriptions", &bob, sub).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // Bob has no socket: one push, which only his browser can read.
+    let started = std::time::Instant::now();
+    app.send(&ana, chat, "hello Bob").await;
+    let got = pushes(&log, "/push/bob", 1).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "within 2 s of the commit"
+    );
+    let push = &got[0];
+    let plain = web_push_native::decrypt(push.body.clone(), &secret, ua_auth(&auth))
+        .expect("decrypts with the browser's key (RFC 8291)");
+    assert!(plain.len() <= 3072);
+    let payload: Value = serde_json::from_slice(&plain).unwrap();
+    assert_eq!(payload["chatId"], chat);
+    assert_eq!(payload["chatName"], "Ana");
+    assert_eq!(payload["senderName"], "Ana");
+    assert_eq!(payload["body"], "hello Bob");
+    assert_eq!(payload["count"], 1);
+    assert_eq!(
+        payload["tag"],
+        format!("chat-{chat}"),
+        "one notification per chat"
+    );
+    let h = &push.headers;
+    assert_eq!(h["content-encoding"], "aes128gcm");
+    assert_eq!(h["ttl"], "86400");
+    assert_eq!(h["urgency"], "high", "1-on-1");
+    assert_eq!(h["topic"], format!("chat-{chat}"));
+    // VAPID (RFC 8292): `vapid t=<JWT>, k=<the key of GET /push/key>`.
+    let vapid = h["authorization"].to_str().unwrap();
+    let t = vapid
+        .split("t=")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .trim();
+    let k = vapid
+        .split("k=")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .trim();
+    assert_eq!(k, key);
+    let point = URL_SAFE_NO_PAD.decode(&key).unwrap();
+    let decoding = jsonwebtoken::DecodingKey::from_ec_components(
+        &URL_SAFE_NO_PAD.encode(&point[1..33]),
+        &URL_SAFE_NO_PAD.encode(&point[33..65]),
+    )
+    .unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    validation.set_audience(&[service.as_str()]);
+    let claims = jsonwebtoken::decode::<Value>(t, &decoding, &validation)
+        .expect("signed with the VAPID key, for the endpoint's origin")
+        .claims;
+    assert_eq!(claims["sub"], "mailto:natter@localhost");
+    let exp = claims["exp"].as_i64().unwrap();
+    assert!(
+        exp > now_secs() && exp <= now_secs() + 24 * 3600 + 60,
+        "exp within 24 h: {claims}"
+    );
+
+    // The sender never; a member with a socket open never.
+    let mut bob_ws = app.ws(&bob).await;
+    app.send(&ana, chat, "you are here").await;
+    bob_ws.expect_event("message:new").await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        pushes(&log, "/push/bob", 1).await.len(),
+        1,
+        "no push to a connected member"
+    );
+
+    // Muted: none either.
+    let (status, _) = app
+        .patch(
+            &format!("/chat/{chat}/settings"),
+            &bob,
+            json!({"mutedUntil": now_secs() * 1000 + 3_600_000}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    bob_ws.close().await;
+    // On one node a closed socket counts at once; another node learns it
+    // when the closing node's presence grace (2 s) ends.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    app.send(&ana, chat, "muted").await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        pushes(&log, "/push/bob", 1).await.len(),
+        1,
+        "no push for a muted chat"
+    );
+    let (status, _) = app
+        .patch(
+            &format!("/chat/{chat}/settings"),
+            &bob,
+            json!({"mutedUntil": null}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    app.send(&ana, chat, "unmuted").await;
+    let got = pushes(&log, "/push/bob", 2).await;
+    let plain = web_push_native::decrypt(got[1].body.clone(), &secret, ua_auth(&auth)).unwrap();
+    let payload: Value = serde_json::from_slice(&plain).unwrap();
+    assert_eq!(payload["body"], "unmuted");
+    assert_eq!(payload["count"], 4, "every unread message of the chat");
+}
+
+#[tokio::test]
+async fn a_gone_subscription_is_removed_and_a_dead_push_service_slows_nothing() {
+    let (service, log) = push_service().await;
+    let app = spawn_with(|a| a.push_allow_private = true).await;
+    let ana = app.register("Ana").await;
+    let bob = app.register("Bob").await;
+    let carol = app.register("Carol").await;
+    let chat = app.group(&ana, &[&bob, &carol], "G").await;
+    let (_, _, gone) = browser(&format!("{service}/gone/bob"));
+    let (_, _, slow) = browser(&format!("{service}/slow/carol"));
+    assert_eq!(
+        app.post("/push/subscriptions", &bob, gone).await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        app.post("/push/subscriptions", &carol, slow).await.0,
+        StatusCode::CREATED
+    );
+
+    // Carol's push service never answers: sends stay fast.
+    for i in 0..20 {
+        let started = std::time::Instant::now();
+        app.send(&ana, chat, &format!("m{i}")).await;
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "a send waited for a push service"
+        );
+    }
+    let got = pushes(&log, "/gone/bob", 1).await;
+    assert_eq!(got[0].headers["urgency"], "normal", "a group");
+    // 410: Bob's subscription is forgotten.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while app
+        .query_i64(&format!(
+            "SELECT COUNT(*) FROM push_subscriptions WHERE user_id = {}",
+            bob.id
+        ))
+        .await
+        > 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gone subscription stayed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(!pushes(&log, "/slow/carol", 1).await.is_empty());
+}

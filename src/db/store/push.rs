@@ -65,3 +65,94 @@ impl Db {
         .await
     }
 }
+
+/// One push to send: a subscription of a recipient, and what to say.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub user: UserId,
+    pub endpoint: String,
+    pub p256dh: String,
+    pub auth: String,
+    /// The recipient's unread messages in the chat (the notification's count).
+    pub unread: i64,
+}
+
+/// The chat and sender as a notification names them.
+#[derive(Debug, Clone)]
+pub struct Names {
+    pub chat_name: Option<String>,
+    pub is_group: bool,
+    pub sender_name: String,
+}
+
+impl Db {
+    /// Subscriptions of `users` that may get a push for a message in
+    /// `chat`: current members, not disabled, not muting the chat; with
+    /// each one's unread count. Plus the chat's and the sender's names.
+    pub async fn push_targets(
+        &self,
+        chat: crate::model::ChatId,
+        sender: UserId,
+        users: Vec<UserId>,
+    ) -> AppResult<(Names, Vec<Target>)> {
+        self.read(move |c| {
+            let names = c.query_row(
+                "SELECT c.name, c.is_group, u.name FROM chats c, users u
+                  WHERE c.id = ?1 AND u.id = ?2",
+                params![chat, sender],
+                |r| {
+                    Ok(Names {
+                        chat_name: r.get(0)?,
+                        is_group: r.get(1)?,
+                        sender_name: r.get(2)?,
+                    })
+                },
+            )?;
+            let now = now_ms();
+            let mut targets = Vec::new();
+            for user in users {
+                let subs: Vec<(String, String, String)> = c
+                    .prepare_cached(
+                        "SELECT s.endpoint, s.p256dh, s.auth
+                           FROM push_subscriptions s
+                           JOIN chat_participants p ON p.user_id = s.user_id AND p.chat_id = ?2
+                           JOIN users u ON u.id = s.user_id
+                          WHERE s.user_id = ?1 AND p.left_at IS NULL AND u.disabled = 0
+                            AND (p.muted_until IS NULL OR p.muted_until <= ?3)
+                          ORDER BY s.id",
+                    )?
+                    .query_map(params![user, chat, now], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })?
+                    .collect::<Result<_, _>>()?;
+                if subs.is_empty() {
+                    continue;
+                }
+                let unread = crate::db::messages::unread_count(c, chat, user)?;
+                for (endpoint, p256dh, auth) in subs {
+                    targets.push(Target {
+                        user,
+                        endpoint,
+                        p256dh,
+                        auth,
+                        unread,
+                    });
+                }
+            }
+            Ok((names, targets))
+        })
+        .await
+    }
+
+    /// Forgets a subscription the push service says is gone (404/410).
+    pub async fn push_gone(&self, endpoint: String) -> AppResult<()> {
+        self.write(move |c| {
+            c.execute(
+                "DELETE FROM push_subscriptions WHERE endpoint = ?1",
+                params![endpoint],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+}
