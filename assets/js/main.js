@@ -11,6 +11,12 @@ import { h, clear } from './ui/dom.js';
 applyTheme();
 const root = document.getElementById('app');
 
+// The service worker (assets/sw.js): the app shell offline, and Web Push.
+// Browsers allow it on https:// and on localhost only.
+if ('serviceWorker' in navigator && window.isSecureContext) {
+  navigator.serviceWorker.register('/sw.js', { scope: '/' }).catch(() => {});
+}
+
 api.session.onUnauthorized = () => {
   // The token expired or was revoked: back to the login screen.
   actions.stopRealtime();

@@ -28,6 +28,7 @@ const API_PREFIXES: &[&str] = &[
     "/api",
     "/metrics",
     "/socket.io",
+    "/push",
 ];
 
 /// Fallback handler: a web app file, or a JSON 404.
@@ -52,7 +53,7 @@ pub async fn serve(State(state): State<AppState>, method: Method, uri: Uri) -> R
         return AppError::NotFound("not found".into()).into_response();
     };
     let mime = mime_guess::from_path(rel).first_or_octet_stream();
-    let cache = if rel == "index.html" {
+    let cache = if rel == "index.html" || rel == "sw.js" {
         "no-cache"
     } else {
         "public, max-age=300"

@@ -571,3 +571,48 @@ async fn a_gone_subscription_is_removed_and_a_dead_push_service_slows_nothing() 
     }
     assert!(!pushes(&log, "/slow/carol", 1).await.is_empty());
 }
+
+#[tokio::test]
+async fn the_app_ships_a_manifest_and_a_service_worker() {
+    let app = spawn_app().await;
+    let r = app
+        .client
+        .get(format!("{}/manifest.webmanifest", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "application/manifest+json");
+    let manifest: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(manifest["display"], "standalone");
+    for icon in manifest["icons"].as_array().unwrap() {
+        let r = app
+            .client
+            .get(format!("{}/{}", app.base, icon["src"].as_str().unwrap()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{icon}");
+        let img = image::load_from_memory(&r.bytes().await.unwrap()).expect("a PNG");
+        let side = icon["sizes"].as_str().unwrap().split('x').next().unwrap();
+        assert_eq!(img.width().to_string(), side, "{icon}");
+    }
+    let r = app
+        .client
+        .get(format!("{}/sw.js", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.headers()["cache-control"],
+        "no-cache",
+        "a new version is seen at once"
+    );
+    // /push/* is API: an unknown path there is a JSON 404, not the web app.
+    let (status, body) = app
+        .call(reqwest::Method::GET, "/push/nope", None, None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found", "{body}");
+}

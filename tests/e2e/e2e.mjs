@@ -737,6 +737,26 @@ async function main() {
     if (!(await c.locator('[data-testid="group-note"]').allTextContents()).some((t) => t.includes('changed the group photo'))) throw new Error('no note for the new group photo');
   });
 
+  await check('the app is installable: manifest parsed, icons, a service worker in control', async () => {
+    await a.goto(base + '/');
+    await a.getByTestId('composer-input').or(a.getByTestId('welcome')).first().waitFor({ timeout: T });
+    await until(async () => a.evaluate(() => navigator.serviceWorker.ready.then((r) => !!r.active)), 'the service worker active');
+    await a.reload();
+    await until(async () => a.evaluate(() => !!navigator.serviceWorker.controller), 'the service worker controlling the page');
+    const cdp = await a.context().newCDPSession(a);
+    const manifest = await cdp.send('Page.getAppManifest');
+    if (!manifest.url.endsWith('/manifest.webmanifest') || (manifest.errors || []).length) {
+      throw new Error(`manifest ${manifest.url}: ${JSON.stringify(manifest.errors)}`);
+    }
+    const parsed = JSON.parse(manifest.data);
+    if (parsed.display !== 'standalone' || !parsed.icons.some((i) => i.purpose === 'maskable')) throw new Error('manifest lacks standalone display or a maskable icon');
+    // A test browser context counts as incognito, which no app can change.
+    const { installabilityErrors } = await cdp.send('Page.getInstallabilityErrors');
+    const errors = installabilityErrors.filter((e) => e.errorId !== 'in-incognito');
+    if (errors.length) throw new Error(`not installable: ${JSON.stringify(errors)}`);
+    await cdp.detach();
+  });
+
   // ---- screenshots: dress Alice's list with a few more chats through the API ------------
   try {
     await dressGroup(base, a, b, c);
