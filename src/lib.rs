@@ -102,6 +102,8 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Longest wait for in-flight requests at shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Longest wait at shutdown for real-time sockets to send their close frame.
+pub const SOCKET_CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// First pause after a failed `accept` (out of file descriptors and the
 /// like); it doubles per failure in a row up to [`ACCEPT_BACKOFF_MAX`].
 pub const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
@@ -224,6 +226,12 @@ pub async fn serve(
     tracing::info!("shutting down");
     drop(listener);
     state.hub().close_all();
+    // Upgraded sockets are not hyper's to wait for: give their writers a
+    // moment to send the close frame (1001), so clients know to reconnect.
+    let sockets_closed = tokio::time::Instant::now() + SOCKET_CLOSE_GRACE;
+    while state.hub().writers_running() > 0 && tokio::time::Instant::now() < sockets_closed {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
         .await
         .is_err()

@@ -112,6 +112,17 @@ pub struct Hub {
     /// Connections per user; a new one beyond it closes the oldest (0 = no
     /// limit).
     max_per_user: usize,
+    /// `/ws` writer tasks still running (see [`Hub::writer_started`]).
+    writers: Arc<AtomicU64>,
+}
+
+/// Held by a running `/ws` writer task; dropping it counts the task out.
+pub struct Writing(Arc<AtomicU64>);
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Hub {
@@ -328,6 +339,17 @@ impl Hub {
         let before = is_online(&inner, user);
         inner.manual.insert(user, online);
         (before != online).then_some(Transition { user, online })
+    }
+
+    /// Counts a `/ws` writer task in until the returned guard drops.
+    pub fn writer_started(&self) -> Writing {
+        self.writers.fetch_add(1, Ordering::AcqRel);
+        Writing(self.writers.clone())
+    }
+
+    /// `/ws` writer tasks still running.
+    pub fn writers_running(&self) -> u64 {
+        self.writers.load(Ordering::Acquire)
     }
 
     /// Number of live connections.

@@ -158,14 +158,23 @@ async fn run(state: AppState, user: UserId, socket: WebSocket) {
     let last_heard = Arc::new(AtomicI64::new(now_secs()));
     let (reply_tx, reply_rx) = mpsc::channel::<String>(REPLY_QUEUE);
     let closed = conn.closed.clone();
-    let writer = tokio::spawn(write_loop(
-        state.downgrade(),
-        user,
-        conn,
-        reply_rx,
-        sink,
-        last_heard.clone(),
-    ));
+    // Counted until the writer ends: shutdown waits (bounded) for every
+    // writer, so every client gets its close frame before the process exits.
+    let writing = state.hub().writer_started();
+    let writer = tokio::spawn({
+        let loop_ = write_loop(
+            state.downgrade(),
+            user,
+            conn,
+            reply_rx,
+            sink,
+            last_heard.clone(),
+        );
+        async move {
+            loop_.await;
+            drop(writing);
+        }
+    });
 
     loop {
         let next = tokio::select! {
@@ -218,7 +227,8 @@ async fn write_loop(
                     Some(s) if s.hub().is_shutting_down() => (1001, "server shutting down"),
                     _ => (1008, "connection closed by server"),
                 };
-                let _ = sink.send(close_with(code, reason)).await;
+                // Bounded: a client that stopped reading cannot hold it.
+                let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(close_with(code, reason))).await;
                 break;
             }
             reply = replies.recv() => match reply {
@@ -264,7 +274,7 @@ async fn write_loop(
             _ = ping.tick() => {
                 let silent = now_secs() - last_heard.load(Ordering::Relaxed);
                 if silent >= IDLE_TIMEOUT.as_secs() as i64 {
-                    let _ = sink.send(close_with(1001, "idle timeout")).await;
+                    let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(close_with(1001, "idle timeout"))).await;
                     break;
                 }
                 if sink.send(WsMessage::Ping(Default::default())).await.is_err() { break; }
@@ -272,7 +282,7 @@ async fn write_loop(
         }
     }
     conn.closed.cancel();
-    let _ = sink.close().await;
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;
 }
 
 fn now_secs() -> i64 {
