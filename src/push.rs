@@ -126,11 +126,7 @@ impl Pusher {
         if message.message_type == "SYSTEM" {
             return;
         }
-        let away: Vec<_> = members
-            .iter()
-            .copied()
-            .filter(|&u| u != message.sender_id && !state.hub().has_socket(u))
-            .collect();
+        let away = state.hub().without_socket(members, message.sender_id);
         if away.is_empty() {
             return;
         }

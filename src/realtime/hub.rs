@@ -231,11 +231,20 @@ impl Hub {
         inner.users.contains_key(&user) || inner.lingering.contains_key(&user)
     }
 
-    /// Whether `user` has an open socket on this node or (as far as the
-    /// bus told) on another one: such a user gets no push.
-    pub fn has_socket(&self, user: UserId) -> bool {
+    /// Those of `users` with no open socket on this node nor (as far as the
+    /// bus told) on another one, except `except`: who may get a push. One
+    /// lock for the whole list.
+    pub fn without_socket(&self, users: &[UserId], except: UserId) -> Vec<UserId> {
         let inner = self.lock();
-        inner.users.contains_key(&user) || inner.remote.values().any(|r| r.users.contains(&user))
+        users
+            .iter()
+            .copied()
+            .filter(|&u| {
+                u != except
+                    && !inner.users.contains_key(&u)
+                    && !inner.remote.values().any(|r| r.users.contains(&u))
+            })
+            .collect()
     }
 
     /// Users with a socket (or one within the grace) on this node.

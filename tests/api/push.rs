@@ -352,6 +352,15 @@ fn ua_auth(auth: &[u8; 16]) -> &web_push_native::Auth {
     web_push_native::Auth::from_slice(auth)
 }
 
+/// A push's payload as the browser reads it: decrypted with its key and
+/// auth secret (RFC 8291), at most 3 KB of JSON.
+fn open_push(push: &Received, secret: &p256::SecretKey, auth: &[u8; 16]) -> serde_json::Value {
+    let plain = web_push_native::decrypt(push.body.clone(), secret, ua_auth(auth))
+        .expect("decrypts with the browser's key (RFC 8291)");
+    assert!(plain.len() <= 3072);
+    serde_json::from_slice(&plain).unwrap()
+}
+
 /// A browser's key pair and auth secret, and its subscription JSON.
 fn browser(endpoint: &str) -> (p256::SecretKey, [u8; 16], serde_json::Value) {
     use p256::elliptic_curve::sec1::ToEncodedPoint;
@@ -420,10 +429,7 @@ async fn pushes_go_encrypted_and_signed_to_members_without_a_socket() {
         "within 2 s of the commit"
     );
     let push = &got[0];
-    let plain = web_push_native::decrypt(push.body.clone(), &secret, ua_auth(&auth))
-        .expect("decrypts with the browser's key (RFC 8291)");
-    assert!(plain.len() <= 3072);
-    let payload: Value = serde_json::from_slice(&plain).unwrap();
+    let payload = open_push(push, &secret, &auth);
     assert_eq!(payload["chatId"], chat);
     assert_eq!(payload["chatName"], "Ana");
     assert_eq!(payload["senderName"], "Ana");
@@ -517,8 +523,7 @@ async fn pushes_go_encrypted_and_signed_to_members_without_a_socket() {
     assert_eq!(status, StatusCode::OK);
     app.send(&ana, chat, "unmuted").await;
     let got = pushes(&log, "/push/bob", 2).await;
-    let plain = web_push_native::decrypt(got[1].body.clone(), &secret, ua_auth(&auth)).unwrap();
-    let payload: Value = serde_json::from_slice(&plain).unwrap();
+    let payload = open_push(&got[1], &secret, &auth);
     assert_eq!(payload["body"], "unmuted");
     assert_eq!(payload["count"], 4, "every unread message of the chat");
 }

@@ -108,36 +108,41 @@ impl Db {
                     })
                 },
             )?;
-            let now = now_ms();
+            // One query for every eligible subscription in the chat (few
+            // rows: members who subscribed), not one per recipient.
+            let away: std::collections::HashSet<UserId> = users.into_iter().collect();
+            let subs: Vec<(UserId, String, String, String)> = c
+                .prepare_cached(
+                    "SELECT s.user_id, s.endpoint, s.p256dh, s.auth
+                       FROM push_subscriptions s
+                       JOIN chat_participants p ON p.user_id = s.user_id AND p.chat_id = ?1
+                       JOIN users u ON u.id = s.user_id
+                      WHERE p.left_at IS NULL AND u.disabled = 0
+                        AND (p.muted_until IS NULL OR p.muted_until <= ?2)
+                      ORDER BY s.user_id, s.id",
+                )?
+                .query_map(params![chat, now_ms()], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?
+                .collect::<Result<_, _>>()?;
             let mut targets = Vec::new();
-            for user in users {
-                let subs: Vec<(String, String, String)> = c
-                    .prepare_cached(
-                        "SELECT s.endpoint, s.p256dh, s.auth
-                           FROM push_subscriptions s
-                           JOIN chat_participants p ON p.user_id = s.user_id AND p.chat_id = ?2
-                           JOIN users u ON u.id = s.user_id
-                          WHERE s.user_id = ?1 AND p.left_at IS NULL AND u.disabled = 0
-                            AND (p.muted_until IS NULL OR p.muted_until <= ?3)
-                          ORDER BY s.id",
-                    )?
-                    .query_map(params![user, chat, now], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                    })?
-                    .collect::<Result<_, _>>()?;
-                if subs.is_empty() {
+            let mut unread: Option<(UserId, i64)> = None;
+            for (user, endpoint, p256dh, auth) in subs {
+                if !away.contains(&user) {
                     continue;
                 }
-                let unread = crate::db::messages::unread_count(c, chat, user)?;
-                for (endpoint, p256dh, auth) in subs {
-                    targets.push(Target {
-                        user,
-                        endpoint,
-                        p256dh,
-                        auth,
-                        unread,
-                    });
-                }
+                let count = match unread {
+                    Some((u, n)) if u == user => n,
+                    _ => crate::db::messages::unread_count(c, chat, user)?,
+                };
+                unread = Some((user, count));
+                targets.push(Target {
+                    user,
+                    endpoint,
+                    p256dh,
+                    auth,
+                    unread: count,
+                });
             }
             Ok((names, targets))
         })
