@@ -30,5 +30,19 @@ if [ ! -x "$NATTER_BIN" ]; then
   echo "e2e: server binary not found at $NATTER_BIN (run cargo build first, or set NATTER_BIN)" >&2
   exit 1
 fi
-# NATTER_TEST_DB=postgres: on a fresh PostgreSQL database, dropped afterwards.
-exec bash "$root/scripts/with-test-db.sh" e2e node "$here/e2e.mjs"
+# The main flow (e2e.mjs), then each feature's suite (*.e2e.mjs), each its own server and
+# browser; every suite runs even when an earlier one failed, and any failure fails the script.
+# NATTER_TEST_DB=postgres: each suite on a fresh PostgreSQL database, dropped afterwards.
+# E2E_SUITES="e2e push" runs only the named suites.
+failed=()
+for suite in "$here/e2e.mjs" "$here"/*.e2e.mjs; do
+  [ -f "$suite" ] || continue
+  name="$(basename "$suite" .mjs)"; name="${name%.e2e}"
+  if [ -n "${E2E_SUITES:-}" ] && [[ " $E2E_SUITES " != *" $name "* ]]; then continue; fi
+  echo "e2e: suite $name"
+  bash "$root/scripts/with-test-db.sh" "e2e_${name//-/_}" node "$suite" || failed+=("$name")
+done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "e2e: failed suites: ${failed[*]}" >&2
+  exit 1
+fi
