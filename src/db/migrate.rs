@@ -19,7 +19,7 @@ use rusqlite::Connection;
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The version `schema.sql` sets.
-pub const CURRENT_VERSION: i64 = 3;
+pub const CURRENT_VERSION: i64 = 4;
 
 /// Steps from version N-1 to N, indexed by N-2 (the step to version 2 first).
 const STEPS: &[&str] = &[
@@ -49,7 +49,27 @@ const STEPS: &[&str] = &[
          created_at INTEGER NOT NULL
      );
      CREATE INDEX push_by_user ON push_subscriptions(user_id);",
+    // 4 (issue 20): voice messages and link previews.
+    STEP_VOICE_AND_PREVIEWS,
 ];
+
+/// Step to version 4 (issue 20): voice messages (duration, waveform, who
+/// played them) and link previews (the preview and its thumbnail upload).
+/// Self-contained, so it can be renumbered if another step 4 lands first.
+const STEP_VOICE_AND_PREVIEWS: &str = "
+     ALTER TABLE messages ADD COLUMN duration_ms INTEGER;
+     ALTER TABLE messages ADD COLUMN waveform TEXT;
+     ALTER TABLE messages ADD COLUMN played_by TEXT;
+     ALTER TABLE messages ADD COLUMN link_preview TEXT;
+     ALTER TABLE messages ADD COLUMN preview_upload_id INTEGER REFERENCES uploads(id) ON DELETE SET NULL;
+     CREATE INDEX messages_by_preview_upload ON messages(preview_upload_id) WHERE preview_upload_id IS NOT NULL;
+     CREATE TABLE message_plays (
+         message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+         user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+         chat_id    INTEGER NOT NULL,
+         played_at  INTEGER NOT NULL,
+         PRIMARY KEY (message_id, user_id)
+     ) WITHOUT ROWID;";
 
 /// The first schema version PostgreSQL supported: steps after it run there.
 const FIRST_POSTGRES_VERSION: i64 = 2;

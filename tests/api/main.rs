@@ -25,3 +25,5 @@ mod s3;
 mod security;
 mod socketio;
 mod store;
+mod voice;
+mod previews;
