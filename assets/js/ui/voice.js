@@ -225,7 +225,8 @@ function playerState(id, src) {
   if (!p || p.src !== src) {
     if (p) p.audio.pause();
     const audio = new Audio();
-    audio.preload = 'metadata';
+    // Nothing is fetched before the first play: the length shown is the message's durationMs.
+    audio.preload = 'none';
     p = { audio, src, speed: 0, views: new Set() };
     audio.src = src;
     const paint = () => { for (const v of p.views) v(); };
@@ -264,6 +265,9 @@ export function voicePlayer({ id, src, durationMs, waveform, mine, played = fals
 
   const total = () => (Number.isFinite(p.audio.duration) && p.audio.duration > 0 ? p.audio.duration * 1000 : durationMs || 0);
   function paint() {
+    // A bubble re-rendered or scrolled away: this view is done.
+    if (el.dataset.mounted && !el.isConnected) { p.views.delete(paint); return; }
+    if (el.isConnected) el.dataset.mounted = '1';
     const playing = !p.audio.paused;
     clear(playBtn).append(icon(playing ? 'pause' : 'play'));
     playBtn.setAttribute('aria-label', playing ? 'Pause' : 'Play voice message');
@@ -277,8 +281,6 @@ export function voicePlayer({ id, src, durationMs, waveform, mine, played = fals
     speed.textContent = `${SPEEDS[p.speed]}×`;
   }
   p.views.add(paint);
-  // Forget this view once its bubble leaves the page.
-  const gc = setInterval(() => { if (!el.isConnected && el.dataset.mounted) { p.views.delete(paint); clearInterval(gc); } else if (el.isConnected) el.dataset.mounted = '1'; }, 2000);
 
   playBtn.onclick = (e) => {
     e.stopPropagation();
