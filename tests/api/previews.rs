@@ -432,3 +432,74 @@ async fn link_previews_off_fetches_nothing() {
     assert!(updates.is_empty(), "{updates:?}");
     assert!(seen.paths.lock().unwrap().is_empty());
 }
+
+/// Benchmark, not a test (no timing is asserted): the send latency of
+/// messages whose link points at a server that never answers, against
+/// plain messages, interleaved in one run. Numbers in BENCHMARKS.md.
+/// `cargo test --test api previews::bench -- --ignored --nocapture`
+#[tokio::test]
+#[ignore]
+async fn bench_send_latency_with_a_link_to_a_silent_server() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Accepts and holds every connection (each read until the fetch hangs up).
+    let server = tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = tokio::time::timeout(Duration::from_secs(60), async {
+                    while let Ok(n) = sock.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                })
+                .await;
+            });
+        }
+    });
+    let app = spawn_with(|a| {
+        with_previews(a);
+        a.send_rate = 0;
+    })
+    .await;
+    let (ana, bob) = (app.register("Ana").await, app.register("Bob").await);
+    let chat = app.direct_chat(&ana, &bob).await;
+    let (mut plain, mut linked) = (Vec::new(), Vec::new());
+    for i in 0..400 {
+        let with_link = i % 2 == 1;
+        let content = if with_link {
+            format!("see http://{addr}/page/{i}")
+        } else {
+            format!("plain message {i}")
+        };
+        let t = std::time::Instant::now();
+        let (status, _) = app
+            .post(
+                &format!("/chat/{chat}/messages"),
+                &ana,
+                json!({"messageType": "TEXT", "content": content}),
+            )
+            .await;
+        let took = t.elapsed();
+        assert_eq!(status, StatusCode::CREATED);
+        if i >= 40 {
+            if with_link { linked.push(took) } else { plain.push(took) }
+        }
+    }
+    let pct = |v: &mut Vec<Duration>, p: f64| {
+        v.sort();
+        v[((v.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
+    };
+    for (name, v) in [("plain", &mut plain), ("link to a silent server", &mut linked)] {
+        println!(
+            "send latency, {name}: n={} p50={:.2} ms p95={:.2} ms p99={:.2} ms",
+            v.len(),
+            pct(v, 0.5),
+            pct(v, 0.95),
+            pct(v, 0.99)
+        );
+    }
+    println!("previews outcome failed={} skipped={}", outcome(&app, "failed").await, outcome(&app, "skipped").await);
+    server.abort();
+}

@@ -90,6 +90,23 @@ async function main() {
     await a.getByTestId('recorder').waitFor({ state: 'hidden' });
   });
 
+  await check('sliding left while holding cancels the recording', async () => {
+    const before = await a.locator('[data-testid="message"]').count();
+    const box = await a.getByTestId('mic-button').boundingBox();
+    const [x, y] = [box.x + box.width / 2, box.y + box.height / 2];
+    await a.mouse.move(x, y);
+    await a.mouse.down();
+    await a.getByTestId('recorder').waitFor();
+    await a.waitForTimeout(700);
+    await a.mouse.move(x - 60, y, { steps: 3 });
+    await a.mouse.move(x - 140, y, { steps: 3 });
+    await a.getByTestId('recorder').waitFor({ state: 'hidden' });
+    await a.mouse.up();
+    await a.waitForTimeout(400);
+    if (await a.getByTestId('rec-preview').count()) throw new Error('a preview after sliding away');
+    if (await a.locator('[data-testid="message"]').count() !== before) throw new Error('a cancelled recording was sent');
+  });
+
   await check('click to record, a timer runs, stop gives a preview that plays, send', async () => {
     await a.getByTestId('mic-button').click();
     await a.getByTestId('recorder').waitFor();
