@@ -484,14 +484,21 @@ async fn bench_send_latency_with_a_link_to_a_silent_server() {
         let took = t.elapsed();
         assert_eq!(status, StatusCode::CREATED);
         if i >= 40 {
-            if with_link { linked.push(took) } else { plain.push(took) }
+            if with_link {
+                linked.push(took)
+            } else {
+                plain.push(took)
+            }
         }
     }
     let pct = |v: &mut Vec<Duration>, p: f64| {
         v.sort();
         v[((v.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
     };
-    for (name, v) in [("plain", &mut plain), ("link to a silent server", &mut linked)] {
+    for (name, v) in [
+        ("plain", &mut plain),
+        ("link to a silent server", &mut linked),
+    ] {
         println!(
             "send latency, {name}: n={} p50={:.2} ms p95={:.2} ms p99={:.2} ms",
             v.len(),
@@ -500,6 +507,10 @@ async fn bench_send_latency_with_a_link_to_a_silent_server() {
             pct(v, 0.99)
         );
     }
-    println!("previews outcome failed={} skipped={}", outcome(&app, "failed").await, outcome(&app, "skipped").await);
+    println!(
+        "previews outcome failed={} skipped={}",
+        outcome(&app, "failed").await,
+        outcome(&app, "skipped").await
+    );
     server.abort();
 }
