@@ -192,6 +192,7 @@ fn boxes(mut buf: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
 /// Test data: a WebM head with the given track types (1 video, 2 audio),
 /// shaped as Chromium's `MediaRecorder` writes it (a Segment of unknown
 /// size), followed by a few bytes of cluster.
+#[doc(hidden)]
 pub fn webm_head_for_tests(track_types: &[u8]) -> Vec<u8> {
     fn el(id: &[u8], body: &[u8]) -> Vec<u8> {
         let mut out = id.to_vec();

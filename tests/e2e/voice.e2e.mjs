@@ -5,7 +5,7 @@
 
 import http from 'node:http';
 import {
-  T, log, results, startServer, launchBrowser, newContext, runSuite, makePng, check, until, watch,
+  T, EXTRA, log, results, startServer, launchBrowser, newContext, runSuite, makePng, check, until, watch,
   msg, row, register, send, openChat, shot,
 } from './lib.mjs';
 
@@ -177,6 +177,19 @@ async function main() {
       await until(() => card.getByTestId('link-preview-image').evaluate((img) => img.complete && img.naturalWidth > 0), 'the thumbnail to load');
       if (await card.getAttribute('rel') !== 'noopener noreferrer') throw new Error('card link without rel');
     }
+  });
+
+  await check('on a 360 px phone the player and the card fit without scrolling sideways', async () => {
+    await b.setViewportSize({ width: 360, height: 740 });
+    await b.locator('[data-testid="message"].in [data-testid="voice-player"]').last().waitFor();
+    await b.waitForTimeout(600); // the layout's pane transition
+    const { sw, w, player } = await b.evaluate(() => ({
+      sw: document.scrollingElement.scrollWidth, w: innerWidth,
+      player: document.querySelector('[data-testid="message"].in [data-testid="voice-player"]').getBoundingClientRect().right,
+    }));
+    if (sw > w || player > w) throw new Error(`page ${sw} px / player to ${player} px in a ${w} px window`);
+    if (EXTRA) await b.screenshot({ path: `${EXTRA}/voice-player-360.png` });
+    await b.setViewportSize({ width: 1280, height: 800 });
   });
 
   await check('screenshots of the player and the card, light and dark', async () => {
