@@ -82,7 +82,12 @@ CREATE TABLE messages (
     is_deleted     INTEGER NOT NULL DEFAULT 0,
     created_at     INTEGER NOT NULL,
     updated_at     INTEGER NOT NULL,
-    system         TEXT                          -- SYSTEM messages (group notes): {action, actorId, userIds, name} as JSON
+    system         TEXT,                         -- SYSTEM messages (group notes): {action, actorId, userIds, name} as JSON
+    duration_ms    INTEGER,                      -- voice messages: the recording's length
+    waveform       TEXT,                         -- voice messages: amplitude bytes, base64
+    played_by      TEXT,                         -- voice messages: JSON array of the user ids who played it (message_plays, denormalised)
+    link_preview   TEXT,                         -- {url, title, description, siteName, imageUrl} as JSON, filled after the send
+    preview_upload_id INTEGER REFERENCES uploads(id) ON DELETE SET NULL -- the preview's thumbnail (readable by the chat's members)
 );
 -- history pages, cursors and unread counts all walk one chat's ids
 CREATE INDEX messages_by_chat ON messages(chat_id, id);
@@ -91,6 +96,7 @@ CREATE UNIQUE INDEX messages_by_client_id ON messages(chat_id, sender_id, client
     WHERE client_id IS NOT NULL;
 CREATE INDEX messages_by_upload ON messages(upload_id) WHERE upload_id IS NOT NULL;
 CREATE INDEX messages_by_created ON messages(created_at);
+CREATE INDEX messages_by_preview_upload ON messages(preview_upload_id) WHERE preview_upload_id IS NOT NULL;
 
 -- "Delete for me": messages one user no longer sees. History probes the
 -- primary key once per row it walks; deleting a message cascades by id.
@@ -138,4 +144,15 @@ CREATE TABLE push_subscriptions (
 );
 CREATE INDEX push_by_user ON push_subscriptions(user_id);
 
-PRAGMA user_version = 3;
+-- "Played" receipts of voice messages: one row per (message, member who
+-- played it). Per message, not positional: playing one voice note says
+-- nothing about the ones before it.
+CREATE TABLE message_plays (
+    message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    chat_id    INTEGER NOT NULL,
+    played_at  INTEGER NOT NULL,
+    PRIMARY KEY (message_id, user_id)
+) WITHOUT ROWID;
+
+PRAGMA user_version = 4;

@@ -346,6 +346,19 @@ pub struct ServeArgs {
     /// RUST_LOG wins when set.
     #[arg(long, env = "NATTER_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+
+    /// Link previews: `on` fetches the page behind the first http(s) link
+    /// of each message (public addresses, ports 80/443 only) and attaches
+    /// its title, description and a thumbnail; `off` never fetches.
+    #[arg(long, env = "NATTER_LINK_PREVIEWS", value_enum, default_value = "on")]
+    pub link_previews: crate::previews::Setting,
+
+    /// FOR TESTS ONLY: link previews may also fetch from loopback addresses
+    /// (127.0.0.0/8, ::1) on any port (a test's page server). Private,
+    /// link-local and unspecified addresses stay refused. Never on a real
+    /// server: it lets users make the server fetch from itself.
+    #[arg(long, env = "NATTER_LINK_PREVIEW_ALLOW_PRIVATE")]
+    pub link_preview_allow_private: bool,
 }
 
 impl ServeArgs {
@@ -430,6 +443,10 @@ pub struct Config {
     pub connections: crate::connections::ConnLimits,
     /// Real-time connections per user (0 = no limit).
     pub max_sockets_per_user: usize,
+    /// Whether link previews are fetched.
+    pub link_previews: bool,
+    /// Tests only: link previews may fetch from loopback too.
+    pub link_preview_allow_private: bool,
 }
 
 /// Makes the data dir 0700 (also one an older natter created 0755), so no
@@ -535,6 +552,8 @@ impl Config {
                 idle_timeout: std::time::Duration::from_secs(args.idle_connection_timeout),
             },
             max_sockets_per_user: args.max_sockets_per_user as usize,
+            link_previews: args.link_previews == crate::previews::Setting::On,
+            link_preview_allow_private: args.link_preview_allow_private,
         })
     }
 

@@ -61,11 +61,13 @@ pub fn chat_dir(state: &AppState) -> PathBuf {
     state.config().uploads_dir().join("chat")
 }
 
-fn tmp_dir(state: &AppState) -> PathBuf {
+/// `uploads/tmp/`: uploads and fetched images while they stream in.
+pub(crate) fn tmp_dir(state: &AppState) -> PathBuf {
     state.config().uploads_dir().join("tmp")
 }
 
-fn random_hex(bytes: usize) -> String {
+/// `bytes` random bytes as hex (stored names).
+pub(crate) fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::rng().fill_bytes(&mut buf);
     buf.iter().map(|b| format!("{b:02x}")).collect()
@@ -92,18 +94,33 @@ pub fn sanitize_file_name(raw: Option<&str>) -> String {
 /// file name's extension, else the type the client declared for the part
 /// (a browser sends a pasted image as `blob` with `image/png`), else
 /// `application/octet-stream`.
+///
+/// An `audio/*` type only ever comes from the bytes ([`crate::audio::sniff`]:
+/// a WebM or MP4 with audio tracks only, an Ogg of an audio codec, or an
+/// audio format's magic number), so a voice message's upload is audio by
+/// what it contains, not by what its name or the client says.
 fn detect_mime(head: &[u8], file_name: &str, declared: Option<&str>) -> String {
+    if let Some(audio) = crate::audio::sniff(head) {
+        return audio.to_string();
+    }
     if let Some(kind) = infer::get(head) {
-        return kind.mime_type().to_string();
+        if kind.matcher_type() != infer::MatcherType::Audio {
+            return kind.mime_type().to_string();
+        }
     }
-    if let Some(guess) = mime_guess::from_path(file_name).first() {
-        return guess.essence_str().to_string();
+    let guess = mime_guess::from_path(file_name)
+        .first()
+        .map(|g| g.essence_str().to_string())
+        .or_else(|| {
+            declared
+                .and_then(|d| d.parse::<mime_guess::mime::Mime>().ok())
+                .map(|m| m.essence_str().to_ascii_lowercase())
+                .filter(|m| m.len() <= 100)
+        });
+    match guess {
+        Some(m) if !m.starts_with("audio/") => m,
+        _ => "application/octet-stream".to_string(),
     }
-    declared
-        .and_then(|d| d.parse::<mime_guess::mime::Mime>().ok())
-        .map(|m| m.essence_str().to_ascii_lowercase())
-        .filter(|m| m.len() <= 100)
-        .unwrap_or_else(|| "application/octet-stream".to_string())
 }
 
 /// A file extension for a MIME type (only a safe, known set; else `bin`).
@@ -117,6 +134,11 @@ fn extension_for(mime: &str) -> &'static str {
         "text/plain" => "txt",
         "audio/mpeg" => "mp3",
         "audio/ogg" => "ogg",
+        "audio/webm" => "weba",
+        "audio/mp4" => "m4a",
+        "audio/x-wav" => "wav",
+        "audio/x-flac" => "flac",
+        "audio/aac" => "aac",
         "video/mp4" => "mp4",
         "video/webm" => "webm",
         "application/zip" => "zip",
@@ -382,7 +404,7 @@ fn probe(src: &Path) -> Option<Probe> {
 /// preview (memory of a row, not of the image); everything else is decoded
 /// whole, after taking its estimated size from the server's
 /// [`DECODE_BUDGET_MIB`].
-async fn make_preview(
+pub(crate) async fn make_preview(
     state: &AppState,
     src: PathBuf,
     thumb: PathBuf,

@@ -4,6 +4,7 @@
 //! generator call it too, on a listener they bound themselves (port 0).
 
 pub mod admin;
+pub mod audio;
 pub mod auth;
 pub mod bench;
 pub mod config;
@@ -17,6 +18,8 @@ pub mod metrics;
 pub mod model;
 pub mod objects;
 pub mod ops;
+pub mod outbound;
+pub mod previews;
 pub mod push;
 pub mod realtime;
 pub mod state;

@@ -20,6 +20,9 @@ pub struct Metrics {
     latency_micros: AtomicU64,
     messages_sent: AtomicU64,
     messages_delivered: AtomicU64,
+    /// Link previews by outcome (`stored`, `refused_address`, ...): rare,
+    /// so a map under a lock.
+    link_previews: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
@@ -47,6 +50,13 @@ impl Metrics {
     /// A `message:new` reached a recipient's device.
     pub fn message_delivered(&self) {
         self.messages_delivered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A link preview ended with `outcome`.
+    pub fn link_preview(&self, outcome: &'static str) {
+        if let Ok(mut map) = self.link_previews.lock() {
+            *map.entry(outcome).or_default() += 1;
+        }
     }
 
     /// The Prometheus exposition text.
@@ -122,6 +132,18 @@ impl Metrics {
             self.latency_micros.load(Ordering::Relaxed) as f64 / 1e6
         );
         let _ = writeln!(out, "natter_http_request_duration_seconds_count {total}");
+        let _ = writeln!(
+            out,
+            "# HELP natter_link_previews_total Link previews by outcome since start.\n# TYPE natter_link_previews_total counter"
+        );
+        if let Ok(map) = self.link_previews.lock() {
+            for (outcome, n) in map.iter() {
+                let _ = writeln!(
+                    out,
+                    "natter_link_previews_total{{outcome=\"{outcome}\"}} {n}"
+                );
+            }
+        }
         out
     }
 }

@@ -191,6 +191,41 @@ pub struct Message {
     pub created_at: String,
     #[schema(format = DateTime)]
     pub updated_at: String,
+    /// Voice messages (a `FILE` whose upload is audio): the recording's
+    /// length in milliseconds; `null` for every other message.
+    #[schema(required = true)]
+    pub duration_ms: Option<i64>,
+    /// Voice messages: the amplitude bars the sender's client computed
+    /// (1–256 bytes, 0–255 each, base64); `null` for every other message.
+    #[schema(required = true)]
+    pub waveform: Option<String>,
+    /// Voice messages: who played it (`[]` until someone does, and for
+    /// every other message).
+    #[schema(value_type = Vec<i64>)]
+    pub played_by: Vec<UserId>,
+    /// The first link's preview, filled in after the send (then
+    /// `message:updated`); `null` until then, or when there is none.
+    #[schema(required = true)]
+    pub link_preview: Option<LinkPreview>,
+}
+
+/// A link preview: what the page at `url` says about itself. Plain text;
+/// `imageUrl` is a thumbnail stored on this server (an upload path), never
+/// the third-party image.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkPreview {
+    /// The link as it appears (normalised) in the message.
+    pub url: String,
+    #[schema(required = true)]
+    pub title: Option<String>,
+    #[schema(required = true)]
+    pub description: Option<String>,
+    #[schema(required = true)]
+    pub site_name: Option<String>,
+    /// `/uploads/chat/<name>`: readable by the chat's members, like its files.
+    #[schema(required = true)]
+    pub image_url: Option<String>,
 }
 
 /// What happened in a group, as a `SYSTEM` message records it (stored as
@@ -234,6 +269,10 @@ pub struct Receipt {
     pub delivered_at: Option<String>,
     #[schema(required = true, format = DateTime)]
     pub read_at: Option<String>,
+    /// Voice messages: when this member played it (`null`: not yet, or not
+    /// a voice message).
+    #[schema(required = true, format = DateTime)]
+    pub played_at: Option<String>,
 }
 
 /// `{items: [...]}`.

@@ -311,29 +311,16 @@ fn build(
 }
 
 /// A client that connects to the endpoint's host at one resolved address,
-/// checked public (unless `--push-allow-private`), with no redirects.
+/// checked public (unless `--push-allow-private`), with no redirects: the
+/// shared rules of [`crate::outbound`].
 async fn pinned_client(endpoint: &str, allow_private: bool) -> anyhow::Result<reqwest::Client> {
     let url = reqwest::Url::parse(endpoint)?;
-    let host = url.host_str().context("no host")?.to_string();
-    let port = url.port_or_known_default().context("no port")?;
-    let lookup = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let addr = tokio::net::lookup_host((lookup.as_str(), port))
-        .await?
-        .next()
-        .context("the host has no address")?;
-    anyhow::ensure!(
-        allow_private || crate::ops::push::is_public(addr.ip()),
-        "{host} resolves to a non-public address"
-    );
-    Ok(reqwest::Client::builder()
-        .timeout(TIMEOUT)
-        .connect_timeout(TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .resolve(&host, addr)
-        .build()?)
+    let reach = if allow_private {
+        crate::outbound::Reach::Anything
+    } else {
+        crate::outbound::Reach::Public
+    };
+    crate::outbound::pinned_client(&url, reach, TIMEOUT).await
 }
 
 /// The VAPID key pair.

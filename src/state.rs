@@ -22,6 +22,7 @@ struct Inner {
     deliveries: DeliveryBatcher,
     metrics: Metrics,
     limits: Limits,
+    previews: crate::previews::Previewer,
 }
 
 /// Everything a request needs.
@@ -43,6 +44,10 @@ impl AppState {
         let deliveries = DeliveryBatcher::new();
         let limits = Limits::new(config.rates);
         let hub = Hub::new(config.max_sockets_per_user);
+        let previews = crate::previews::Previewer::new(
+            config.link_previews,
+            config.link_preview_allow_private,
+        );
         let state = AppState {
             inner: Arc::new(Inner {
                 config,
@@ -54,6 +59,7 @@ impl AppState {
                 deliveries,
                 metrics: Metrics::default(),
                 limits,
+                previews,
             }),
         };
         state.inner.deliveries.start(state.downgrade());
@@ -107,6 +113,11 @@ impl AppState {
     /// Counters for `/metrics`.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// The link preview queue.
+    pub fn previews(&self) -> &crate::previews::Previewer {
+        &self.inner.previews
     }
 
     /// Batches "message reached a device" receipts into few writes.

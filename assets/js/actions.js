@@ -380,13 +380,14 @@ export function sendText(chatId, content, replyToId) {
 }
 
 /** Upload then send; progress and errors live on the outbox entry. Throws 413-style errors. */
-export async function sendFile(chatId, file, replyToId, caption = null, batch = null) {
-  const isImage = /^image\//.test(file.type);
+export async function sendFile(chatId, file, replyToId, caption = null, batch = null, voice = null) {
+  const isImage = !voice && /^image\//.test(file.type);
   const p = {
     clientId: uuid(), chatId, senderId: state.me.id, createdAt: new Date().toISOString(),
     state: 'uploading', seq: ++seq, progress: 0, file, batch,
     messageType: isImage ? 'IMAGE' : 'FILE', content: caption || null, replyToId: replyToId ?? null,
     fileName: file.name, fileSize: file.size, fileMimeType: file.type || 'application/octet-stream',
+    durationMs: voice?.durationMs ?? null, waveform: voice?.waveform ?? null,
   };
   if (isImage) p.localUrl = URL.createObjectURL(file);
   // Into the outbox at once, so files picked together keep their order (see flush()).
@@ -456,6 +457,7 @@ function sendBody(p) {
   if (p.content != null) body.content = p.content;
   if (p.replyToId != null) body.replyToId = p.replyToId;
   if (p.fileUrl) Object.assign(body, { fileUrl: p.fileUrl, fileName: p.fileName, fileSize: p.fileSize, fileMimeType: p.fileMimeType });
+  if (p.durationMs != null) Object.assign(body, { durationMs: p.durationMs, waveform: p.waveform });
   return body;
 }
 
@@ -503,4 +505,15 @@ hooks.refetchLast = (chatId) => {
 
 export function chatLabel(chatId) {
   return chatTitle(state.chats.get(chatId));
+}
+
+/** The played receipt of a voice message (blue mic for its sender); shown played here at once. */
+export async function markPlayed(chatId, messageId) {
+  applyEvent('message:status', { chatId, messageId, userId: state.me.id, status: 'PLAYED', playedBy: [state.me.id] });
+  try {
+    const r = rt?.isOpen
+      ? await rt.request('message:played', { chatId, messageId }, 10000)
+      : await api.post(`/chat/${chatId}/played`, { messageId });
+    if (Array.isArray(r?.playedBy)) applyEvent('message:status', { chatId, messageId, userId: state.me.id, status: 'PLAYED', playedBy: r.playedBy });
+  } catch { /* shown played; the server will learn on the next play */ }
 }

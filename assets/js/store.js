@@ -232,6 +232,18 @@ function applyMessage(m, isNewEvent) {
 
 function applyStatus(d) {
   const chatId = d.chatId;
+  if (d.status === 'PLAYED' && Array.isArray(d.playedBy)) {
+    const b = state.msgs.get(chatId);
+    const m = b?.byId.get(d.messageId);
+    if (m) {
+      const playedBy = [...new Set([...(m.playedBy || []), ...d.playedBy])];
+      const n = { ...m, playedBy };
+      const i = b.list.indexOf(m);
+      if (i >= 0) b.list[i] = n;
+      b.byId.set(n.id, n);
+      emit('messages', chatId);
+    }
+  }
   const st = d.messageStatus || d.status;
   if (!STATUS_RANK[st] || d.messageId == null) return;
   const me = state.me?.id;

@@ -34,6 +34,7 @@ pub const TABLES: &[&str] = &[
     "messages",
     "hidden_messages",
     "receipt_marks",
+    "message_plays",
     "events",
     "push_subscriptions",
 ];

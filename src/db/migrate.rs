@@ -19,7 +19,7 @@ use rusqlite::Connection;
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The version `schema.sql` sets.
-pub const CURRENT_VERSION: i64 = 3;
+pub const CURRENT_VERSION: i64 = 4;
 
 /// Steps from version N-1 to N, indexed by N-2 (the step to version 2 first).
 const STEPS: &[&str] = &[
@@ -49,7 +49,27 @@ const STEPS: &[&str] = &[
          created_at INTEGER NOT NULL
      );
      CREATE INDEX push_by_user ON push_subscriptions(user_id);",
+    // 4 (issue 20): voice messages and link previews.
+    STEP_VOICE_AND_PREVIEWS,
 ];
+
+/// Step to version 4 (issue 20): voice messages (duration, waveform, who
+/// played them) and link previews (the preview and its thumbnail upload).
+/// Self-contained, so it can be renumbered if another step 4 lands first.
+const STEP_VOICE_AND_PREVIEWS: &str = "
+     ALTER TABLE messages ADD COLUMN duration_ms INTEGER;
+     ALTER TABLE messages ADD COLUMN waveform TEXT;
+     ALTER TABLE messages ADD COLUMN played_by TEXT;
+     ALTER TABLE messages ADD COLUMN link_preview TEXT;
+     ALTER TABLE messages ADD COLUMN preview_upload_id INTEGER REFERENCES uploads(id) ON DELETE SET NULL;
+     CREATE INDEX messages_by_preview_upload ON messages(preview_upload_id) WHERE preview_upload_id IS NOT NULL;
+     CREATE TABLE message_plays (
+         message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+         user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+         chat_id    INTEGER NOT NULL,
+         played_at  INTEGER NOT NULL,
+         PRIMARY KEY (message_id, user_id)
+     ) WITHOUT ROWID;";
 
 /// The first schema version PostgreSQL supported: steps after it run there.
 const FIRST_POSTGRES_VERSION: i64 = 2;
@@ -277,6 +297,68 @@ mod tests {
             .query_row("SELECT content FROM messages", [], |r| r.get(0))
             .unwrap();
         assert_eq!(content, "hi");
+    }
+
+    /// A version-3 database with data (the release before voice messages
+    /// and link previews) gets step 4: the new columns empty, the new
+    /// table, the same schema as a fresh database, rows kept.
+    #[test]
+    fn version_3_database_migrates_to_4() {
+        let mut old = Connection::open_in_memory().unwrap();
+        old.execute_batch(include_str!("../../tests/fixtures/schema_v1.sql"))
+            .unwrap();
+        for step in &STEPS[..2] {
+            old.execute_batch(step).unwrap();
+        }
+        old.execute_batch(
+            "PRAGMA user_version = 3;
+             INSERT INTO users (email, email_norm, name, password_hash, created_at)
+                 VALUES ('a@x', 'a@x', 'Ana', 'h', 1), ('b@x', 'b@x', 'Bob', 'h', 1);
+             INSERT INTO uploads (name, uploader_id, file_name, file_size, mime_type, sha256, created_at)
+                 VALUES ('v.ogg', 1, 'v.ogg', 9, 'audio/ogg', 's', 1);
+             INSERT INTO chats (name, is_group, created_at, updated_at) VALUES (NULL, 0, 1, 1);
+             INSERT INTO chat_participants (chat_id, user_id, joined_at) VALUES (1, 1, 1), (1, 2, 1);
+             INSERT INTO messages (chat_id, sender_id, message_type, content, upload_id, file_url, created_at, updated_at)
+                 VALUES (1, 1, 'TEXT', 'see https://example.com', NULL, NULL, 1, 1),
+                        (1, 1, 'FILE', NULL, 1, '/uploads/chat/v.ogg', 2, 2);",
+        )
+        .unwrap();
+        migrate(&mut old).unwrap();
+        let v: i64 = old
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 4);
+        let mut fresh = Connection::open_in_memory().unwrap();
+        migrate(&mut fresh).unwrap();
+        let shape = |c: &Connection| -> Vec<String> {
+            let mut stmt = c
+                .prepare(
+                    "SELECT m.name || '.' || p.name || ':' || p.type FROM sqlite_master m,
+                        pragma_table_info(m.name) p WHERE m.type = 'table'
+                     UNION ALL SELECT 'index ' || name FROM sqlite_master WHERE type = 'index'
+                     ORDER BY 1",
+                )
+                .unwrap();
+            stmt.query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        assert_eq!(shape(&old), shape(&fresh));
+        let (count, voiced, previewed): (i64, i64, i64) = old
+            .query_row(
+                "SELECT count(*), count(duration_ms), count(link_preview) FROM messages",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!((count, voiced, previewed), (2, 0, 0));
+        // The new table works with the old rows.
+        old.execute_batch(
+            "INSERT INTO message_plays (message_id, user_id, chat_id, played_at) VALUES (2, 2, 1, 3);
+             UPDATE messages SET preview_upload_id = 1 WHERE id = 1;",
+        )
+        .unwrap();
     }
 
     #[test]

@@ -30,12 +30,14 @@ mod ids;
 pub mod messages;
 pub mod migrate;
 pub mod pg;
+pub mod previews;
 pub mod receipts;
 pub mod seed;
 pub mod sql;
 pub mod store;
 pub mod uploads;
 pub mod users;
+pub mod voice;
 pub mod writer;
 
 use std::path::{Path, PathBuf};

@@ -228,6 +228,7 @@ pub fn for_message(
             user_id: p.user_id,
             delivered_at: delivered_at.map(rfc3339),
             read_at: read_at.map(rfc3339),
+            played_at: None,
         });
     }
     Ok(items)

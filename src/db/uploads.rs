@@ -83,7 +83,8 @@ pub fn mark_avatar(conn: &Conn, id: i64) -> AppResult<()> {
 
 /// Whether `user` (signed in) may read upload `id`: its uploader, anyone
 /// when it is an avatar, or a current member of a chat where a (not
-/// deleted) message carries it.
+/// deleted) message carries it, as its file or as its link preview's
+/// thumbnail.
 pub fn can_read(conn: &Conn, id: i64, uploader: UserId, user: UserId) -> AppResult<bool> {
     if uploader == user {
         return Ok(true);
@@ -94,7 +95,11 @@ pub fn can_read(conn: &Conn, id: i64, uploader: UserId, user: UserId) -> AppResu
              UNION ALL
              SELECT 1 FROM messages m JOIN chat_participants p
                  ON p.chat_id = m.chat_id AND p.user_id = ?2 AND p.left_at IS NULL
-             WHERE m.upload_id = ?1 LIMIT 1",
+             WHERE m.upload_id = ?1
+             UNION ALL
+             SELECT 1 FROM messages m JOIN chat_participants p
+                 ON p.chat_id = m.chat_id AND p.user_id = ?2 AND p.left_at IS NULL
+             WHERE m.preview_upload_id = ?1 LIMIT 1",
         )?
         .exists(params![id, user])?)
 }
@@ -126,6 +131,7 @@ pub fn unsent_bytes(conn: &Conn, user: UserId) -> AppResult<i64> {
             "SELECT CAST(coalesce(sum(u.file_size), 0) AS BIGINT) FROM uploads u
              WHERE u.uploader_id = ?1
                AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.upload_id = u.id)
+               AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.preview_upload_id = u.id)
                AND NOT {IS_AVATAR}"
         ))?
         .query_row([user], |r| r.get(0))?)
@@ -161,6 +167,7 @@ pub fn sweep(
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT id, name, thumb_name FROM uploads u
          WHERE u.created_at < ?1 AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.upload_id = u.id)
+           AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.preview_upload_id = u.id)
            AND NOT {IS_AVATAR}"
     ))?;
     let rows: Vec<(i64, String, Option<String>)> = stmt

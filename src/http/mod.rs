@@ -16,6 +16,7 @@ pub mod openapi;
 pub mod push;
 pub mod sync;
 pub mod users;
+pub mod voice;
 
 use std::time::Duration;
 
@@ -92,6 +93,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(crate::realtime::ws_handler))
         .route("/uploads/chat/{name}", get(files::download))
         .route("/metrics", get(metrics::metrics))
+        .route("/chat/{id}/played", post(voice::played))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
     // Uploads stream to disk and enforce --upload-max-size themselves; the
     // body limit only keeps multipart overhead bounded.

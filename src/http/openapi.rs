@@ -14,7 +14,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::http::{
-    admin, auth, chats, config, files, health, messages, metrics, push, sync, users,
+    admin, auth, chats, config, files, health, messages, metrics, push, sync, users, voice,
 };
 
 /// The error body of every failure: `{"error": {code, message, field?}}`.
@@ -115,6 +115,7 @@ pub struct UploadForm {
         admin::list,
         admin::update,
         crate::realtime::ws_handler,
+        voice::played,
     ),
     components(schemas(ErrorBody, ErrorCode)),
     modifiers(&SecuritySchemes),

@@ -47,6 +47,13 @@ pub struct SendMessage {
     /// Makes the send idempotent per sender and chat.
     #[schema(max_length = 64)]
     pub client_id: Option<String>,
+    /// Voice messages (with `waveform`, on a `FILE` whose upload is audio
+    /// by its bytes): the recording's length, 1 to 3,600,000 ms.
+    #[schema(minimum = 1, maximum = 3600000)]
+    pub duration_ms: Option<i64>,
+    /// Voice messages (with `durationMs`): 1 to 256 amplitude bytes
+    /// (0–255), base64.
+    pub waveform: Option<String>,
 }
 
 /// Kinds of message. `SYSTEM` (group notes) is written by the server only:
@@ -104,7 +111,11 @@ pub fn valid_content(content: Option<&str>, required: bool) -> AppResult<Option<
     }
 }
 
-fn validate(input: &SendMessage) -> AppResult<(Option<String>, Option<String>)> {
+fn validate(input: &mut SendMessage) -> AppResult<(Option<String>, Option<String>)> {
+    if let Some((duration, waveform)) = crate::ops::voice::validate(input)? {
+        input.duration_ms = Some(duration);
+        input.waveform = Some(waveform);
+    }
     if input.message_type == MessageType::System {
         return Err(AppError::invalid(
             "messageType",
@@ -143,9 +154,9 @@ pub async fn send(
     state: &AppState,
     caller: UserId,
     chat: ChatId,
-    input: SendMessage,
+    mut input: SendMessage,
 ) -> AppResult<Sent> {
-    let (content, client_id) = match validate(&input) {
+    let (content, client_id) = match validate(&mut input) {
         Ok(valid) => valid,
         // Someone outside the chat learns nothing from the body's problems:
         // 404 as for every other request about a chat they are not in.
@@ -177,6 +188,7 @@ pub async fn send(
         if let Some(pusher) = state.pusher() {
             pusher.message_sent(state, &message, &members);
         }
+        crate::previews::message_stored(state, &message);
     }
     Ok(Sent { message, created })
 }
@@ -231,6 +243,7 @@ pub async fn edit(
         .edit_message(caller, chat, message, content)
         .await?;
     publish(state, MESSAGE_UPDATED, &updated, &members);
+    crate::previews::message_edited(state, &updated);
     Ok(updated)
 }
 

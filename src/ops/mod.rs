@@ -18,6 +18,7 @@ pub mod receipts;
 pub mod sync;
 pub mod typing;
 pub mod users;
+pub mod voice;
 
 use std::sync::Arc;
 

@@ -8,8 +8,6 @@
 //! (DNS can change after subscribing). `--push-allow-private` lifts these
 //! rules for tests and says so in `--help`.
 
-use std::net::IpAddr;
-
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine;
 use serde::Deserialize;
@@ -123,50 +121,11 @@ pub fn valid_endpoint(raw: &str, allow_private: bool) -> AppResult<String> {
     if allow_private {
         return Ok(url.to_string());
     }
-    let refused = match host {
-        url::Host::Ipv4(ip) => !is_public(IpAddr::V4(ip)),
-        url::Host::Ipv6(ip) => !is_public(IpAddr::V6(ip)),
-        url::Host::Domain(name) => {
-            let name = name.trim_end_matches('.').to_ascii_lowercase();
-            name == "localhost" || name.ends_with(".localhost") || !name.contains('.')
-        }
-    };
+    let refused = crate::outbound::refused_host(&host, crate::outbound::Reach::Public);
     if refused {
         return Err(bad("must be on a public address"));
     }
     Ok(url.to_string())
-}
-
-/// Whether `ip` is an ordinary public unicast address (IPv4-mapped IPv6
-/// judged as the IPv4 address it carries).
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_multicast()
-                || v4.is_broadcast()
-                || v4.is_unspecified()
-                || v4.is_documentation()
-                || a == 0
-                || a >= 240
-                || (a == 100 && (64..128).contains(&b)))
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && v6.segments()[1] == 0x0db8)
-        }
-    }
 }
 
 #[cfg(test)]

@@ -45,6 +45,8 @@ pub const CHAT_LEAVE: &str = "chat:leave";
 pub const MESSAGE_SEND: &str = "message:send";
 pub const MESSAGE_TYPING: &str = "message:typing";
 pub const MESSAGE_READ: &str = "message:read";
+/// A voice message was played: `{chatId, messageId}`.
+pub const MESSAGE_PLAYED: &str = "message:played";
 
 /// A frame from a client.
 #[derive(Debug, Deserialize)]

@@ -370,6 +370,15 @@ struct WsRead {
     body: ops::receipts::MarkRead,
 }
 
+/// `message:played` data.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WsPlayed {
+    chat_id: ChatId,
+    #[serde(flatten)]
+    body: ops::voice::MarkPlayed,
+}
+
 /// Handles one text frame; returns the reply frame, if any.
 async fn handle_frame(state: &AppState, user: UserId, conn: u64, text: &str) -> Option<String> {
     let parsed: Result<ClientFrame, _> = serde_json::from_str(text);
@@ -466,6 +475,11 @@ pub async fn dispatch(
             let WsRead { chat_id, body } = parse_json(data.as_bytes())?;
             let unread = ops::receipts::mark_read(state, user, chat_id, body).await?;
             Ok(json!({"chatId": chat_id, "unreadCount": unread}))
+        }
+        MESSAGE_PLAYED => {
+            let WsPlayed { chat_id, body } = parse_json(data.as_bytes())?;
+            let played = ops::voice::mark_played(state, user, chat_id, body).await?;
+            Ok(serde_json::to_value(played).unwrap_or(Value::Null))
         }
         other => Err(AppError::invalid(
             "event",

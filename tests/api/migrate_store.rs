@@ -316,7 +316,28 @@ async fn a_sqlite_store_moves_to_postgres_and_the_api_shows_the_same_history() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{keyed}");
-    sent += 3;
+    // a voice message, played (its columns and message_plays move too)
+    let mut recording = natter::audio::webm_head_for_tests(&[2]);
+    recording.extend([7u8; 500]);
+    let (status, rec) = upload_part(&app, &bob, Part::bytes(recording).file_name("v.weba")).await;
+    assert_eq!(status, StatusCode::CREATED, "{rec}");
+    let (status, voice) = app
+        .post(
+            &format!("/chat/{d1}/messages"),
+            &bob,
+            json!({"messageType": "FILE", "fileUrl": rec["fileUrl"], "durationMs": 1800, "waveform": "AQIDBAUG"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{voice}");
+    let (status, played) = app
+        .post(
+            &format!("/chat/{d1}/played"),
+            &ana,
+            json!({"messageId": voice["id"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{played}");
+    sent += 4;
 
     // the bulk: most in the group, then the two direct chats
     let group_senders = [&ana, &bob, &cy, &dee, &eve];
@@ -692,6 +713,10 @@ async fn a_version_2_postgres_database_migrates_in_place() {
     app.exec_sql(
         "DROP TABLE push_subscriptions;
          ALTER TABLE chat_participants DROP COLUMN muted_until;
+         DROP TABLE message_plays;
+         DROP INDEX messages_by_preview_upload;
+         ALTER TABLE messages DROP COLUMN duration_ms, DROP COLUMN waveform,
+             DROP COLUMN played_by, DROP COLUMN link_preview, DROP COLUMN preview_upload_id;
          UPDATE natter_meta SET value = '2' WHERE key = 'schema_version';",
     )
     .await;
@@ -712,6 +737,48 @@ async fn a_version_2_postgres_database_migrates_in_place() {
     assert_eq!(
         app.query_i64("SELECT CAST(value AS BIGINT) FROM natter_meta WHERE key = 'schema_version'")
             .await,
-        3
+        natter::db::migrate::CURRENT_VERSION
+    );
+}
+
+/// A PostgreSQL database at schema version 3 (before voice messages and
+/// link previews) is migrated in place on start, keeping its rows, and the
+/// new columns and table work.
+#[tokio::test]
+async fn a_version_3_postgres_database_migrates_in_place() {
+    if !is_postgres() {
+        return;
+    }
+    let app = spawn_app().await;
+    let ana = app.register("Ana").await;
+    let bob = app.register("Bob").await;
+    let chat = app.direct_chat(&ana, &bob).await;
+    app.send(&ana, chat, "kept").await;
+    // Back to version 3: without what step 4 adds.
+    app.exec_sql(
+        "DROP TABLE message_plays;
+         DROP INDEX messages_by_preview_upload;
+         ALTER TABLE messages DROP COLUMN duration_ms, DROP COLUMN waveform,
+             DROP COLUMN played_by, DROP COLUMN link_preview, DROP COLUMN preview_upload_id;
+         UPDATE natter_meta SET value = '3' WHERE key = 'schema_version';",
+    )
+    .await;
+    let dir = app.stop().await;
+    let app = spawn_in(dir, |_| {}).await;
+    let (status, page) = app.get(&format!("/chat/{chat}/messages"), &bob).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["items"][0]["content"], "kept");
+    assert_eq!(page["items"][0]["playedBy"], json!([]));
+    assert_eq!(page["items"][0]["linkPreview"], Value::Null);
+    assert_eq!(app.query_i64("SELECT COUNT(*) FROM message_plays").await, 0);
+    assert_eq!(
+        app.query_i64("SELECT COUNT(duration_ms) + COUNT(preview_upload_id) FROM messages")
+            .await,
+        0
+    );
+    assert_eq!(
+        app.query_i64("SELECT CAST(value AS BIGINT) FROM natter_meta WHERE key = 'schema_version'")
+            .await,
+        4
     );
 }

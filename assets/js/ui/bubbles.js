@@ -5,6 +5,7 @@ import { icon, tick } from './icons.js';
 import { previewOf, statusOf, noteText, userAvatar } from './common.js';
 import { colorIndex, dayKey, fmtDayLabel, fmtSize, fmtTime, linkify, parseTime } from '../util.js';
 import { state, userOf, findMessage, isAdmin } from '../store.js';
+import { voiceNode, linkPreviewNode, fmtDuration } from './voice.js';
 
 const RUN_GAP_MS = 5 * 60 * 1000;
 
@@ -57,7 +58,8 @@ export function rowSig(r) {
   const p = m._pending;
   return JSON.stringify([m.id, m.content, m.isEdited, m.isDeleted, statusOf(m), m.fileUrl, m.thumbnailUrl, m.width, m.height,
     r.first, r.last, r.showName, p && [p.state, p.error, p.localUrl], q && [q.id, q.content, q.isDeleted, q.messageType],
-    isAdmin(state.chats.get(m.chatId)), userOf(m.senderId).name, userOf(m.senderId).avatarUrl, state.config?.deleteWindowSeconds]);
+    isAdmin(state.chats.get(m.chatId)), userOf(m.senderId).name, userOf(m.senderId).avatarUrl, state.config?.deleteWindowSeconds,
+    m.durationMs, m.playedBy, m.linkPreview]);
 }
 
 export function renderRow(r, ctx) {
@@ -202,11 +204,21 @@ function renderMessage(r, ctx) {
     bubble.append(imageNode(m, pending, ctx));
     if (m.content) bubble.append(h('div.text.caption', { 'data-testid': 'message-text' }, linkify(m.content), h('span.meta-spacer', { 'aria-hidden': 'true' })));
     else meta.classList.add('on-media');
+  } else if (type === 'FILE' && m.durationMs != null && !pending) {
+    bubble.classList.add('voice-bubble');
+    bubble.append(voiceNode(m));
+    meta.classList.add('below');
+  } else if (type === 'FILE' && m.durationMs != null) {
+    bubble.append(h('div.voice-pending', { 'data-testid': 'voice-pending' }, icon('mic'), h('span', `Voice message · ${fmtDuration(m.durationMs)}`)));
+    if (pending?.state === 'uploading') bubble.append(progressOverlay(pending, ctx));
+    meta.classList.add('below');
   } else if (type === 'FILE') {
     bubble.append(fileNode(m, pending, ctx));
     if (m.content) bubble.append(h('div.text', { 'data-testid': 'message-text' }, linkify(m.content), h('span.meta-spacer', { 'aria-hidden': 'true' })));
     else meta.classList.add('below');
   } else {
+    const card = m.linkPreview ? linkPreviewNode(m.linkPreview) : null;
+    if (card) bubble.append(card);
     bubble.append(h('div.text', { 'data-testid': 'message-text', dir: 'auto' }, linkify(m.content), h('span.meta-spacer', { 'aria-hidden': 'true' })));
   }
   // The spacer is an invisible copy of the meta, so the last line of text leaves room for it.

@@ -72,6 +72,10 @@ export function previewOf(m) {
   if (m.messageType === 'SYSTEM') return { text: noteText(m), note: true };
   if (m.isDeleted) return { text: 'This message was deleted', italic: true };
   if (m.messageType === 'IMAGE') return { text: m.content ? `📷 ${firstLine(m.content)}` : '📷 Photo' };
+  if (m.messageType === 'FILE' && m.durationMs != null) {
+    const s = Math.round(m.durationMs / 1000);
+    return { text: `🎤 Voice message (${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')})` };
+  }
   if (m.messageType === 'FILE') return { text: `📄 ${m.fileName || 'File'}` };
   return { text: firstLine(m.content) };
 }

@@ -8,6 +8,7 @@ import { pushClose, trapFocus } from './overlays.js';
 import { fmtSize } from '../util.js';
 import { state, userOf, box } from '../store.js';
 import * as actions from '../actions.js';
+import { recorder } from './voice.js';
 
 const MAX_LEN = 10000;
 
@@ -28,7 +29,11 @@ export function composer({ onSent }) {
   const send = h('button.send-btn', { type: 'button', 'aria-label': 'Send', title: 'Send (Enter)', 'data-testid': 'send-button' }, icon('send'));
   const strip = h('div.composer-strip', { hidden: true });
   const error = h('div.composer-error', { role: 'alert', 'data-testid': 'composer-error', hidden: true });
-  const el = h('footer.composer', strip, error, h('div.composer-row', attach, file, h('div.composer-field', ta), send));
+  const composerRow = h('div.composer-row', attach, file, h('div.composer-field', ta), send);
+  // Voice messages: the mic takes the send button's place while the composer is empty.
+  const rec = recorder({ row: composerRow, getChat: () => chatId, onError: (m) => showError(m), onSent: () => onSent?.() });
+  composerRow.append(rec.mic);
+  const el = h('footer.composer', strip, error, composerRow, rec.bar);
   let errTimer = null;
 
   function showError(msg) {
@@ -45,6 +50,9 @@ export function composer({ onSent }) {
     ta.style.height = `${Math.min(ta.scrollHeight, max)}px`;
     ta.style.overflowY = ta.scrollHeight > max ? 'auto' : 'hidden';
     send.classList.toggle('ready', !!ta.value.trim());
+    const empty = !ta.value.trim() && !editing;
+    send.hidden = empty;
+    rec.mic.hidden = !empty;
   }
 
   function stopTyping() {
@@ -227,6 +235,7 @@ export function composer({ onSent }) {
     setChat(id) {
       if (chatId != null && !editing) drafts.set(chatId, ta.value);
       stopTyping();
+      rec.cancel();
       chatId = id;
       reply = null;
       editing = null;

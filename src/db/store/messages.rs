@@ -119,6 +119,14 @@ impl Db {
                 ));
             }
             let now = now_ms();
+            // A new first link replaces the preview (fetched again after
+            // the commit); the same link keeps it.
+            let before = crate::db::previews::content_of(c, message)?;
+            if crate::previews::first_url(before.as_deref().unwrap_or_default())
+                != crate::previews::first_url(&content)
+            {
+                crate::db::previews::clear(c, message)?;
+            }
             q::edit(c, message, &content, now)?;
             events::append(c, chat, MESSAGE_UPDATED, Some(message), None, now)?;
             let positions = receipts::positions(c, chat)?;
@@ -211,7 +219,12 @@ impl Db {
         self.read(move |c| {
             let (_, sender, _) = member_message(c, caller, chat, message)?;
             let positions = receipts::positions(c, chat)?;
-            receipts::for_message(c, chat, sender, message, &positions)
+            let mut items = receipts::for_message(c, chat, sender, message, &positions)?;
+            let plays = crate::db::voice::plays(c, message)?;
+            for r in &mut items {
+                r.played_at = plays.get(&r.user_id).copied().map(crate::model::rfc3339);
+            }
+            Ok(items)
         })
         .await
     }
@@ -264,6 +277,12 @@ fn send_message(
                     "IMAGE messages need an image file",
                 ));
             }
+            if input.duration_ms.is_some() && !file.row.mime_type.starts_with("audio/") {
+                return Err(AppError::invalid(
+                    "fileUrl",
+                    "a voice message's fileUrl must be an audio recording (by its bytes)",
+                ));
+            }
             Some(file)
         }
         _ => None,
@@ -289,6 +308,12 @@ fn send_message(
         MESSAGE_NEW,
     )?;
     let id = message.id;
+    let mut message = message;
+    if let (Some(duration), Some(waveform)) = (input.duration_ms, input.waveform.as_deref()) {
+        crate::db::voice::set_voice(c, id, duration, waveform)?;
+        message.duration_ms = Some(duration);
+        message.waveform = Some(waveform.to_string());
+    }
     // Whoever writes in a chat has read it (as in WhatsApp): their
     // unread count drops to zero and earlier messages turn READ. Only
     // when something from others is unread: the sender's position
@@ -364,7 +389,7 @@ fn member_message(
 
 /// The members a change to `message` is pushed to: those for whom it is not
 /// gone (deleted for them, or cleared).
-fn still_seeing(
+pub(crate) fn still_seeing(
     c: &Conn,
     chat: ChatId,
     message: MessageId,

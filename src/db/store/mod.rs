@@ -17,12 +17,14 @@
 pub mod chats;
 pub mod messages;
 mod notes;
+pub mod previews;
 pub mod push;
 pub mod receipts;
 pub(crate) mod send_batch;
 pub mod sync;
 pub mod uploads;
 pub mod users;
+pub mod voice;
 
 use crate::db::{chats as q, events, Db};
 use crate::error::AppResult;
