@@ -25,3 +25,4 @@ mod s3;
 mod security;
 mod socketio;
 mod store;
+mod webapp;
