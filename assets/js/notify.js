@@ -55,6 +55,16 @@ function sameKey(buffer, bytes) {
   return a.length === bytes.length && a.every((x, i) => x === bytes[i]);
 }
 
+// Subscribing and unsubscribing run one at a time, in order (a quiet re-subscribe at start
+// must not land after "Turn off"); after signing out, nothing subscribes again.
+let queue = Promise.resolve();
+let signedOut = false;
+function serial(fn) {
+  const run = queue.then(fn, fn);
+  queue = run.catch(() => {});
+  return run;
+}
+
 async function registration() {
   if (!pushAvailable()) return null;
   return withTimeout(navigator.serviceWorker.ready, 10000, 'The service worker did not start.');
@@ -64,7 +74,12 @@ async function registration() {
  * Subscribe this browser (or confirm its subscription) and tell the server. A subscription
  * made for another server key (the server's key was replaced) is dropped and made again.
  */
-async function subscribe() {
+function subscribe() {
+  return serial(subscribeNow);
+}
+
+async function subscribeNow() {
+  if (signedOut || notifyState() !== 'on') return false;
   const reg = await registration();
   if (!reg) return false;
   const { publicKey } = await api.get('/push/key');
@@ -86,15 +101,24 @@ async function subscribe() {
   return true;
 }
 
-/** Drop this browser's subscription (and, when signed in, the server's copy). */
-async function unsubscribe(tellServer) {
+/**
+ * Drop this browser's subscription (and, when signed in, the server's copy). The browser's
+ * first: even if the server is not told (offline, or signing out took too long), the push
+ * service then answers the server's next push with 404/410 and the server forgets it.
+ */
+function unsubscribe(tellServer) {
+  return serial(() => unsubscribeNow(tellServer));
+}
+
+async function unsubscribeNow(tellServer) {
   push.subscribed = false;
   if (!pushAvailable()) return;
   const reg = await navigator.serviceWorker.getRegistration().catch(() => null);
   const sub = await reg?.pushManager?.getSubscription().catch(() => null);
   if (!sub) return;
-  if (tellServer) await api.api('DELETE', '/push/subscriptions', { endpoint: sub.endpoint }).catch(() => {});
+  const { endpoint } = sub;
   await sub.unsubscribe().catch(() => {});
+  if (tellServer) await api.api('DELETE', '/push/subscriptions', { endpoint }).catch(() => {});
 }
 
 /**
@@ -109,8 +133,10 @@ export async function enable() {
   localStorage.setItem(PREF, 'on');
   emit('notify');
   try {
-    await subscribe();
-    return { state: 'on' };
+    if (await subscribe()) return { state: 'on' };
+    push.error = 'This browser does not receive pushes.';
+    emit('notify');
+    return { state: 'on', error: push.error };
   } catch (e) {
     push.error = e.message || 'Push could not be set up.';
     emit('notify');
@@ -129,11 +155,13 @@ export async function disable() {
 
 /** Before signing out: this browser stops receiving this person's pushes (bounded in time). */
 export async function signOut() {
-  await withTimeout(unsubscribe(true), 3000, 'timeout').catch(() => {});
+  signedOut = true;
+  await withTimeout(unsubscribe(true), 5000, 'timeout').catch(() => {});
 }
 
 /** The session ended without a sign-out (token expired): drop the subscription locally. */
 export function forget() {
+  signedOut = true;
   unsubscribe(false).catch(() => {});
 }
 
