@@ -22,8 +22,9 @@
 //! node counts as open until that node's presence grace ends (2 s after it
 //! closed): a message in those 2 s gets no push (the person was just there).
 //!
-//! Still to come (issue 17): the service worker and manifest, and the web
-//! app's prompt.
+//! The browser side is the web app's service worker (`assets/sw.js`: one
+//! notification per chat, none while the app is in view) and
+//! `assets/js/notify.js` (the prompt, subscribing, unsubscribing on sign-out).
 
 use std::path::Path;
 use std::sync::Arc;
