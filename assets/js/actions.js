@@ -139,6 +139,7 @@ export async function loadChats() {
     if (items.length < 100 || (r.total != null && all.length >= r.total)) break;
   }
   const seen = new Set();
+  const known = new Set(state.chats.keys());
   for (const c of all) {
     seen.add(c.id);
     upsertChat(c);
@@ -149,6 +150,10 @@ export async function loadChats() {
   if (!wasLoaded) {
     for (const [e, d] of earlyEvents.splice(0)) applyEvent(e, d);
     if (rt?.isOpen) for (const id of state.chats.keys()) rt.send('chat:join', { chatId: id });
+  } else if (rt?.isOpen) {
+    // Chats new to this page (one started from the kept list learns them here): join their
+    // rooms, for typing. The socket's `ready` joins whatever is known by then.
+    for (const id of seen) if (!known.has(id)) rt.send('chat:join', { chatId: id });
   }
   emit('chats');
   return all;

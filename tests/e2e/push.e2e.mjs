@@ -434,6 +434,15 @@ async function main() {
     await until(async () => !(await a.getByTestId('conn-banner').isVisible()), 'the banner to go', 10000);
     await bobSays(later.id, 'Back online?');
     await until(async () => (await row(a, 'Made while away').textContent()).includes('Back online?'), 'live messages again');
+    // The chat the page learned after its start is joined too: Bob's typing shows.
+    const ctxB = await newContext(browser);
+    await ctxB.addInitScript((tok) => localStorage.setItem('natter.token', tok), bob.token);
+    const b = await ctxB.newPage();
+    watch(b, 'bob');
+    await b.goto(`${base}/#/c/${later.id}`);
+    await b.getByTestId('composer-input').pressSequentially('On my way', { delay: 60 });
+    await until(async () => /typing/.test(await row(a, 'Made while away').textContent()), 'Bob typing in the new chat', 8000);
+    await ctxB.close();
   });
 
   await check('"New version — reload" after an upgrade of the web app; one reload brings it in', async () => {
