@@ -11,7 +11,7 @@
 //! fetches (made with `cache: 'no-cache'`, see `assets/sw.js`) cost a
 //! round trip, not the file.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 use std::sync::LazyLock;
 
 use axum::body::Body;
@@ -120,7 +120,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, [u8; 32])>) {
         return;
     };
     for entry in entries.flatten() {
-        let path: PathBuf = entry.path();
+        let path = entry.path();
         if entry.file_name().to_string_lossy().starts_with('.') {
             continue;
         }
