@@ -18,12 +18,14 @@
 //! subscription; 429/5xx are retried ([`ATTEMPTS`] in all) after
 //! `Retry-After` or a doubling pause. The endpoint's host is resolved when
 //! sending and the connection goes to that checked address only (no second
-//! lookup), no redirects followed. With several nodes, a socket on another
-//! node counts as open until that node's presence grace ends (2 s after it
-//! closed): a message in those 2 s gets no push (the person was just there).
+//! lookup), no redirects followed. With several nodes, a socket that closes
+//! on another node stops counting at once: that node says so on the bus
+//! before its 2 s presence grace (`Bus::local_sockets`), so a message in
+//! those 2 s is pushed, while the person still shows online.
 //!
-//! Still to come (issue 17): the service worker and manifest, and the web
-//! app's prompt.
+//! The browser side is the web app's service worker (`assets/sw.js`: one
+//! notification per chat, none while the app is in view) and
+//! `assets/js/notify.js` (the prompt, subscribing, unsubscribing on sign-out).
 
 use std::path::Path;
 use std::sync::Arc;

@@ -73,6 +73,14 @@ async function onReady(data) {
     await refreshTicks();
   }
   if (state.openChatId != null) markRead(state.openChatId);
+  // A history that failed to load while the server was away (an offline start) loads now.
+  for (const [chatId, b] of [...state.msgs]) {
+    if (b.loaded || !b.error) continue;
+    if (chatId === state.openChatId) loadLatest(chatId); else state.msgs.delete(chatId);
+  }
+  // The first connection of a page says so too: a "Connecting…" shown meanwhile (a slow
+  // start, or one from the kept chat list) turns into "Reconnected".
+  if (first) emit('reconnected');
   flush();
 }
 
@@ -131,6 +139,7 @@ export async function loadChats() {
     if (items.length < 100 || (r.total != null && all.length >= r.total)) break;
   }
   const seen = new Set();
+  const known = new Set(state.chats.keys());
   for (const c of all) {
     seen.add(c.id);
     upsertChat(c);
@@ -141,6 +150,10 @@ export async function loadChats() {
   if (!wasLoaded) {
     for (const [e, d] of earlyEvents.splice(0)) applyEvent(e, d);
     if (rt?.isOpen) for (const id of state.chats.keys()) rt.send('chat:join', { chatId: id });
+  } else if (rt?.isOpen) {
+    // Chats new to this page (one started from the kept list learns them here): join their
+    // rooms, for typing. The socket's `ready` joins whatever is known by then.
+    for (const id of seen) if (!known.has(id)) rt.send('chat:join', { chatId: id });
   }
   emit('chats');
   return all;
@@ -222,6 +235,12 @@ export async function removeMember(chatId, userId) {
 }
 export async function setAdmin(chatId, userId, isAdmin) {
   const c = await api.patch(`/chat/${chatId}/participants/${userId}`, { isAdmin });
+  if (c?.id != null) upsertChat(c); else await fetchChat(chatId);
+}
+
+/** Mute this chat's notifications until `until` (ms; a far date for always), or unmute (null). */
+export async function setMuted(chatId, until) {
+  const c = await api.patch(`/chat/${chatId}/settings`, { mutedUntil: until });
   if (c?.id != null) upsertChat(c); else await fetchChat(chatId);
 }
 
@@ -476,6 +495,7 @@ export async function flush() {
         const m = await rt.request('message:send', sendBody(p), 20000);
         if (state.outbox.includes(p)) hooks.ackOutbox(p.chatId, p.clientId);
         if (m?.id != null) applyEvent('message:new', m);
+        emit('sent', p.chatId);
       } catch (e) {
         if (!state.outbox.includes(p)) continue;
         if (e.code === 'disconnected' || e.code === 'timeout' || e.code === 'rate_limited') {

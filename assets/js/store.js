@@ -129,6 +129,11 @@ export function sortedChats() {
   return [...state.chats.values()].sort((a, b) => activityTime(b) - activityTime(a) || b.id - a.id);
 }
 
+/** Whether I muted this chat (its mute has not run out). */
+export function isMuted(chat, now = Date.now()) {
+  return chat?.mutedUntil != null && Number(chat.mutedUntil) > now;
+}
+
 export function unreadTotal() {
   let n = 0;
   for (const c of state.chats.values()) n += c.unreadCount || 0;

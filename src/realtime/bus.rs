@@ -40,6 +40,12 @@
 //!   the other still holding one, and nobody said "offline".) A node that
 //!   stops sending heartbeats (killed, cut off) is dropped after
 //!   [`NODE_TTL`], and its users go offline the same way.
+//! - Who holds an **open socket** right now (for Web Push, `crate::push`) is
+//!   not presence: presence waits out a 2 s grace after a user's last socket
+//!   closes, pushes must not. So a node also says at once when a user's last
+//!   socket there closed or one opened again within the grace (`Sockets`),
+//!   and each heartbeat lists its users within the grace (a lost delta is
+//!   repaired on the next one).
 //! - Typing (`publish_to_room`), room removals (`leave_all`) and presence
 //!   set by hand cross nodes the same way. Closing a disabled user's sockets
 //!   needs no bus: every node polls the shared database for revocations each
@@ -142,7 +148,15 @@ enum Kind {
         online: Vec<UserId>,
         #[serde(default)]
         offline: Vec<UserId>,
+        /// With `full`: those of them whose sockets all closed (within
+        /// the presence grace). Older nodes leave it out.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        closed: Option<Vec<UserId>>,
     },
+    /// `user`'s last socket on the sending node closed (`open: false`; at
+    /// once, while presence waits out its grace), or one opened again
+    /// within the grace: other nodes know at once whether a push is due.
+    Sockets { user: UserId, open: bool },
 }
 
 impl Bus {
@@ -252,7 +266,16 @@ impl Bus {
                 full: None,
                 online,
                 offline,
+                closed: None,
             });
+        }
+    }
+
+    /// `user`'s last socket on this node closed (`false`), or one opened
+    /// while they were within the presence grace (`true`).
+    pub fn local_sockets(&self, user: UserId, open: bool) {
+        if let Bus::Nats(bus) = self {
+            bus.send(Kind::Sockets { user, open });
         }
     }
 
@@ -293,6 +316,7 @@ impl Bus {
                     full: Some(state.hub().local_users()),
                     online: vec![],
                     offline: vec![],
+                    closed: Some(state.hub().lingering_users()),
                 });
                 for t in state.hub().expire_remote(NODE_TTL) {
                     crate::realtime::spawn_presence(&state, t);
@@ -366,11 +390,16 @@ fn receive(state: &AppState, env: Envelope) {
             full,
             online,
             offline,
+            closed,
         } => {
             for t in hub.remote_presence(env.node, full, &online, &offline) {
                 crate::realtime::spawn_presence(state, t);
             }
+            if let Some(closed) = closed {
+                hub.remote_closed(env.node, closed);
+            }
         }
+        Kind::Sockets { user, open } => hub.remote_sockets(env.node, user, open),
     }
 }
 

@@ -80,6 +80,9 @@ struct Inner {
 struct Remote {
     seen: Instant,
     users: HashSet<UserId>,
+    /// Of `users`, those whose sockets there all closed (within the grace:
+    /// online, but a push would reach them, see [`Hub::remote_sockets`]).
+    closed: HashSet<UserId>,
 }
 
 /// A user's last connection closed: call [`Hub::linger_over`] after
@@ -242,7 +245,10 @@ impl Hub {
             .filter(|&u| {
                 u != except
                     && !inner.users.contains_key(&u)
-                    && !inner.remote.values().any(|r| r.users.contains(&u))
+                    && !inner
+                        .remote
+                        .values()
+                        .any(|r| r.users.contains(&u) && !r.closed.contains(&u))
             })
             .collect()
     }
@@ -277,15 +283,16 @@ impl Hub {
         touched.sort_unstable();
         touched.dedup();
         let before: Vec<bool> = touched.iter().map(|&u| is_online(&inner, u)).collect();
-        let remote = inner.remote.entry(node).or_insert_with(|| Remote {
-            seen: Instant::now(),
-            users: HashSet::new(),
-        });
-        remote.seen = Instant::now();
+        let remote = remote_entry(&mut inner, node);
         if let Some(all) = full {
             remote.users = all.into_iter().collect();
+            let users = &remote.users;
+            remote.closed.retain(|u| users.contains(u));
         }
         remote.users.extend(online.iter().copied());
+        for u in online.iter().chain(offline) {
+            remote.closed.remove(u);
+        }
         for u in offline {
             remote.users.remove(u);
         }
@@ -302,6 +309,43 @@ impl Hub {
                 (now != was).then_some(Transition { user, online: now })
             })
             .collect()
+    }
+
+    /// What node `node` said about `user`'s sockets there: the last closed
+    /// (`open: false`, said at once, before the presence grace ends) or
+    /// one opened again within it. Presence is unchanged; only who may get
+    /// a push ([`Hub::without_socket`]).
+    pub fn remote_sockets(&self, node: u64, user: UserId, open: bool) {
+        let mut inner = self.lock();
+        let remote = remote_entry(&mut inner, node);
+        if open {
+            remote.closed.remove(&user);
+        } else if remote.users.contains(&user) {
+            remote.closed.insert(user);
+        }
+    }
+
+    /// A heartbeat's whole list of `node`'s users whose sockets all closed
+    /// (it repairs a lost [`Hub::remote_sockets`]).
+    pub fn remote_closed(&self, node: u64, closed: Vec<UserId>) {
+        let mut inner = self.lock();
+        let remote = remote_entry(&mut inner, node);
+        remote.closed = closed
+            .into_iter()
+            .filter(|u| remote.users.contains(u))
+            .collect();
+    }
+
+    /// Users whose sockets on this node all closed less than
+    /// [`PRESENCE_GRACE`] ago.
+    pub fn lingering_users(&self) -> Vec<UserId> {
+        self.lock().lingering.keys().copied().collect()
+    }
+
+    /// Whether `user` has an open socket on this node (not merely one
+    /// within the grace).
+    pub fn has_socket(&self, user: UserId) -> bool {
+        self.lock().users.contains_key(&user)
     }
 
     /// Forgets nodes not heard from within `ttl`; the transitions to offline
@@ -562,6 +606,17 @@ impl Hub {
             c.closed.cancel();
         }
     }
+}
+
+/// `node`'s entry, made on first word from it; heard from now.
+fn remote_entry(inner: &mut Inner, node: u64) -> &mut Remote {
+    let remote = inner.remote.entry(node).or_insert_with(|| Remote {
+        seen: Instant::now(),
+        users: HashSet::new(),
+        closed: HashSet::new(),
+    });
+    remote.seen = Instant::now();
+    remote
 }
 
 fn is_online(inner: &Inner, user: UserId) -> bool {

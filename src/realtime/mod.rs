@@ -296,6 +296,8 @@ pub(crate) fn disconnected(state: &AppState, user: UserId, conn: hub::ConnId) {
     let Some(linger) = state.hub().disconnect(user, conn) else {
         return;
     };
+    // Presence waits out the grace; pushes must not (see `Bus::local_sockets`).
+    state.bus().local_sockets(user, false);
     let state = state.downgrade();
     tokio::spawn(async move {
         tokio::time::sleep(hub::PRESENCE_GRACE).await;
@@ -316,9 +318,12 @@ pub(crate) fn disconnected(state: &AppState, user: UserId, conn: hub::ConnId) {
 /// user's first here, and announces the user online if they were offline.
 pub(crate) fn register(state: &AppState, user: UserId) -> hub::ConnRx {
     let first_here = !state.hub().is_local(user);
+    let lingering = !first_here && !state.hub().has_socket(user);
     let (conn, transition) = state.hub().connect(user);
     if first_here {
         state.bus().local_presence(user, true);
+    } else if lingering {
+        state.bus().local_sockets(user, true);
     }
     if let Some(t) = transition {
         spawn_presence(state, t);

@@ -514,3 +514,83 @@ async fn losing_nats_keeps_each_node_serving_and_it_recovers_by_itself() {
     let _ = nats.kill();
     let _ = nats.wait();
 }
+
+/// Web Push across nodes: a socket that closed on another node stops
+/// counting at once (the bus's socket delta), not only when that node's 2 s
+/// presence grace ends, so a message sent within the grace is pushed; while
+/// the socket is open, nothing is.
+#[tokio::test]
+async fn a_socket_closed_on_another_node_is_pushed_to_within_the_grace() {
+    if !is_postgres() {
+        return;
+    }
+    let db = TestDb::create();
+    let (service, log) = crate::push::push_service().await;
+    let extra = ["--push-allow-private"];
+    let (a, b) = (node(&db, &extra), node(&db, &extra));
+    let ana = a.app.register("Ana").await;
+    let bob = a.app.register("Bob").await;
+    let chat = a.app.direct_chat(&ana, &bob).await;
+    let (secret, auth, sub) = crate::push::browser(&format!("{service}/push/bob"));
+    let (status, body) = a.app.post("/push/subscriptions", &bob, sub).await;
+    assert_eq!(status, 201, "{body}");
+    let pushed = || {
+        log.lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.path == "/push/bob")
+            .count()
+    };
+
+    // Bob is connected on B; once A knows, A pushes nothing to him.
+    let bob_ws = b.app.ws(&bob).await;
+    let deadline = Instant::now() + WAIT;
+    while !online_in(&a.app, &ana, chat, bob.id).await {
+        assert!(Instant::now() < deadline, "A never saw Bob online");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.app.send(&ana, chat, "while Bob is connected").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(pushed(), 0, "a push to someone with an open socket");
+
+    // Bob's socket closes. Within the grace (he still shows online), a
+    // message sent on A is pushed; a few tries, for the bus's latency.
+    bob_ws.close().await;
+    let closed = Instant::now();
+    let mut tries = 0;
+    while pushed() == 0 && closed.elapsed() < Duration::from_millis(1500) {
+        assert!(
+            online_in(&a.app, &ana, chat, bob.id).await,
+            "the grace ended early"
+        );
+        tries += 1;
+        a.app
+            .send(&ana, chat, &format!("are you there? ({tries})"))
+            .await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pushed() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no push for {tries} messages sent within the grace"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let push = log
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|r| r.path == "/push/bob")
+        .cloned()
+        .unwrap();
+    let payload = crate::push::open_push(&push, &secret, &auth);
+    assert!(
+        payload["body"]
+            .as_str()
+            .unwrap()
+            .starts_with("are you there?"),
+        "{payload}"
+    );
+    drop(b);
+}

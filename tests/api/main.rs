@@ -27,3 +27,4 @@ mod security;
 mod socketio;
 mod store;
 mod voice;
+mod webapp;

@@ -304,15 +304,15 @@ async fn a_member_mutes_a_chat_for_themselves_only() {
 
 /// What the stub push service received.
 #[derive(Clone, Debug)]
-struct Received {
-    path: String,
+pub(crate) struct Received {
+    pub(crate) path: String,
     headers: reqwest::header::HeaderMap,
     body: Vec<u8>,
 }
 
 /// A push service stub on 127.0.0.1: records every request; answers 410
 /// under `/gone/`, never answers under `/slow/`, else 201.
-async fn push_service() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Received>>>) {
+pub(crate) async fn push_service() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Received>>>) {
     use axum::extract::{Request, State};
     type Log = std::sync::Arc<std::sync::Mutex<Vec<Received>>>;
     async fn record(State(log): State<Log>, req: Request) -> axum::http::StatusCode {
@@ -354,7 +354,11 @@ fn ua_auth(auth: &[u8; 16]) -> &web_push_native::Auth {
 
 /// A push's payload as the browser reads it: decrypted with its key and
 /// auth secret (RFC 8291), at most 3 KB of JSON.
-fn open_push(push: &Received, secret: &p256::SecretKey, auth: &[u8; 16]) -> serde_json::Value {
+pub(crate) fn open_push(
+    push: &Received,
+    secret: &p256::SecretKey,
+    auth: &[u8; 16],
+) -> serde_json::Value {
     let plain = web_push_native::decrypt(push.body.clone(), secret, ua_auth(auth))
         .expect("decrypts with the browser's key (RFC 8291)");
     assert!(plain.len() <= 3072);
@@ -362,7 +366,7 @@ fn open_push(push: &Received, secret: &p256::SecretKey, auth: &[u8; 16]) -> serd
 }
 
 /// A browser's key pair and auth secret, and its subscription JSON.
-fn browser(endpoint: &str) -> (p256::SecretKey, [u8; 16], serde_json::Value) {
+pub(crate) fn browser(endpoint: &str) -> (p256::SecretKey, [u8; 16], serde_json::Value) {
     use p256::elliptic_curve::sec1::ToEncodedPoint;
     let secret = loop {
         let bytes: [u8; 32] = rand::random();

@@ -27,6 +27,9 @@ async function main() {
   const ctxB = await browser.newContext({ viewport: DESKTOP, locale: 'en-GB', timezoneId: 'UTC', colorScheme: 'light' });
   const ctxC = await browser.newContext({ viewport: PHONE, locale: 'en-GB', timezoneId: 'UTC', colorScheme: 'light', isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
   for (const c of [ctxA, ctxB, ctxC]) c.setDefaultTimeout(T);
+  // The notifications prompt (after a first sent message) has its own suite, push.e2e.mjs;
+  // here it is "dismissed" so the README's screenshots show the app itself.
+  for (const c of [ctxA, ctxB, ctxC]) await c.addInitScript(() => localStorage.setItem('natter.notifyPrompt.dismissedAt', String(Date.now())));
   const a = await ctxA.newPage();
   let b = await ctxB.newPage();
   let c = await ctxC.newPage();

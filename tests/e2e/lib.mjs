@@ -48,21 +48,24 @@ async function cleanup() {
 
 /**
  * Start `natter serve --port 0` on a fresh data dir with `args` added (and --assets-dir when
- * NATTER_ASSETS_DIR is set); resolves with its URL once it printed its listening line.
- * DATABASE_URL from the environment (scripts/with-test-db.sh) picks PostgreSQL.
+ * NATTER_ASSETS_DIR is set and `args` has none); resolves with its URL once it printed its
+ * listening line. DATABASE_URL from the environment (scripts/with-test-db.sh) picks PostgreSQL.
+ * A restart passes the previous server's `dataDir` and `port` (same origin, same data).
  */
-export function startServer(args = [], { name = 'server' } = {}) {
+export function startServer(args = [], { name = 'server', dataDir = null, port = 0 } = {}) {
   if (!fs.existsSync(BIN)) throw new Error(`server binary not found: ${BIN}`);
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'natter-e2e-'));
-  dataDirs.push(dataDir);
-  const all = ['serve', '--port', '0', '--data-dir', dataDir, ...args];
-  if (ASSETS) all.push('--assets-dir', ASSETS);
+  if (!dataDir) {
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'natter-e2e-'));
+    dataDirs.push(dataDir);
+  }
+  const all = ['serve', '--port', String(port), '--data-dir', dataDir, ...args];
+  if (ASSETS && !args.includes('--assets-dir')) all.push('--assets-dir', ASSETS);
   const server = spawn(BIN, all, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', RUST_LOG: process.env.RUST_LOG || 'info' } });
   servers.push(server);
   // Logs stay inside the checkout (target/ is ignored by git), not in /tmp.
   fs.mkdirSync(path.join(ROOT, 'target'), { recursive: true });
   const logFile = path.join(ROOT, 'target', `natter-e2e-${name}-${process.pid}.log`);
-  const out = fs.createWriteStream(logFile);
+  const out = fs.createWriteStream(logFile, { flags: 'a' });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not print its URL within 60 s (log: ${logFile})`)), 60000);
     let buf = '';
@@ -77,6 +80,23 @@ export function startServer(args = [], { name = 'server' } = {}) {
     server.once('error', (e) => { clearTimeout(timer); reject(e); });
     server.once('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited early with code ${code} (log: ${logFile})`)); });
   });
+}
+
+/** Stop a server from startServer (SIGTERM, SIGKILL after 5 s); resolves once it exited. */
+export function stopServer(started) {
+  const server = started.process;
+  if (server.exitCode !== null || server.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const t = setTimeout(() => { try { server.kill('SIGKILL'); } catch { /* gone */ } }, 5000);
+    server.once('exit', () => { clearTimeout(t); resolve(); });
+    server.kill('SIGTERM');
+  });
+}
+
+/** Close `closable` (a browser or a persistent context a suite launched itself) at the end. */
+export function closeAtEnd(closable) {
+  browsers.push(closable);
+  return closable;
 }
 
 /** Debian's Chromium with the standard flags plus `args`. */
@@ -200,8 +220,10 @@ export function watch(page, who) {
   page.on('console', (m) => {
     if (m.type() !== 'error') return;
     const text = m.text();
-    // Expected while the network is cut on purpose, or for a deliberately refused request.
+    // Expected while the network is cut on purpose, or for a deliberately refused request; and
+    // Chromium's note that a test context (incognito) refuses push subscriptions.
     if (/ERR_INTERNET_DISCONNECTED|net::ERR_|Failed to load resource|WebSocket connection/.test(text)) return;
+    if (/does not support the Push API in incognito mode/.test(text)) return;
     pageErrors.push(`${who}: ${text}`);
   });
 }

@@ -1,5 +1,6 @@
 // The signed-in app shell: two panes on desktop, one at a time on phones, the info panel,
-// the connection banner, routing via the URL hash (#/c/<chatId>) so Back works on phones.
+// the connection banner, routing via the URL hash (#/c/<chatId>) so Back works on phones;
+// the main menu (notifications on/off with their state, "Install app"), the new-version bar.
 
 import { h, clear } from './dom.js';
 import { icon } from './icons.js';
@@ -13,6 +14,10 @@ import { state, on, hooks, unreadTotal, chatTitle, userOf } from '../store.js';
 import * as actions from '../actions.js';
 import * as api from '../api.js';
 import { currentTheme, toggleTheme, resetTheme, hasManualTheme } from '../theme.js';
+import * as notify from '../notify.js';
+import * as offline from '../offline.js';
+import { pwa, install, isStandalone, closeNotifications } from '../pwa.js';
+import { updateBar, notifyPrompt, enabledToast } from './notices.js';
 
 export function mountApp(root) {
   const banner = h('div.conn-banner', { role: 'status', 'aria-live': 'polite', 'data-testid': 'conn-banner', hidden: true });
@@ -39,7 +44,8 @@ export function mountApp(root) {
   conv.el.hidden = true;
   const mainPane = h('section.main-pane', welcome, conv.el);
   const layout = h('div.layout', side.el, mainPane, info.el);
-  const app = h('div.app', { 'data-testid': 'app' }, banner, layout);
+  side.notices.append(notifyPrompt());
+  const app = h('div.app', { 'data-testid': 'app' }, banner, updateBar(), layout);
   clear(root).append(app);
   root.classList.remove('boot');
   root.removeAttribute('aria-busy');
@@ -82,6 +88,7 @@ export function mountApp(root) {
       else setPanel(false);
     }
     if (id != null) {
+      if (document.visibilityState === 'visible') closeNotifications(id);
       conv.open(id);
       if (matchMedia('(min-width: 900px)').matches) conv.focusComposer();
     } else conv.close();
@@ -97,25 +104,47 @@ export function mountApp(root) {
 
   function mainMenu(anchor) {
     const dark = currentTheme() === 'dark';
-    const notif = 'Notification' in window ? Notification.permission : 'unsupported';
+    const [notifyLabel, notifyState] = notify.menuText();
     popupMenu(anchor, [
       { label: 'Profile', icon: 'person', onSelect: () => profileDrawer(side.drawerHost) },
       { label: 'New group', icon: 'group', onSelect: () => openNewGroup() },
       { label: dark ? 'Light theme' : 'Dark theme', icon: 'moon', testid: 'toggle-theme', onSelect: () => toggleTheme() },
       hasManualTheme() ? { label: 'Use system theme', icon: 'moon', onSelect: () => resetTheme() } : null,
-      notif === 'default' ? { label: 'Enable notifications', icon: 'bell', testid: 'enable-notifications', onSelect: () => enableNotifications() } : null,
+      { label: notifyLabel, sub: notifyState, icon: notify.notifyState() === 'on' ? 'bell' : 'bellOff', testid: 'menu-notifications', onSelect: () => toggleNotifications() },
+      pwa.installOffer && !isStandalone() ? { label: 'Install app', icon: 'install', testid: 'menu-install', onSelect: () => installApp() } : null,
       { label: 'Log out', icon: 'logout', danger: true, testid: 'logout', onSelect: () => logout() },
     ]);
   }
 
-  async function enableNotifications() {
-    try {
-      const p = await Notification.requestPermission();
-      toast(p === 'granted' ? 'Notifications are on for new messages while natter is in the background.' : 'Notifications are blocked by the browser.');
-    } catch { toast('This browser cannot show notifications.'); }
+  async function toggleNotifications() {
+    switch (notify.notifyState()) {
+      case 'on':
+        await notify.disable();
+        toast('Notifications are off on this device.');
+        break;
+      case 'off':
+        enabledToast(await notify.enable());
+        break;
+      case 'blocked':
+        toast('Notifications are blocked for this site. Allow them in the browser’s site settings, then reload.');
+        break;
+      case 'insecure':
+        toast('Notifications need natter to be served over HTTPS (or opened on localhost).');
+        break;
+      default:
+        toast('This browser cannot show notifications.');
+    }
+  }
+
+  async function installApp() {
+    const outcome = await install();
+    if (outcome === 'accepted') toast('natter is installed. Open it like any other app.');
   }
 
   async function logout() {
+    // While the token still works: this browser stops getting this person's pushes.
+    await notify.signOut();
+    offline.forget();
     try { await api.post('/auth/logout'); } catch { /* the token goes anyway */ }
     actions.stopRealtime();
     api.setToken(null);
@@ -134,7 +163,7 @@ export function mountApp(root) {
     banner.hidden = false;
     bannerShown = kind !== 'ok';
   }
-  on('conn', (s) => {
+  function connChanged(s) {
     clearTimeout(bannerTimer);
     if (s === 'open') {
       if (!bannerShown) banner.hidden = true;
@@ -142,7 +171,11 @@ export function mountApp(root) {
     }
     if (s === 'offline') { setBanner('warn', 'You’re offline. Messages will be sent when you reconnect.'); return; }
     bannerTimer = setTimeout(() => setBanner('warn', 'Connecting…'), bannerShown ? 0 : 1200);
-  });
+  }
+  on('conn', connChanged);
+  // The first connection has not happened yet: if it fails, the socket stays "connecting"
+  // (no change to announce), so the banner must be armed now.
+  connChanged(state.conn);
   on('reconnected', () => {
     if (!bannerShown) return;
     setBanner('ok', 'Reconnected');
@@ -162,17 +195,16 @@ export function mountApp(root) {
     go(null);
   });
 
+  // While the tab is hidden (a push would not come: this tab's socket is open), on the same
+  // terms as a push: one notification per chat, none for muted chats (notify.js).
   hooks.notify = (chat, m) => {
-    if (document.visibilityState !== 'hidden' || !('Notification' in window) || Notification.permission !== 'granted') return;
-    try {
-      const body = (chat.isGroup ? `${userOf(m.senderId).name}: ` : '') + previewOf(m).text;
-      const n = new Notification(chatTitle(chat), { body, tag: `natter-chat-${chat.id}`, icon: 'favicon.svg' });
-      n.onclick = () => { window.focus(); go(chat.id); n.close(); };
-    } catch { /* some browsers only allow notifications from a service worker */ }
+    notify.notifyInTab(chat, { title: chatTitle(chat), senderName: userOf(m.senderId).name, text: previewOf(m).text });
   };
 
   document.addEventListener('visibilitychange', () => {
-    if (document.visibilityState === 'visible' && state.openChatId != null) actions.markRead(state.openChatId);
+    if (document.visibilityState !== 'visible' || state.openChatId == null) return;
+    actions.markRead(state.openChatId);
+    closeNotifications(state.openChatId);
   });
   addEventListener('focus', () => { if (state.openChatId != null) actions.markRead(state.openChatId); });
 

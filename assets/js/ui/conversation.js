@@ -8,7 +8,8 @@ import { buildRows, rowSig, renderRow, keyOf } from './bubbles.js';
 import { composer } from './composer.js';
 import { popupMenu, confirmDialog, choiceDialog, openViewer, toast } from './overlays.js';
 import { fmtLastSeen, fmtFull, firstName } from '../util.js';
-import { state, on, box, chatTitle, typingUsers, userOf, otherUserId, findMessage } from '../store.js';
+import { state, on, box, chatTitle, typingUsers, userOf, otherUserId, findMessage, isMuted } from '../store.js';
+import { muteChoices, mutedText } from './mute.js';
 import * as actions from '../actions.js';
 
 export function conversation({ onBack, onInfo, onMessageInfo }) {
@@ -23,8 +24,9 @@ export function conversation({ onBack, onInfo, onMessageInfo }) {
   const back = iconButton('back', 'Back to chats', () => onBack(), { class: 'back-btn' });
   const headAvatar = h('span.head-avatar');
   const headName = h('span.head-name', { 'data-testid': 'conv-title' });
+  const headMuted = h('span.head-muted', { role: 'img', 'data-testid': 'conv-muted', hidden: true }, icon('bellOff'));
   const headSub = h('span.head-sub', { 'data-testid': 'conv-subtitle', 'aria-live': 'polite' });
-  const who = h('button.head-who', { type: 'button', onclick: () => onInfo(), 'aria-label': 'Chat info' }, headAvatar, h('span.head-text', headName, headSub));
+  const who = h('button.head-who', { type: 'button', onclick: () => onInfo(), 'aria-label': 'Chat info' }, headAvatar, h('span.head-text', h('span.head-title', headName, headMuted), headSub));
   const infoBtn = iconButton('info', 'Chat info', () => onInfo(), { 'data-testid': 'info-button' });
   const menuBtn = iconButton('more', 'Chat menu', (e) => chatMenu(e.currentTarget), { 'data-testid': 'chat-menu', 'aria-haspopup': 'menu' });
   const head = h('header.conv-head', back, who, infoBtn, menuBtn);
@@ -77,10 +79,30 @@ export function conversation({ onBack, onInfo, onMessageInfo }) {
 
   function chatMenu(anchor) {
     if (chatId == null) return;
+    const chat = state.chats.get(chatId);
     popupMenu(anchor, [
-      { label: state.chats.get(chatId)?.isGroup ? 'Group info' : 'Contact info', icon: 'info', onSelect: () => onInfo() },
+      { label: chat?.isGroup ? 'Group info' : 'Contact info', icon: 'info', onSelect: () => onInfo() },
+      isMuted(chat)
+        ? { label: 'Unmute notifications', icon: 'bell', testid: 'menu-unmute', onSelect: () => setMuted(chatId, null) }
+        : { label: 'Mute notifications', icon: 'bellOff', testid: 'menu-mute', onSelect: () => mute(chatId) },
       { label: 'Clear chat', icon: 'trash', danger: true, testid: 'menu-clear-chat', onSelect: () => clearChat(chatId) },
     ]);
+  }
+
+  async function mute(id) {
+    const until = await choiceDialog({
+      title: 'Mute notifications for…',
+      body: 'No notifications from this chat on any of your devices. The others in the chat are not told.',
+      choices: muteChoices(),
+    });
+    if (until != null) setMuted(id, until);
+  }
+
+  async function setMuted(id, until) {
+    try {
+      await actions.setMuted(id, until);
+      toast(until == null ? 'Notifications unmuted' : mutedText(until));
+    } catch (e) { toast(e.message, 'error'); }
   }
 
   async function clearChat(id) {
@@ -141,6 +163,10 @@ export function conversation({ onBack, onInfo, onMessageInfo }) {
     if (!chat) return;
     clear(headAvatar).append(chatAvatar(chat, 'md', false));
     headName.textContent = chatTitle(chat);
+    const muted = isMuted(chat);
+    headMuted.hidden = !muted;
+    headMuted.title = muted ? mutedText(chat.mutedUntil) : '';
+    headMuted.setAttribute('aria-label', headMuted.title || 'Not muted');
     const typing = typingUsers(chatId);
     headSub.classList.toggle('typing', typing.length > 0);
     if (typing.length) {
@@ -267,6 +293,8 @@ export function conversation({ onBack, onInfo, onMessageInfo }) {
   on('older', (id) => { if (id === chatId) topLoader.hidden = !box(id).loadingOlder; });
   on('typing', (id) => { if (id === chatId) renderHead(); });
   on('presence', () => { if (chatId != null) renderHead(); });
+  // A mute runs out on its own.
+  setInterval(() => { if (chatId != null) renderHead(); }, 60000);
   on('chat', (id) => { if (id === chatId) schedule(); });
   on('progress', (cid) => {
     const p = state.outbox.find((x) => x.clientId === cid);

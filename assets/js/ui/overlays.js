@@ -17,7 +17,8 @@ export function pushClose(fn) {
 }
 
 /**
- * A popup menu at an element or a point. items: [{label, icon, onSelect, danger, testid}].
+ * A popup menu at an element or a point. items: [{label, icon, onSelect, danger, testid, sub}]
+ * (`sub`: a second, smaller line under the label, e.g. a setting's current state).
  */
 export function popupMenu(anchor, items, { align = 'right' } = {}) {
   closeMenus();
@@ -35,7 +36,7 @@ export function popupMenu(anchor, items, { align = 'right' } = {}) {
     menu.append(h(`button.menu-item${it.danger ? '.danger' : ''}`, {
       type: 'button', role: 'menuitem', 'data-testid': it.testid,
       onclick: (e) => { e.stopPropagation(); close(); it.onSelect(); },
-    }, it.icon ? icon(it.icon) : null, h('span', it.label)));
+    }, it.icon ? icon(it.icon) : null, it.sub ? h('span.menu-text', h('span', it.label), h('span.menu-sub', it.sub)) : h('span', it.label)));
   }
   menu.addEventListener('keydown', (e) => {
     const btns = [...menu.querySelectorAll('button')];

@@ -4,7 +4,7 @@ import { h, clear, reconcile, scheduler } from './dom.js';
 import { icon, tick } from './icons.js';
 import { avatar, chatAvatar, chatPreviewNodes, iconButton, previewOf, statusOf } from './common.js';
 import { fmtListTime, firstName } from '../util.js';
-import { state, on, sortedChats, chatTitle, typingUsers, userOf, otherUserId } from '../store.js';
+import { state, on, sortedChats, chatTitle, typingUsers, userOf, otherUserId, isMuted } from '../store.js';
 
 export function sidebar({ onOpen, onNewChat, onNewGroup, onMenu, onProfile }) {
   const meAvatar = h('button.me-btn', { type: 'button', 'aria-label': 'Profile', title: 'Profile', onclick: onProfile });
@@ -22,7 +22,9 @@ export function sidebar({ onOpen, onNewChat, onNewGroup, onMenu, onProfile }) {
     menuBtn);
   const searchBox = h('div.search-box', icon('search', 'search-icon'), search);
   const drawerHost = h('div.drawer-host');
-  const el = h('aside.sidebar', { 'aria-label': 'Chats' }, head, searchBox, list, drawerHost);
+  // Offers above the list (the notifications prompt); the app fills it.
+  const notices = h('div.side-notices');
+  const el = h('aside.sidebar', { 'aria-label': 'Chats' }, head, searchBox, notices, list, drawerHost);
 
   let filter = '';
   search.addEventListener('input', () => { filter = search.value.trim().toLowerCase(); render(); });
@@ -53,7 +55,7 @@ export function sidebar({ onOpen, onNewChat, onNewGroup, onMenu, onProfile }) {
     return JSON.stringify([chatTitle(c), c.groupAvatar, other?.online, other?.avatarUrl, c.unreadCount,
       c.lastMessage && [c.lastMessage.id, previewOf(c.lastMessage).text, c.lastMessage.isDeleted, statusOf(c.lastMessage), userOf(c.lastMessage.senderId).name],
       pending && [pending.clientId, pending.state], typing, state.openChatId === c.id,
-      typing.length ? '' : fmtListTime(pending?.createdAt || c.lastMessage?.createdAt || c.createdAt)]);
+      typing.length ? '' : fmtListTime(pending?.createdAt || c.lastMessage?.createdAt || c.createdAt), isMuted(c)]);
   }
 
   function row(c) {
@@ -68,8 +70,14 @@ export function sidebar({ onOpen, onNewChat, onNewGroup, onMenu, onProfile }) {
       preview = [h('span.typing-text', who)];
     } else preview = chatPreviewNodes(c, pending);
     const time = fmtListTime(last?.createdAt || c.createdAt);
-    const label = `${name}${unread ? `, ${unread} unread message${unread > 1 ? 's' : ''}` : ''}`;
-    return h(`button.chat-row${state.openChatId === c.id ? '.active' : ''}${unread ? '.unread' : ''}`, {
+    const muted = isMuted(c);
+    const label = `${name}${muted ? ', muted' : ''}${unread ? `, ${unread} unread message${unread > 1 ? 's' : ''}` : ''}`;
+    let mutedIcon = null;
+    if (muted) {
+      mutedIcon = icon('bellOff', 'row-muted');
+      mutedIcon.setAttribute('data-testid', 'muted-icon');
+    }
+    return h(`button.chat-row${state.openChatId === c.id ? '.active' : ''}${unread ? '.unread' : ''}${muted ? '.muted' : ''}`, {
       type: 'button', role: 'listitem', 'data-testid': 'chat-row', 'data-chat-id': c.id, 'data-title': name,
       'aria-label': label, 'aria-current': state.openChatId === c.id ? 'true' : null,
       onclick: () => onOpen(c.id),
@@ -77,7 +85,7 @@ export function sidebar({ onOpen, onNewChat, onNewGroup, onMenu, onProfile }) {
     chatAvatar(c, 'md', true),
     h('span.row-body',
       h('span.row-top', h('span.row-name', name), h('span.row-time', time)),
-      h('span.row-bottom', h('span.row-preview', preview),
+      h('span.row-bottom', h('span.row-preview', preview), mutedIcon,
         unread ? h('span.badge', { 'data-testid': 'unread-badge', 'aria-hidden': 'true' }, unread > 999 ? '999+' : String(unread)) : null)));
   }
 
@@ -129,7 +137,7 @@ export function sidebar({ onOpen, onNewChat, onNewGroup, onMenu, onProfile }) {
   // Relative times ("Yesterday") change at midnight.
   setInterval(schedule, 60000);
 
-  return { el, drawerHost, render: schedule, focusSearch: () => { search.focus(); search.select(); } };
+  return { el, drawerHost, notices, render: schedule, focusSearch: () => { search.focus(); search.select(); } };
 }
 
 export { tick };
