@@ -52,6 +52,25 @@ fn direct_smoke() {
 }
 
 #[test]
+fn direct_over_socketio_smoke() {
+    let r = bench(&[
+        "direct",
+        "--users",
+        "4",
+        "--window",
+        "8",
+        "--seconds",
+        "2",
+        "--transport",
+        "socketio",
+    ]);
+    assert!(r["sent"].as_u64().unwrap() > 0, "{r}");
+    assert_eq!(r["delivered"], r["sent"], "{r}");
+    assert_eq!(r["extra"]["transport"], "socketio", "{r}");
+    assert!(r["extra"]["serverCpuMsPerMsg"].as_f64().is_some(), "{r}");
+}
+
+#[test]
 fn direct_at_a_rate_smoke() {
     let r = bench(&[
         "direct",

@@ -13,8 +13,9 @@ use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::load::{collect, connect_all, drain, read_loop, send_loop, Pace};
+use super::load::{collect, connect_all_with, connect_with, drain, read_loop, send_loop, Pace};
 use super::server::{Api, Target};
+use super::sio::Transport;
 use super::{BenchArgs, Progress, Report};
 
 /// Runs the scenario into `report`.
@@ -51,13 +52,13 @@ pub async fn run(
         .collect();
     progress.set_stage("connecting");
     let sockets = if bases.len() == 1 {
-        connect_all(&api.base, &users, 32).await?
+        connect_all_with(args.transport, &api.base, &users, 32).await?
     } else {
         let nodes = bases.len();
         futures_util::stream::iter(users.iter().enumerate())
             .map(|(i, u)| {
                 let base = bases[(i / 2 + i % 2) % nodes].clone();
-                async move { super::server::connect(&base, &u.token).await }
+                async move { connect_with(args.transport, &base, &u.token).await }
             })
             .buffered(32)
             .collect::<Vec<_>>()
@@ -89,6 +90,13 @@ pub async fn run(
                 (Pace::Window(w.clone()), Some(w))
             }
         };
+        let (pong_tx, pong_rx) = match args.transport {
+            Transport::Ws => (None, None),
+            Transport::Socketio => {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                (Some(tx), Some(rx))
+            }
+        };
         readers.push(tokio::spawn(read_loop(
             stream,
             user.id,
@@ -96,6 +104,7 @@ pub async fn run(
             window,
             progress.clone(),
             finish.clone(),
+            (args.transport, pong_tx),
         )));
         senders.push(tokio::spawn(send_loop(
             sink,
@@ -105,6 +114,7 @@ pub async fn run(
             budget.clone(),
             progress.clone(),
             stop.clone(),
+            (args.transport, pong_rx),
         )));
     }
     let all = futures_util::future::join_all(senders);
@@ -203,7 +213,20 @@ pub async fn run(
             "serverCpuPct",
             100.0 * (b - a).as_secs_f64() / elapsed.as_secs_f64(),
         );
+        if acked > 0 {
+            report.put(
+                "serverCpuMsPerMsg",
+                (b - a).as_secs_f64() * 1000.0 / acked as f64,
+            );
+        }
     }
+    report.put(
+        "transport",
+        match args.transport {
+            Transport::Ws => "ws",
+            Transport::Socketio => "socketio",
+        },
+    );
     report.rss_bytes = target.rss();
     report.connections = Some(n as u64);
     if !peers.is_empty() {

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::load::{collect, connect_all, drain, read_loop, send_loop, Pace};
 use super::server::{Api, Target};
+use super::sio::Transport;
 use super::{BenchArgs, Percentiles, Progress, Report};
 
 /// Runs the scenario into `report`.
@@ -59,6 +60,7 @@ pub async fn run(
             None,
             progress.clone(),
             finish.clone(),
+            (Transport::Ws, None),
         )));
         if i < senders {
             let offset = every.mul_f64(i as f64 / senders as f64);
@@ -70,6 +72,7 @@ pub async fn run(
                 budget.clone(),
                 progress.clone(),
                 stop.clone(),
+                (Transport::Ws, None),
             )));
         } else {
             idle_sinks.push(sink);

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::load::read_loop;
 use super::server::{connect, raise_fd_limit, Api, Target};
+use super::sio::Transport;
 use super::{micros_since, BenchArgs, Progress, Report};
 
 /// Runs the scenario into `report`.
@@ -66,6 +67,7 @@ pub async fn run(
             None,
             progress.clone(),
             finish.clone(),
+            (Transport::Ws, None),
         )));
         sinks.push(sink);
         owners.push(user.id);

@@ -16,7 +16,11 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_util::sync::CancellationToken;
 
 use super::server::{classify, Frame, Ws};
+use super::sio::{self, Transport};
 use super::{micros_since, Progress};
+
+/// Frames the reader asks the sender to write (Socket.IO pongs).
+pub type Pongs = tokio::sync::mpsc::UnboundedSender<()>;
 
 /// What one connection saw.
 #[derive(Default)]
@@ -37,7 +41,9 @@ pub async fn read_loop(
     window: Option<Arc<Semaphore>>,
     progress: Arc<Progress>,
     finish: CancellationToken,
+    transport: (Transport, Option<Pongs>),
 ) -> Inbox {
+    let (transport, pongs) = transport;
     let mut inbox = Inbox::default();
     let note = |inbox: &mut Inbox, e: String| {
         if inbox.errors.len() < 5 {
@@ -51,7 +57,7 @@ pub async fn read_loop(
             _ = finish.cancelled() => break,
         };
         match msg {
-            Some(Ok(WsMessage::Text(t))) => match classify(t.as_str()) {
+            Some(Ok(WsMessage::Text(t))) => match frame_of(transport, t.as_str(), pongs.as_ref()) {
                 Frame::New {
                     id,
                     sender,
@@ -91,6 +97,20 @@ pub async fn read_loop(
     inbox
 }
 
+/// Classifies a frame of `transport`; a Socket.IO ping is answered
+/// through `pongs`.
+fn frame_of(transport: Transport, text: &str, pongs: Option<&Pongs>) -> Frame {
+    match transport {
+        Transport::Ws => classify(text),
+        Transport::Socketio => sio::classify(text).unwrap_or_else(|| {
+            if let Some(p) = pongs {
+                let _ = p.send(());
+            }
+            Frame::Other
+        }),
+    }
+}
+
 /// How a sender paces itself.
 #[derive(Clone)]
 pub enum Pace {
@@ -102,6 +122,7 @@ pub enum Pace {
 
 /// Sends to `chat` until `stop` or the shared `budget` runs out; returns the
 /// sink (kept open until the readers finish) and the number sent.
+#[allow(clippy::too_many_arguments)] // the run's shared pieces, as at every call site
 pub async fn send_loop(
     mut sink: SplitSink<Ws, WsMessage>,
     chat: i64,
@@ -110,7 +131,9 @@ pub async fn send_loop(
     budget: Arc<AtomicI64>,
     progress: Arc<Progress>,
     stop: CancellationToken,
+    transport: (Transport, Option<tokio::sync::mpsc::UnboundedReceiver<()>>),
 ) -> (SplitSink<Ws, WsMessage>, u64, Option<String>) {
+    let (transport, mut pongs) = transport;
     let mut ack = 0u64;
     let mut tick = match &pace {
         Pace::Every(every, offset) => {
@@ -121,12 +144,19 @@ pub async fn send_loop(
         Pace::Window(_) => None,
     };
     loop {
-        match (&pace, tick.as_mut()) {
+        let pong = async {
+            match pongs.as_mut() {
+                Some(p) => p.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let ponged = match (&pace, tick.as_mut()) {
             (Pace::Window(w), _) => {
                 tokio::select! {
                     _ = stop.cancelled() => break,
+                    Some(()) = pong => true,
                     p = w.acquire() => match p {
-                        Ok(p) => p.forget(),
+                        Ok(p) => { p.forget(); false },
                         Err(_) => break,
                     },
                 }
@@ -134,19 +164,29 @@ pub async fn send_loop(
             (_, Some(t)) => {
                 tokio::select! {
                     _ = stop.cancelled() => break,
-                    _ = t.tick() => {}
+                    Some(()) = pong => true,
+                    _ = t.tick() => false,
                 }
             }
             _ => break,
+        };
+        if ponged {
+            if let Err(e) = sink.send(WsMessage::Text(sio::PONG.into())).await {
+                return (sink, ack, Some(format!("pong failed: {e}")));
+            }
+            continue;
         }
         if budget.fetch_sub(1, Ordering::Relaxed) <= 0 {
             break;
         }
         ack += 1;
-        let text = format!(
-            r#"{{"event":"message:send","data":{{"chatId":{chat},"messageType":"TEXT","content":"{}","clientId":"b{ack}"}},"ack":{ack}}}"#,
-            micros_since(base)
-        );
+        let text = match transport {
+            Transport::Ws => format!(
+                r#"{{"event":"message:send","data":{{"chatId":{chat},"messageType":"TEXT","content":"{}","clientId":"b{ack}"}},"ack":{ack}}}"#,
+                micros_since(base)
+            ),
+            Transport::Socketio => sio::send_frame(chat, micros_since(base), ack),
+        };
         if let Err(e) = sink.send(WsMessage::Text(text.into())).await {
             return (sink, ack - 1, Some(format!("send failed: {e}")));
         }
@@ -265,11 +305,33 @@ pub async fn connect_all(
     users: &[super::server::User],
     concurrency: usize,
 ) -> anyhow::Result<Vec<(Ws, i64)>> {
+    connect_all_with(Transport::Ws, base, users, concurrency).await
+}
+
+/// [`connect_all`] over `transport`.
+pub async fn connect_all_with(
+    transport: Transport,
+    base: &str,
+    users: &[super::server::User],
+    concurrency: usize,
+) -> anyhow::Result<Vec<(Ws, i64)>> {
     futures_util::stream::iter(users.iter())
-        .map(|u| super::server::connect(base, &u.token))
+        .map(|u| connect_with(transport, base, &u.token))
         .buffered(concurrency)
         .collect::<Vec<_>>()
         .await
         .into_iter()
         .collect()
+}
+
+/// Opens one socket for `token` over `transport` and waits for `ready`.
+pub async fn connect_with(
+    transport: Transport,
+    base: &str,
+    token: &str,
+) -> anyhow::Result<(Ws, i64)> {
+    match transport {
+        Transport::Ws => super::server::connect(base, token).await,
+        Transport::Socketio => sio::connect(base, token).await,
+    }
 }

@@ -13,6 +13,7 @@ mod history;
 mod idle;
 mod load;
 pub mod server;
+mod sio;
 mod startup;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -82,6 +83,16 @@ pub struct BenchArgs {
     /// direct: sends in flight per sender in closed loop.
     #[arg(long, default_value_t = 8)]
     pub window: usize,
+
+    /// direct: the endpoint the clients use: `ws` (`/ws`) or `socketio`
+    /// (`/socket.io/`, Engine.IO v4 over WebSocket).
+    #[arg(long, value_enum, default_value_t = sio::Transport::Ws)]
+    pub transport: sio::Transport,
+
+    /// Start this natter binary as the server instead of this one (to
+    /// measure another build with this load generator; ignored with --url).
+    #[arg(long, value_name = "PATH")]
+    pub server_bin: Option<std::path::PathBuf>,
 
     /// history: chats the seeded messages are spread over.
     #[arg(long, default_value_t = 20)]
@@ -310,6 +321,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "bench --database takes a postgres:// URL (SQLite is the default)"
         );
         server::set_database(db.clone());
+    }
+    if let Some(bin) = &args.server_bin {
+        anyhow::ensure!(
+            bin.is_file(),
+            "--server-bin {} is not a file",
+            bin.display()
+        );
+        server::set_server_bin(bin.clone());
     }
     if args.nodes > 1 {
         anyhow::ensure!(

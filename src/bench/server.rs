@@ -77,6 +77,14 @@ pub fn set_bus(url: String) {
     let _ = BUS.set(url);
 }
 
+/// `bench --server-bin`: the binary started servers run.
+static SERVER_BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Makes every server this bench starts run `bin` instead of this binary.
+pub fn set_server_bin(bin: PathBuf) {
+    let _ = SERVER_BIN.set(bin);
+}
+
 /// The PostgreSQL store of this bench run, if any.
 pub fn database() -> Option<&'static str> {
     DATABASE.get().map(String::as_str)
@@ -104,7 +112,10 @@ impl Target {
 
     /// Starts `natter serve --port 0` on `dir` and waits for its listening line.
     pub fn spawn(dir: &Path, durability: Durability) -> anyhow::Result<Target> {
-        let exe = std::env::current_exe().context("cannot find the natter binary")?;
+        let exe = match SERVER_BIN.get() {
+            Some(bin) => bin.clone(),
+            None => std::env::current_exe().context("cannot find the natter binary")?,
+        };
         let durability = match durability {
             Durability::Normal => "normal",
             Durability::Full => "full",
@@ -461,7 +472,7 @@ pub enum Frame {
     Other,
 }
 
-fn number_after(text: &str, key: &str) -> Option<i64> {
+pub(crate) fn number_after(text: &str, key: &str) -> Option<i64> {
     let start = text.find(key)? + key.len();
     let digits: String = text[start..]
         .chars()

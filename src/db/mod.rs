@@ -214,6 +214,19 @@ impl Db {
         self.writer.write(f).await
     }
 
+    /// Queues `f` in the writer; resolves once queued, to the future of its
+    /// commit (see [`Writer::submit`]).
+    async fn submit<T, F>(
+        &self,
+        f: F,
+    ) -> AppResult<impl std::future::Future<Output = AppResult<T>> + Send + 'static>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Conn<'_>) -> AppResult<T> + Send + 'static,
+    {
+        self.writer.submit(f).await
+    }
+
     /// For `/metrics`: the highest message id ever stored and the bytes
     /// the database takes (SQLite: file plus WAL; PostgreSQL: the database).
     pub async fn stats(&self) -> AppResult<(i64, u64)> {

@@ -90,6 +90,57 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Conn<'_>) -> AppResult<T> + Send + 'static,
     {
+        self.submit(f).await?.await
+    }
+
+    /// Queues `f` for the next batch and resolves once it is queued (ops
+    /// queued one after another run, and commit, in that order); the
+    /// returned future resolves after its batch committed. Dropping that
+    /// future does not cancel the op.
+    pub async fn submit<T, F>(
+        &self,
+        f: F,
+    ) -> AppResult<impl std::future::Future<Output = AppResult<T>> + Send + 'static>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Conn<'_>) -> AppResult<T> + Send + 'static,
+    {
+        Ok(self.slot().await?.submit(f))
+    }
+
+    /// Waits for room in the writer's queue (back-pressure); the slot then
+    /// queues one op without waiting.
+    pub async fn slot(&self) -> AppResult<Slot<'_>> {
+        self.tx
+            .reserve()
+            .await
+            .map(Slot)
+            .map_err(|_| AppError::Internal(anyhow::anyhow!("the writer has stopped")))
+    }
+
+    /// Commits what is queued, lets the connection say its last words
+    /// (SQLite checkpoints the WAL) and stops the thread.
+    pub async fn shutdown(&self) {
+        let (done_tx, done_rx) = oneshot::channel();
+        if self.tx.send(Msg::Shutdown(done_tx)).await.is_ok() {
+            let _ = done_rx.await;
+        }
+    }
+}
+
+/// Room for one op in the writer's queue (see [`Writer::slot`]).
+pub struct Slot<'a>(mpsc::Permit<'a, Msg>);
+
+impl Slot<'_> {
+    /// Queues `f` now; the future resolves after its batch committed.
+    pub fn submit<T, F>(
+        self,
+        f: F,
+    ) -> impl std::future::Future<Output = AppResult<T>> + Send + 'static
+    where
+        T: Send + 'static,
+        F: FnOnce(&Conn<'_>) -> AppResult<T> + Send + 'static,
+    {
         let (reply_tx, reply_rx) = oneshot::channel::<AppResult<T>>();
         let job: Job = Box::new(move |conn| {
             let result = match conn {
@@ -117,21 +168,11 @@ impl Writer {
             });
             (ok, completion)
         });
-        self.tx
-            .send(Msg::Job(job))
-            .await
-            .map_err(|_| AppError::Internal(anyhow::anyhow!("the writer has stopped")))?;
-        reply_rx
-            .await
-            .map_err(|_| AppError::Internal(anyhow::anyhow!("write op panicked")))?
-    }
-
-    /// Commits what is queued, lets the connection say its last words
-    /// (SQLite checkpoints the WAL) and stops the thread.
-    pub async fn shutdown(&self) {
-        let (done_tx, done_rx) = oneshot::channel();
-        if self.tx.send(Msg::Shutdown(done_tx)).await.is_ok() {
-            let _ = done_rx.await;
+        self.0.send(Msg::Job(job));
+        async move {
+            reply_rx
+                .await
+                .map_err(|_| AppError::Internal(anyhow::anyhow!("write op panicked")))?
         }
     }
 }

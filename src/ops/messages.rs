@@ -154,8 +154,25 @@ pub async fn send(
     state: &AppState,
     caller: UserId,
     chat: ChatId,
-    mut input: SendMessage,
+    input: SendMessage,
 ) -> AppResult<Sent> {
+    submit(state, caller, chat, input).await?.await
+}
+
+/// What [`submit`] resolves to: the send's commit and publish.
+pub type Submitted = db::store::messages::BoxFuture<AppResult<Sent>>;
+
+/// [`send`] in two steps, for pipelined sends: validates, applies the rate
+/// limit and queues the send in the writer, then resolves (sends submitted
+/// one after another get ids in that order). The returned future waits for
+/// the COMMIT and publishes `message:new`; it resolves only after the
+/// message is durable.
+pub async fn submit(
+    state: &AppState,
+    caller: UserId,
+    chat: ChatId,
+    mut input: SendMessage,
+) -> AppResult<Submitted> {
     let (content, client_id) = match validate(&mut input) {
         Ok(valid) => valid,
         // Someone outside the chat learns nothing from the body's problems:
@@ -166,31 +183,35 @@ pub async fn send(
         }
     };
     state.limits().send(caller)?;
-    let db::store::messages::Stored {
-        message,
-        members,
-        created,
-        receipts_changed,
-    } = state
+    let stored = state
         .db()
-        .send_message(caller, chat, input, content, client_id)
+        .submit_message(caller, chat, input, content, client_id)
         .await?;
-    crate::ops::receipts::send_status(state, receipts_changed);
-    if created {
-        state.metrics().message_sent();
-        let mut event = Published::new(MESSAGE_NEW, &message);
-        event.delivery = Some(Delivery {
-            chat_id: chat,
-            message_id: message.id,
-            sender_id: caller,
-        });
-        state.bus().publish(state.hub(), &Arc::new(event), &members);
-        if let Some(pusher) = state.pusher() {
-            pusher.message_sent(state, &message, &members);
+    let state = state.clone();
+    Ok(Box::pin(async move {
+        let db::store::messages::Stored {
+            message,
+            members,
+            created,
+            receipts_changed,
+        } = stored.await?;
+        crate::ops::receipts::send_status(&state, receipts_changed);
+        if created {
+            state.metrics().message_sent();
+            let mut event = Published::new(MESSAGE_NEW, &message);
+            event.delivery = Some(Delivery {
+                chat_id: chat,
+                message_id: message.id,
+                sender_id: caller,
+            });
+            state.bus().publish(state.hub(), &Arc::new(event), &members);
+            if let Some(pusher) = state.pusher() {
+                pusher.message_sent(&state, &message, &members);
+            }
+            crate::previews::message_stored(&state, &message);
         }
-        crate::previews::message_stored(state, &message);
-    }
-    Ok(Sent { message, created })
+        Ok(Sent { message, created })
+    }))
 }
 
 /// A page of history for a member; fetching counts as delivery.

@@ -12,6 +12,7 @@ pub mod bus;
 pub mod frames;
 pub mod gate;
 pub mod hub;
+pub mod pipeline;
 pub mod socketio;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -39,6 +40,7 @@ use crate::model::{ChatId, UserId};
 use crate::ops;
 use crate::realtime::frames::*;
 use crate::realtime::hub::ConnRx;
+use crate::realtime::pipeline::Pipeline;
 use crate::state::{AppState, WeakState};
 
 /// Largest accepted client frame.
@@ -175,6 +177,17 @@ async fn run(state: AppState, user: UserId, socket: WebSocket) {
             drop(writing);
         }
     });
+    // Frames are started in order and answered in order (see `pipeline`);
+    // the answers go to the writer.
+    let (pipeline, answers) = Pipeline::spawn(move |tag: Reply, result| {
+        let reply_tx = reply_tx.clone();
+        async move {
+            match tag.answer(result) {
+                Some(text) => reply_tx.send(text).await.is_ok(),
+                None => true,
+            }
+        }
+    });
 
     loop {
         let next = tokio::select! {
@@ -183,25 +196,50 @@ async fn run(state: AppState, user: UserId, socket: WebSocket) {
         };
         let Some(Ok(msg)) = next else { break };
         last_heard.store(now_secs(), Ordering::Relaxed);
-        match msg {
+        let pushed = match msg {
             WsMessage::Text(text) => {
-                if let Some(reply) = handle_frame(&state, user, conn_id, text.as_str()).await {
-                    if reply_tx.send(reply).await.is_err() {
-                        break;
-                    }
-                }
+                handle_frame(&state, &pipeline, user, conn_id, text.as_str()).await
             }
             WsMessage::Binary(_) => {
                 let e = AppError::invalid("frame", "frames must be JSON text");
-                let _ = reply_tx.send(frame(ERROR, &e.body(), None)).await;
+                let reply = Reply::Frame(frame(ERROR, &e.body(), None));
+                pipeline.push_ready(reply, Ok(Value::Null)).await
             }
             WsMessage::Close(_) => break,
-            WsMessage::Ping(_) | WsMessage::Pong(_) => {}
+            WsMessage::Ping(_) | WsMessage::Pong(_) => true,
+        };
+        if !pushed {
+            break;
         }
     }
-    drop(reply_tx);
+    // Started sends still get their answers while the socket is open.
+    drop(pipeline);
     disconnected(&state, user, conn_id);
+    let _ = answers.await;
     let _ = writer.await;
+}
+
+/// How a frame is answered.
+enum Reply {
+    /// With the result: an `ack` frame when the client asked for one (`ack`
+    /// number), an `error` frame on failure.
+    Ack(Option<u64>),
+    /// With this frame, whatever the result (a frame that could not be read).
+    Frame(String),
+}
+
+impl Reply {
+    fn answer(self, result: AppResult<Value>) -> Option<String> {
+        match (self, result) {
+            (Reply::Frame(text), _) => Some(text),
+            (Reply::Ack(Some(n)), Ok(value)) => Some(frame(ACK, &value, Some(n))),
+            (Reply::Ack(None), Ok(_)) => None,
+            (Reply::Ack(ack), Err(e)) => {
+                e.log();
+                Some(frame(ERROR, &e.body(), ack))
+            }
+        }
+    }
 }
 
 async fn write_loop(
@@ -360,7 +398,7 @@ struct Typing {
 /// `message:send` data: the REST body plus `chatId`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct WsSend {
+pub(crate) struct WsSend {
     chat_id: ChatId,
     #[serde(flatten)]
     body: ops::messages::SendMessage,
@@ -384,24 +422,24 @@ struct WsPlayed {
     body: ops::voice::MarkPlayed,
 }
 
-/// Handles one text frame; returns the reply frame, if any.
-async fn handle_frame(state: &AppState, user: UserId, conn: u64, text: &str) -> Option<String> {
+/// Starts one text frame in the pipeline; `false` when the connection's
+/// answers can no longer be written.
+async fn handle_frame(
+    state: &AppState,
+    pipeline: &Pipeline<Reply>,
+    user: UserId,
+    conn: u64,
+    text: &str,
+) -> bool {
     let parsed: Result<ClientFrame, _> = serde_json::from_str(text);
     let Ok(client) = parsed else {
-        return Some(malformed_frame_error(text));
+        let reply = Reply::Frame(malformed_frame_error(text));
+        return pipeline.push_ready(reply, Ok(Value::Null)).await;
     };
-    let ack = client.ack;
     let data = client.data.as_deref().map_or("{}", |d| d.get());
     let data = if data == "null" { "{}" } else { data };
-    let result = dispatch(state, user, conn, &client.event, data).await;
-    match (result, ack) {
-        (Ok(value), Some(n)) => Some(frame(ACK, &value, Some(n))),
-        (Ok(_), None) => None,
-        (Err(e), ack) => {
-            e.log();
-            Some(frame(ERROR, &e.body(), ack))
-        }
-    }
+    let started = pipeline::start(state, user, conn, &client.event, data);
+    pipeline.push(Reply::Ack(client.ack), started).await
 }
 
 /// The `error` reply to a frame that is not `{event, data?, ack?}`: it names

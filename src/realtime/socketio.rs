@@ -5,7 +5,7 @@
 //!
 //! It is one more kind of connection of the same [`Hub`](super::hub::Hub),
 //! not a second hub: events reach socket.io and `/ws` connections alike,
-//! client events go through [`dispatch`] (the same `ops` as REST and `/ws`),
+//! client events go through [`super::dispatch`] (the same `ops` as REST and `/ws`),
 //! and presence, typing expiry and receipts need nothing of their own.
 //!
 //! Invariants:
@@ -14,9 +14,11 @@
 //!   request, and a missing or bad token. In front of it, [`super::gate`]
 //!   caps sessions that have not authenticated yet and checks the `Origin`
 //!   of every later request of a session.
-//! - Client events of one socket are handled one at a time, in arrival
-//!   order, as the `/ws` reader does: socketioxide spawns a task per event,
-//!   so [`Inbox`] queues them synchronously and one worker drains the queue.
+//! - Client events of one socket are started in arrival order and answered
+//!   in that order through the same [`pipeline`] as `/ws` (sends pipelined,
+//!   up to [`pipeline::MAX_IN_FLIGHT`] unanswered): socketioxide spawns a
+//!   task per event, so [`Inbox`] queues them synchronously and one worker
+//!   drains the queue.
 //! - `ready` is the first event a socket gets; `message:new` counts as
 //!   delivered to a recipient once it is queued on its socket.
 
@@ -43,15 +45,18 @@ use crate::model::UserId;
 use crate::realtime::frames::{Published, ERROR, READY};
 use crate::realtime::gate;
 use crate::realtime::hub::{ConnId, ConnRx, QUEUE_LEN};
+use crate::realtime::pipeline::{self, Pipeline};
 use crate::realtime::{
-    disconnected, dispatch, origin_allowed, peer_of, WsQuery, IDLE_TIMEOUT, MAX_FRAME_BYTES,
-    PING_EVERY, WRITE_TIMEOUT,
+    disconnected, origin_allowed, peer_of, WsQuery, IDLE_TIMEOUT, MAX_FRAME_BYTES, PING_EVERY,
+    WRITE_TIMEOUT,
 };
 use crate::state::AppState;
 
-/// Client events queued for one socket before it counts as flooding (the
-/// `/ws` reader's backpressure, which socket.io's push model cannot give).
-const INBOX_LEN: usize = 64;
+/// Client events queued for one socket, behind the ones in flight in its
+/// pipeline, before it counts as flooding (the `/ws` reader's
+/// back-pressure, which socket.io's push model cannot give: socketioxide
+/// hands over every event of a read at once).
+const INBOX_LEN: usize = 256;
 /// Pause before retrying an emit into a full engine.io buffer.
 const FULL_RETRY: Duration = Duration::from_millis(10);
 
@@ -270,8 +275,8 @@ fn disconnect(socket: SocketRef) {
     });
 }
 
-/// Runs the client's events through [`dispatch`], one at a time, and
-/// answers each like `/ws` does.
+/// Runs the client's events through the [`pipeline`] in arrival order
+/// (sends pipelined, answers in order) and answers each like `/ws` does.
 async fn serve_inbox(
     state: AppState,
     socket: SocketRef,
@@ -280,6 +285,13 @@ async fn serve_inbox(
     mut inbox: mpsc::Receiver<Incoming>,
     closed: CancellationToken,
 ) {
+    let (pipeline, answers) = Pipeline::spawn({
+        let socket = socket.clone();
+        move |ack: Option<AckSender>, result| {
+            reply(&socket, ack, result);
+            std::future::ready(true)
+        }
+    });
     loop {
         let next = tokio::select! {
             biased;
@@ -289,22 +301,27 @@ async fn serve_inbox(
         let Some(Incoming { event, data, ack }) = next else {
             break;
         };
-        let result = match event {
+        let pushed = match event {
             Ok(event) => {
                 // No argument (or `null`) is an empty object, as on `/ws`.
                 let data = match data {
                     Ok(Value::Null) | Err(_) => "{}".to_string(),
                     Ok(value) => value.to_string(),
                 };
-                dispatch(&state, user, conn, &event, &data).await
+                let started = pipeline::start(&state, user, conn, &event, &data);
+                pipeline.push(ack, started).await
             }
-            Err(_) => Err(AppError::invalid(
-                "event",
-                "the event name must be a string",
-            )),
+            Err(_) => {
+                let e = AppError::invalid("event", "the event name must be a string");
+                pipeline.push_ready(ack, Err(e)).await
+            }
         };
-        reply(&socket, ack, result);
+        if !pushed {
+            break;
+        }
     }
+    drop(pipeline);
+    let _ = answers.await;
 }
 
 /// Answers one client event: the callback gets the ack data, or

@@ -18,6 +18,7 @@ mod metrics;
 mod migrate_store;
 mod notes;
 mod openapi;
+mod pipeline;
 mod previews;
 mod push;
 mod realtime;

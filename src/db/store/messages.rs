@@ -20,6 +20,9 @@ pub struct Stored {
     pub receipts_changed: Vec<(UserId, StatusEvent)>,
 }
 
+/// A boxed future of a write's result.
+pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'static>>;
+
 /// A page of history, and the caller's delivered position before it.
 pub struct HistoryPage {
     pub items: Vec<Message>,
@@ -40,6 +43,23 @@ impl Db {
         content: Option<String>,
         client_id: Option<String>,
     ) -> AppResult<Stored> {
+        self.submit_message(caller, chat, input, content, client_id)
+            .await?
+            .await
+    }
+
+    /// [`Db::send_message`] in two steps: resolves once the send is queued
+    /// in the writer, to the future of its result after COMMIT. Sends
+    /// submitted one after another get ids in that order (a connection's
+    /// pipelined sends).
+    pub async fn submit_message(
+        &self,
+        caller: UserId,
+        chat: ChatId,
+        input: SendMessage,
+        content: Option<String>,
+        client_id: Option<String>,
+    ) -> AppResult<BoxFuture<AppResult<Stored>>> {
         if let Some(queue) = &self.sends {
             let plain = matches!(input.message_type, MessageType::Text | MessageType::Link)
                 && input.reply_to_id.is_none();
@@ -51,11 +71,21 @@ impl Db {
                     content,
                     client_id,
                 };
-                return self.send_combined(&queue.clone(), send).await;
+                let done = self.submit_combined(&queue.clone(), send).await?;
+                return Ok(Box::pin(done));
             }
+            // Written alone: later plain sends must not join a combined op
+            // queued before this one.
+            let slot = self.writer.slot().await?;
+            queue.seal();
+            let done =
+                slot.submit(move |c| send_message(c, caller, chat, &input, content, client_id));
+            return Ok(Box::pin(done));
         }
-        self.write(move |c| send_message(c, caller, chat, &input, content, client_id))
-            .await
+        let done = self
+            .submit(move |c| send_message(c, caller, chat, &input, content, client_id))
+            .await?;
+        Ok(Box::pin(done))
     }
 
     /// A page of history for a member (404 otherwise).

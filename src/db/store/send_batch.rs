@@ -41,48 +41,72 @@ pub(crate) struct Queued {
 
 type Reply = oneshot::Sender<AppResult<Stored>>;
 
+/// The sends of one combined op.
+type Batch = Arc<Mutex<Vec<(Queued, Reply)>>>;
+
 /// The sends waiting for the next combined op.
 #[derive(Default)]
 pub(crate) struct SendQueue {
-    items: Mutex<Vec<(Queued, Reply)>>,
+    /// The batch new plain sends join; its op is queued in the writer once
+    /// the batch has its first send.
+    current: Mutex<Batch>,
+}
+
+impl SendQueue {
+    /// Later plain sends start a new batch: called before a send is
+    /// written on its own, so that a connection's plain send queued after
+    /// it cannot join an op queued before it (ids follow send order).
+    pub(crate) fn seal(&self) {
+        let mut current = self.current.lock().expect("send queue");
+        if !current.lock().expect("send batch").is_empty() {
+            *current = Batch::default();
+        }
+    }
 }
 
 impl Db {
-    /// Queues a plain send for the combined op (PostgreSQL).
-    pub(super) async fn send_combined(
+    /// Queues a plain send for the combined op (PostgreSQL); resolves once
+    /// queued, to the future of its result after the op committed. Sends
+    /// queued one after another get ids in that order.
+    pub(super) async fn submit_combined(
         &self,
         queue: &Arc<SendQueue>,
         send: Queued,
-    ) -> AppResult<Stored> {
+    ) -> AppResult<impl std::future::Future<Output = AppResult<Stored>> + Send + 'static> {
+        // Room in the writer first: from here on nothing waits, so a
+        // dropped caller cannot leave a batch without its op.
+        let slot = self.writer.slot().await?;
         let (tx, rx) = oneshot::channel();
-        let first = {
-            let mut items = queue.items.lock().expect("send queue");
+        let replies: Arc<Mutex<Vec<Reply>>> = Arc::default();
+        let op = {
+            let current = queue.current.lock().expect("send queue");
+            let mut items = current.lock().expect("send batch");
             items.push((send, tx));
-            items.len() == 1
+            // The batch's first send queues its op, under the queue's lock:
+            // the writer gets ops in the order their first sends came.
+            (items.len() == 1).then(|| {
+                let op_batch = current.clone();
+                let slot_replies = replies.clone();
+                let done = slot.submit(move |c| {
+                    let items = std::mem::take(&mut *op_batch.lock().expect("send batch"));
+                    let (sends, txs): (Vec<_>, Vec<_>) = items.into_iter().unzip();
+                    *slot_replies.lock().expect("replies") = txs;
+                    write_all(c, &sends)
+                });
+                (done, current.clone())
+            })
         };
-        if first {
-            let db = self.clone();
-            let queue = queue.clone();
-            let op_queue = queue.clone();
-            // Its own task: the op must run even if this request is dropped.
+        if let Some((done, batch)) = op {
+            // Its own task: the answers must go out even if this request
+            // is dropped.
             tokio::spawn(async move {
-                let replies: Arc<Mutex<Vec<Reply>>> = Arc::default();
-                let slot = replies.clone();
-                let result = db
-                    .write(move |c| {
-                        let items =
-                            std::mem::take(&mut *op_queue.items.lock().expect("send queue"));
-                        let (sends, txs): (Vec<_>, Vec<_>) = items.into_iter().unzip();
-                        *slot.lock().expect("replies") = txs;
-                        write_all(c, &sends)
-                    })
-                    .await;
+                let result = done.await;
                 let mut txs = std::mem::take(&mut *replies.lock().expect("replies"));
                 if result.is_err() && txs.is_empty() {
                     // The op never ran (no database connection): the sends
                     // are still queued, and later ones wait on them; answer
                     // them all, so the next send starts a new op.
-                    let items = std::mem::take(&mut *queue.items.lock().expect("send queue"));
+                    let items = std::mem::take(&mut *batch.lock().expect("send batch"));
                     txs = items.into_iter().map(|(_, tx)| tx).collect();
                 }
                 match result {
@@ -105,8 +129,10 @@ impl Db {
                 }
             });
         }
-        rx.await
-            .map_err(|_| AppError::Internal(anyhow::anyhow!("combined send dropped")))?
+        Ok(async move {
+            rx.await
+                .map_err(|_| AppError::Internal(anyhow::anyhow!("combined send dropped")))?
+        })
     }
 }
 
