@@ -384,6 +384,16 @@ struct WsPlayed {
     body: ops::voice::MarkPlayed,
 }
 
+/// `message:react` data: `emoji: null` removes the reaction.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WsReact {
+    chat_id: ChatId,
+    message_id: crate::model::MessageId,
+    #[serde(default)]
+    emoji: Option<String>,
+}
+
 /// Handles one text frame; returns the reply frame, if any.
 async fn handle_frame(state: &AppState, user: UserId, conn: u64, text: &str) -> Option<String> {
     let parsed: Result<ClientFrame, _> = serde_json::from_str(text);
@@ -485,6 +495,16 @@ pub async fn dispatch(
             let WsPlayed { chat_id, body } = parse_json(data.as_bytes())?;
             let played = ops::voice::mark_played(state, user, chat_id, body).await?;
             Ok(serde_json::to_value(played).unwrap_or(Value::Null))
+        }
+        MESSAGE_REACT => {
+            let WsReact {
+                chat_id,
+                message_id,
+                emoji,
+            } = parse_json(data.as_bytes())?;
+            let message =
+                ops::reactions::react(state, user, chat_id, message_id, emoji.as_deref()).await?;
+            Ok(serde_json::to_value(message).unwrap_or(Value::Null))
         }
         other => Err(AppError::invalid(
             "event",

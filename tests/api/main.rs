@@ -20,6 +20,7 @@ mod notes;
 mod openapi;
 mod previews;
 mod push;
+mod reactions;
 mod realtime;
 mod receipts;
 mod s3;
