@@ -87,7 +87,9 @@ CREATE TABLE messages (
     waveform       TEXT,                         -- voice messages: amplitude bytes, base64
     played_by      TEXT,                         -- voice messages: JSON array of the user ids who played it (message_plays, denormalised)
     link_preview   TEXT,                         -- {url, title, description, siteName, imageUrl} as JSON, filled after the send
-    preview_upload_id INTEGER REFERENCES uploads(id) ON DELETE SET NULL -- the preview's thumbnail (readable by the chat's members)
+    preview_upload_id INTEGER REFERENCES uploads(id) ON DELETE SET NULL, -- the preview's thumbnail (readable by the chat's members)
+    reactions      TEXT,                         -- JSON [{emoji, count, userIds}] (message_reactions, denormalised)
+    is_forwarded   INTEGER NOT NULL DEFAULT 0    -- sent with forwardedFromId: a copy of another message
 );
 -- history pages, cursors and unread counts all walk one chat's ids
 CREATE INDEX messages_by_chat ON messages(chat_id, id);
@@ -107,6 +109,16 @@ CREATE TABLE hidden_messages (
     PRIMARY KEY (user_id, message_id)
 ) WITHOUT ROWID;
 CREATE INDEX hidden_by_message ON hidden_messages(message_id);
+
+-- Reactions (issue 19): one per member and message; a new one replaces it.
+CREATE TABLE message_reactions (
+    message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    chat_id    INTEGER NOT NULL,
+    emoji      TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (message_id, user_id)
+) WITHOUT ROWID;
 
 -- When a member's delivered/read position advanced: gives each message's
 -- deliveredAt/readAt per member without a row per (message, member).
@@ -128,7 +140,8 @@ CREATE TABLE events (
     kind       TEXT NOT NULL,                    -- message:new, message:updated, ...
     message_id INTEGER,
     user_id    INTEGER,                          -- set: only this user sees it (chat:new/chat:removed)
-    created_at INTEGER NOT NULL
+    created_at INTEGER NOT NULL,
+    data       TEXT                              -- payload of events not rebuilt from rows (message:reaction), JSON
 );
 CREATE INDEX events_by_chat ON events(chat_id, id) WHERE user_id IS NULL;
 CREATE INDEX events_by_user ON events(user_id, id) WHERE user_id IS NOT NULL;
@@ -155,4 +168,4 @@ CREATE TABLE message_plays (
     PRIMARY KEY (message_id, user_id)
 ) WITHOUT ROWID;
 
-PRAGMA user_version = 4;
+PRAGMA user_version = 5;

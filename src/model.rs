@@ -207,6 +207,24 @@ pub struct Message {
     /// `message:updated`); `null` until then, or when there is none.
     #[schema(required = true)]
     pub link_preview: Option<LinkPreview>,
+    /// Reactions, one group per emoji in order of first use (`[]` when
+    /// none; a deleted message loses its reactions).
+    pub reactions: Vec<Reaction>,
+    /// Sent with `forwardedFromId`: a copy of another message.
+    pub is_forwarded: bool,
+}
+
+/// The members who reacted to a message with one emoji.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Reaction {
+    /// One emoji grapheme.
+    pub emoji: String,
+    /// How many members reacted with it (`userIds.len()`).
+    pub count: usize,
+    /// Who, first reaction first.
+    #[schema(value_type = Vec<i64>)]
+    pub user_ids: Vec<UserId>,
 }
 
 /// A link preview: what the page at `url` says about itself. Plain text;

@@ -35,6 +35,7 @@ pub const TABLES: &[&str] = &[
     "hidden_messages",
     "receipt_marks",
     "message_plays",
+    "message_reactions",
     "events",
     "push_subscriptions",
 ];

@@ -19,7 +19,8 @@ pub const UPLOADS_PREFIX: &str = "/uploads/chat/";
 pub(crate) const MESSAGE_COLUMNS: &str = "m.id, m.chat_id, m.sender_id, m.content, m.message_type,
     m.file_url, m.file_name, m.file_size, m.file_mime_type, m.reply_to_id, m.client_id,
     m.is_edited, m.is_deleted, m.created_at, m.updated_at, up.thumb_name, up.width, up.height,
-    m.system, m.duration_ms, m.waveform, m.played_by, m.link_preview";
+    m.system, m.duration_ms, m.waveform, m.played_by, m.link_preview,
+    m.reactions, m.is_forwarded";
 
 const FROM: &str = "FROM messages m LEFT JOIN uploads up ON up.id = m.upload_id";
 
@@ -59,6 +60,11 @@ pub(crate) fn from_row(r: &Row<'_>) -> crate::db::sql::DbResult<Message> {
         link_preview: r
             .get::<_, Option<String>>(22)?
             .and_then(|j| serde_json::from_str(&j).ok()),
+        reactions: r
+            .get::<_, Option<String>>(23)?
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default(),
+        is_forwarded: r.get(24)?,
     })
 }
 
@@ -465,10 +471,12 @@ pub fn soft_delete(conn: &Conn, id: MessageId, now: i64) -> AppResult<()> {
         "UPDATE messages SET is_deleted = 1, content = NULL, upload_id = NULL, file_url = NULL,
              file_name = NULL, file_size = NULL, file_mime_type = NULL, updated_at = ?2,
              duration_ms = NULL, waveform = NULL, played_by = NULL, link_preview = NULL,
-             preview_upload_id = NULL
+             preview_upload_id = NULL, reactions = NULL
          WHERE id = ?1",
     )?
     .execute(params![id, now])?;
+    conn.prepare_cached("DELETE FROM message_reactions WHERE message_id = ?1")?
+        .execute([id])?;
     Ok(())
 }
 

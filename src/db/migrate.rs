@@ -19,7 +19,7 @@ use rusqlite::Connection;
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The version `schema.sql` sets.
-pub const CURRENT_VERSION: i64 = 4;
+pub const CURRENT_VERSION: i64 = 5;
 
 /// Steps from version N-1 to N, indexed by N-2 (the step to version 2 first).
 const STEPS: &[&str] = &[
@@ -51,7 +51,26 @@ const STEPS: &[&str] = &[
      CREATE INDEX push_by_user ON push_subscriptions(user_id);",
     // 4 (issue 20): voice messages and link previews.
     STEP_VOICE_AND_PREVIEWS,
+    // 5 (issue 19): reactions, forwarded messages.
+    STEP_REACTIONS_AND_FORWARDS,
 ];
+
+/// Step to version 5 (issue 19): reactions (one per member and message,
+/// denormalised as JSON on the message row like `played_by`), the
+/// forwarded flag, and a payload column for events that are not rebuilt
+/// from rows (`message:reaction`). Self-contained, so it can be renumbered.
+const STEP_REACTIONS_AND_FORWARDS: &str = "
+     ALTER TABLE messages ADD COLUMN reactions TEXT;
+     ALTER TABLE messages ADD COLUMN is_forwarded INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE events ADD COLUMN data TEXT;
+     CREATE TABLE message_reactions (
+         message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+         user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+         chat_id    INTEGER NOT NULL,
+         emoji      TEXT NOT NULL,
+         created_at INTEGER NOT NULL,
+         PRIMARY KEY (message_id, user_id)
+     ) WITHOUT ROWID;";
 
 /// Step to version 4 (issue 20): voice messages (duration, waveform, who
 /// played them) and link previews (the preview and its thumbnail upload).
@@ -327,7 +346,7 @@ mod tests {
         let v: i64 = old
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(v, 4);
+        assert_eq!(v, CURRENT_VERSION);
         let mut fresh = Connection::open_in_memory().unwrap();
         migrate(&mut fresh).unwrap();
         let shape = |c: &Connection| -> Vec<String> {
@@ -357,6 +376,67 @@ mod tests {
         old.execute_batch(
             "INSERT INTO message_plays (message_id, user_id, chat_id, played_at) VALUES (2, 2, 1, 3);
              UPDATE messages SET preview_upload_id = 1 WHERE id = 1;",
+        )
+        .unwrap();
+    }
+
+    /// A version-4 database with data gets step 5: the same schema as a
+    /// fresh one, messages not forwarded and without reactions, rows kept.
+    #[test]
+    fn version_4_database_migrates_to_5() {
+        let mut old = Connection::open_in_memory().unwrap();
+        old.execute_batch(include_str!("../../tests/fixtures/schema_v1.sql"))
+            .unwrap();
+        for step in &STEPS[..3] {
+            old.execute_batch(step).unwrap();
+        }
+        old.execute_batch(
+            "PRAGMA user_version = 4;
+             INSERT INTO users (email, email_norm, name, password_hash, created_at)
+                 VALUES ('a@x', 'a@x', 'Ana', 'h', 1), ('b@x', 'b@x', 'Bob', 'h', 1);
+             INSERT INTO chats (name, is_group, created_at, updated_at) VALUES (NULL, 0, 1, 1);
+             INSERT INTO chat_participants (chat_id, user_id, joined_at) VALUES (1, 1, 1), (1, 2, 1);
+             INSERT INTO messages (chat_id, sender_id, message_type, content, created_at, updated_at)
+                 VALUES (1, 1, 'TEXT', 'hello', 1, 1);
+             INSERT INTO events (chat_id, kind, message_id, user_id, created_at)
+                 VALUES (1, 'message:new', 1, NULL, 1);",
+        )
+        .unwrap();
+        migrate(&mut old).unwrap();
+        let v: i64 = old
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 5);
+        let mut fresh = Connection::open_in_memory().unwrap();
+        migrate(&mut fresh).unwrap();
+        let shape = |c: &Connection| -> Vec<String> {
+            let mut stmt = c
+                .prepare(
+                    "SELECT m.name || '.' || p.name || ':' || p.type || ':' || p.\"notnull\"
+                        FROM sqlite_master m, pragma_table_info(m.name) p WHERE m.type = 'table'
+                     UNION ALL SELECT 'index ' || name FROM sqlite_master WHERE type = 'index'
+                     ORDER BY 1",
+                )
+                .unwrap();
+            stmt.query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        assert_eq!(shape(&old), shape(&fresh));
+        let (content, forwarded, reactions): (String, i64, Option<String>) = old
+            .query_row(
+                "SELECT content, is_forwarded, reactions FROM messages",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!((content.as_str(), forwarded, reactions), ("hello", 0, None));
+        old.execute_batch(
+            "INSERT INTO message_reactions (message_id, user_id, chat_id, emoji, created_at)
+                 VALUES (1, 2, 1, '👍', 2);
+             INSERT INTO events (chat_id, kind, message_id, user_id, created_at, data)
+                 VALUES (1, 'message:reaction', 1, NULL, 2, '{}');",
         )
         .unwrap();
     }

@@ -31,6 +31,7 @@ pub mod messages;
 pub mod migrate;
 pub mod pg;
 pub mod previews;
+pub mod reactions;
 pub mod receipts;
 pub mod seed;
 pub mod sql;

@@ -14,6 +14,7 @@ pub mod messages;
 pub mod metrics;
 pub mod openapi;
 pub mod push;
+pub mod reactions;
 pub mod sync;
 pub mod users;
 pub mod voice;
@@ -23,7 +24,7 @@ use std::time::Duration;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
+use axum::routing::{get, patch, post, put};
 use axum::Router;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -94,6 +95,10 @@ pub fn router(state: AppState) -> Router {
         .route("/uploads/chat/{name}", get(files::download))
         .route("/metrics", get(metrics::metrics))
         .route("/chat/{id}/played", post(voice::played))
+        .route(
+            "/chat/{id}/messages/{message_id}/reaction",
+            put(reactions::set).delete(reactions::remove),
+        )
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
     // Uploads stream to disk and enforce --upload-max-size themselves; the
     // body limit only keeps multipart overhead bounded.

@@ -14,7 +14,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::http::{
-    admin, auth, chats, config, files, health, messages, metrics, push, sync, users, voice,
+    admin, auth, chats, config, files, health, messages, metrics, push, reactions, sync, users,
+    voice,
 };
 
 /// The error body of every failure: `{"error": {code, message, field?}}`.
@@ -116,6 +117,8 @@ pub struct UploadForm {
         admin::update,
         crate::realtime::ws_handler,
         voice::played,
+        reactions::set,
+        reactions::remove,
     ),
     components(schemas(ErrorBody, ErrorCode)),
     modifiers(&SecuritySchemes),

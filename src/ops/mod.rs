@@ -14,6 +14,7 @@
 pub mod chats;
 pub mod messages;
 pub mod push;
+pub mod reactions;
 pub mod receipts;
 pub mod sync;
 pub mod typing;

@@ -18,7 +18,8 @@ use crate::state::AppState;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SyncItem {
     /// `message:new`, `message:updated`, `message:deleted`, `message:hidden`,
-    /// `chat:new`, `chat:updated`, `chat:removed` or `chat:cleared`.
+    /// `chat:new`, `chat:updated`, `chat:removed`, `chat:cleared` or
+    /// `message:reaction`.
     pub event: String,
     /// The event's payload, as on the WebSocket.
     #[schema(value_type = Object)]
@@ -64,6 +65,9 @@ pub async fn page(
                     raw_json(&chat)
                 }
                 SyncData::Message(message) => raw_json(&message),
+                SyncData::Stored(data) => {
+                    RawValue::from_string(data).unwrap_or_else(|_| raw_json(&json!({})))
+                }
             };
             SyncItem {
                 event: item.kind,

@@ -24,6 +24,9 @@ pub const CHAT_REMOVED: &str = "chat:removed";
 pub const MESSAGE_HIDDEN: &str = "message:hidden";
 /// To the caller's own connections: they cleared a chat's history.
 pub const CHAT_CLEARED: &str = "chat:cleared";
+/// To a chat's members: someone set or removed their reaction
+/// `{chatId, messageId, userId, emoji|null, reactions}`.
+pub const MESSAGE_REACTION: &str = "message:reaction";
 
 /// Every event the server sends (the bus maps names back to these).
 pub const SERVER_EVENTS: &[&str] = &[
@@ -38,6 +41,7 @@ pub const SERVER_EVENTS: &[&str] = &[
     CHAT_REMOVED,
     MESSAGE_HIDDEN,
     CHAT_CLEARED,
+    MESSAGE_REACTION,
 ];
 
 pub const CHAT_JOIN: &str = "chat:join";
@@ -47,6 +51,8 @@ pub const MESSAGE_TYPING: &str = "message:typing";
 pub const MESSAGE_READ: &str = "message:read";
 /// A voice message was played: `{chatId, messageId}`.
 pub const MESSAGE_PLAYED: &str = "message:played";
+/// Set or remove a reaction: `{chatId, messageId, emoji|null}`.
+pub const MESSAGE_REACT: &str = "message:react";
 
 /// A frame from a client.
 #[derive(Debug, Deserialize)]

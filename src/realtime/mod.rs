@@ -422,6 +422,16 @@ struct WsPlayed {
     body: ops::voice::MarkPlayed,
 }
 
+/// `message:react` data: `emoji: null` removes the reaction.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WsReact {
+    chat_id: ChatId,
+    message_id: crate::model::MessageId,
+    #[serde(default)]
+    emoji: Option<String>,
+}
+
 /// Starts one text frame in the pipeline; `false` when the connection's
 /// answers can no longer be written.
 async fn handle_frame(
@@ -523,6 +533,16 @@ pub async fn dispatch(
             let WsPlayed { chat_id, body } = parse_json(data.as_bytes())?;
             let played = ops::voice::mark_played(state, user, chat_id, body).await?;
             Ok(serde_json::to_value(played).unwrap_or(Value::Null))
+        }
+        MESSAGE_REACT => {
+            let WsReact {
+                chat_id,
+                message_id,
+                emoji,
+            } = parse_json(data.as_bytes())?;
+            let message =
+                ops::reactions::react(state, user, chat_id, message_id, emoji.as_deref()).await?;
+            Ok(serde_json::to_value(message).unwrap_or(Value::Null))
         }
         other => Err(AppError::invalid(
             "event",

@@ -21,6 +21,7 @@ mod openapi;
 mod pipeline;
 mod previews;
 mod push;
+mod reactions;
 mod realtime;
 mod receipts;
 mod s3;

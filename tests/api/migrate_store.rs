@@ -711,7 +711,10 @@ async fn a_version_2_postgres_database_migrates_in_place() {
     let ana = app.register("Ana").await;
     // Back to version 2: without what step 3 adds.
     app.exec_sql(
-        "DROP TABLE push_subscriptions;
+        "DROP TABLE message_reactions;
+         ALTER TABLE messages DROP COLUMN reactions, DROP COLUMN is_forwarded;
+         ALTER TABLE events DROP COLUMN data;
+         DROP TABLE push_subscriptions;
          ALTER TABLE chat_participants DROP COLUMN muted_until;
          DROP TABLE message_plays;
          DROP INDEX messages_by_preview_upload;
@@ -754,9 +757,12 @@ async fn a_version_3_postgres_database_migrates_in_place() {
     let bob = app.register("Bob").await;
     let chat = app.direct_chat(&ana, &bob).await;
     app.send(&ana, chat, "kept").await;
-    // Back to version 3: without what step 4 adds.
+    // Back to version 3: without what steps 4 and 5 add.
     app.exec_sql(
-        "DROP TABLE message_plays;
+        "DROP TABLE message_reactions;
+         ALTER TABLE messages DROP COLUMN reactions, DROP COLUMN is_forwarded;
+         ALTER TABLE events DROP COLUMN data;
+         DROP TABLE message_plays;
          DROP INDEX messages_by_preview_upload;
          ALTER TABLE messages DROP COLUMN duration_ms, DROP COLUMN waveform,
              DROP COLUMN played_by, DROP COLUMN link_preview, DROP COLUMN preview_upload_id;
@@ -779,6 +785,40 @@ async fn a_version_3_postgres_database_migrates_in_place() {
     assert_eq!(
         app.query_i64("SELECT CAST(value AS BIGINT) FROM natter_meta WHERE key = 'schema_version'")
             .await,
-        4
+        natter::db::migrate::CURRENT_VERSION
+    );
+}
+
+/// A PostgreSQL database at schema version 4 (before reactions and
+/// forwarding) is migrated in place on start, keeping its rows.
+#[tokio::test]
+async fn a_version_4_postgres_database_migrates_in_place() {
+    if !is_postgres() {
+        return;
+    }
+    let app = spawn_app().await;
+    let ana = app.register("Ana").await;
+    let bob = app.register("Bob").await;
+    let chat = app.direct_chat(&ana, &bob).await;
+    app.send(&ana, chat, "kept").await;
+    app.exec_sql(&format!(
+        "{}UPDATE natter_meta SET value = '4' WHERE key = 'schema_version';",
+        "DROP TABLE message_reactions;
+         ALTER TABLE messages DROP COLUMN reactions, DROP COLUMN is_forwarded;
+         ALTER TABLE events DROP COLUMN data;
+         "
+    ))
+    .await;
+    let dir = app.stop().await;
+    let app = spawn_in(dir, |_| {}).await;
+    let (status, page) = app.get(&format!("/chat/{chat}/messages"), &bob).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["items"][0]["content"], "kept");
+    assert_eq!(page["items"][0]["reactions"], json!([]));
+    assert_eq!(page["items"][0]["isForwarded"], false);
+    assert_eq!(
+        app.query_i64("SELECT CAST(value AS BIGINT) FROM natter_meta WHERE key = 'schema_version'")
+            .await,
+        5
     );
 }

@@ -19,6 +19,7 @@ pub mod messages;
 mod notes;
 pub mod previews;
 pub mod push;
+pub mod reactions;
 pub mod receipts;
 pub(crate) mod send_batch;
 pub mod sync;

@@ -10,7 +10,7 @@ use crate::error::AppResult;
 use crate::model::{Chat, ChatId, EventId, Message, MessageId, UserId};
 use crate::realtime::frames::{
     CHAT_CLEARED, CHAT_NEW, CHAT_REMOVED, CHAT_UPDATED, MESSAGE_DELETED, MESSAGE_HIDDEN,
-    MESSAGE_NEW, MESSAGE_UPDATED,
+    MESSAGE_NEW, MESSAGE_REACTION, MESSAGE_UPDATED,
 };
 
 /// What one event carries.
@@ -24,6 +24,8 @@ pub enum SyncData {
     Chat(Chat),
     /// `message:new`, `message:updated`, `message:deleted`: the message now.
     Message(Message),
+    /// `message:reaction`: the payload stored with the event.
+    Stored(String),
 }
 
 /// One event of a page.
@@ -80,6 +82,17 @@ impl Db {
                         chat_id: row.chat_id,
                         message_id: row.message_id,
                     },
+                    MESSAGE_REACTION => {
+                        let (Some(id), Some(data)) = (row.message_id, row.data) else {
+                            continue;
+                        };
+                        if cleared.get(&row.chat_id).is_some_and(|&up_to| id <= up_to)
+                            || messages::hidden_among(c, user, &[id])?.contains(&id)
+                        {
+                            continue;
+                        }
+                        SyncData::Stored(data)
+                    }
                     CHAT_NEW | CHAT_UPDATED => match chat_views(c, row.chat_id, &[user])? {
                         Some(views) => {
                             let mut chat = views.chat;
