@@ -131,6 +131,10 @@ export const connected = () => !!rt?.isOpen;
 // ---- chats --------------------------------------------------------------------------
 
 export async function loadChats() {
+  // Chats known before the request: the answer is a snapshot from about then, so only these may
+  // be dropped for missing from it; one learned from an event meanwhile (chat:new, a first
+  // message) stays.
+  const before = new Set(state.chats.keys());
   const all = [];
   for (let page = 1; page < 100; page++) {
     const r = await api.get(`/chat?page=${page}&limit=100`);
@@ -144,7 +148,7 @@ export async function loadChats() {
     seen.add(c.id);
     upsertChat(c);
   }
-  for (const id of [...state.chats.keys()]) if (!seen.has(id)) removeChat(id);
+  for (const id of [...state.chats.keys()]) if (before.has(id) && !seen.has(id)) removeChat(id);
   const wasLoaded = state.chatsLoaded;
   state.chatsLoaded = true;
   if (!wasLoaded) {
