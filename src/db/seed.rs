@@ -62,9 +62,10 @@ pub fn seed_postgres(
         c.execute(
             "UPDATE chat_participants SET
                  delivered_up_to = (SELECT max(id) FROM messages WHERE chat_id = ?1),
-                 read_up_to = GREATEST((SELECT max(id) FROM messages WHERE chat_id = ?1) - 40, 0)
+                 read_up_to = GREATEST((SELECT max(id) FROM messages WHERE chat_id = ?1) - 40, 0),
+                 joined_at = LEAST(joined_at, ?2)
              WHERE chat_id = ?1",
-            [chat],
+            super::sql::params![chat, now - (count as i64 + 1) * 1000],
         )?;
     }
     c.execute_batch("COMMIT; ANALYZE;")?;
