@@ -93,7 +93,8 @@ export function markInElement(el, ranges) {
 /** The text a hit shows: its caption/text, else its file name, else what kind it is. */
 function hitBody(it) {
   const m = it.message || {};
-  if (m.content) return h('span.sr-text', highlighted(m.content, it.ranges, { around: 120 }));
+  const inName = m.fileName && it.fileNameRanges?.length && !it.ranges?.length;
+  if (m.content && !inName) return h('span.sr-text', highlighted(m.content, it.ranges, { around: 120 }));
   if (m.fileName) return h('span.sr-text', m.messageType === 'IMAGE' ? '📷 ' : '📄 ', highlighted(m.fileName, it.fileNameRanges, { around: 80 }));
   return h('span.sr-text', m.messageType === 'IMAGE' ? '📷 Photo' : '📄 File');
 }
