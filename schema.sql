@@ -168,4 +168,41 @@ CREATE TABLE message_plays (
     PRIMARY KEY (message_id, user_id)
 ) WITHOUT ROWID;
 
-PRAGMA user_version = 5;
+-- Message search (issue 19). SQLite: an FTS5 index of each visible
+-- message's text and file name, contentless (it stores only the index; the
+-- text stays in `messages`), kept by triggers inside the transaction that
+-- writes the message: a send indexes it, an edit re-indexes it, a delete
+-- for everyone and the retention sweep remove it. `unicode61
+-- remove_diacritics 2`: case- and accent-insensitive words, prefix queries
+-- (BENCHMARKS.md "Search" compares it with `trigram`). PostgreSQL: a GIN
+-- index over the same text (`simple` configuration), maintained by the
+-- engine. Lines between the two markers are SQLite only; `-- postgres:`
+-- lines are PostgreSQL only (src/db/migrate.rs, postgres_schema).
+-- sqlite only {
+CREATE VIRTUAL TABLE message_search USING fts5(
+    content, file_name,
+    content = '', contentless_delete = 1,
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER message_search_insert AFTER INSERT ON messages
+WHEN new.is_deleted = 0 AND new.message_type != 'SYSTEM'
+ AND (new.content IS NOT NULL OR new.file_name IS NOT NULL)
+BEGIN
+    INSERT INTO message_search (rowid, content, file_name) VALUES (new.id, new.content, new.file_name);
+END;
+CREATE TRIGGER message_search_update AFTER UPDATE OF content, file_name, is_deleted ON messages
+BEGIN
+    DELETE FROM message_search WHERE rowid = old.id;
+    INSERT INTO message_search (rowid, content, file_name)
+    SELECT new.id, new.content, new.file_name
+     WHERE new.is_deleted = 0 AND new.message_type != 'SYSTEM'
+       AND (new.content IS NOT NULL OR new.file_name IS NOT NULL);
+END;
+CREATE TRIGGER message_search_delete AFTER DELETE ON messages
+BEGIN
+    DELETE FROM message_search WHERE rowid = old.id;
+END;
+-- }
+-- postgres: CREATE INDEX message_search ON messages USING gin (to_tsvector('simple', regexp_replace(coalesce(content, '') || ' ' || coalesce(file_name, ''), '[[:space:][:punct:]]+', ' ', 'g'))) WHERE is_deleted = 0 AND message_type <> 'SYSTEM';
+
+PRAGMA user_version = 6;

@@ -28,6 +28,25 @@ pub async fn run(
     progress: &Arc<Progress>,
     report: &mut Report,
 ) -> anyhow::Result<()> {
+    run_phases(args, progress, report, false).await
+}
+
+/// `bench search`: the same seeded data dir, then only search timed: a
+/// common word, two words, a rare word's prefix, and the index's size.
+pub async fn run_search(
+    args: &BenchArgs,
+    progress: &Arc<Progress>,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    run_phases(args, progress, report, true).await
+}
+
+async fn run_phases(
+    args: &BenchArgs,
+    progress: &Arc<Progress>,
+    report: &mut Report,
+    search_only: bool,
+) -> anyhow::Result<()> {
     if args.url.is_some() {
         bail!("history seeds its own data dir; it takes no --url");
     }
@@ -84,6 +103,59 @@ pub async fn run(
     let n = args.requests.max(1);
     let mut rng = rand::rng();
     let (max_event, max_id) = seeded;
+
+    if search_only {
+        let budget = Duration::from_secs(args.seconds.max(1)).div_f64(3.0);
+        // "meeting" is in about one message in 60, "release date" both
+        // words in about one in 4,000, "kumq" one rare word's prefix.
+        let mut all = Vec::new();
+        for (name, q) in [
+            ("searchOneWord", "meeting "),
+            ("searchTwoWords", "release date "),
+            ("searchRarePrefix", "kumq"),
+        ] {
+            let (mut lat, _) = time_requests(&api, &b, n, budget, |_| {
+                format!("/search?q={}", q.replace(' ', "%20"))
+            })
+            .await?;
+            let p = Percentiles::of(&mut lat);
+            report.put(&format!("{name}P50Ms"), p.p50);
+            report.put(&format!("{name}P99Ms"), p.p99);
+            report.put(&format!("{name}MaxMs"), p.max);
+            all.extend(lat);
+        }
+        let hits = api.get("/search?q=kumquat&limit=200", &b.token).await?;
+        report.put(
+            "rareWordHitsFirstPage",
+            hits["items"].as_array().map_or(0, Vec::len) as u64,
+        );
+        if super::server::database().is_none() {
+            let db = dir.path().join("natter.db");
+            let (index, file) =
+                tokio::task::spawn_blocking(move || -> anyhow::Result<(i64, u64)> {
+                    let c = rusqlite::Connection::open_with_flags(
+                        &db,
+                        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                    )?;
+                    let index: i64 = c.query_row(
+                        "SELECT (SELECT coalesce(sum(length(block)), 0) FROM message_search_data)
+                          + (SELECT count(*) * 16 FROM message_search_idx)",
+                        [],
+                        |r| r.get(0),
+                    )?;
+                    Ok((index, std::fs::metadata(&db)?.len()))
+                })
+                .await??;
+            report.put("searchIndexBytes", index);
+            report.put("databaseBytes", file);
+        }
+        report.latencies(&mut all);
+        report.sent = m;
+        report.delivered = m;
+        report.rss_bytes = target.rss();
+        target.stop()?;
+        return Ok(());
+    }
 
     let newest = time_requests(&api, &b, n, budget, |_| {
         format!(
@@ -227,6 +299,7 @@ fn seed(
     )?;
     let tx = conn.transaction()?;
     let now = chrono::Utc::now().timestamp_millis();
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(19);
     {
         let mut msg = tx.prepare(
             "INSERT INTO messages (chat_id, sender_id, message_type, content, created_at, updated_at)
@@ -241,7 +314,7 @@ fn seed(
             let sender = if i % 2 == 0 { users.0 } else { users.1 };
             // Oldest first, one second apart, ending now.
             let at = now - (count - i) as i64 * 1000;
-            let content = format!("seeded message {i} with a little text to make it realistic");
+            let content = super::words::message(&mut rng);
             msg.execute(params![chat, sender, content, at])?;
             let id = tx.last_insert_rowid();
             ev.execute(params![chat, id, at])?;

@@ -15,6 +15,7 @@ mod load;
 pub mod server;
 mod sio;
 mod startup;
+mod words;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -36,6 +37,8 @@ pub enum Scenario {
     Idle,
     /// `--messages` seeded, then history pages, chat list and /sync timed.
     History,
+    /// `--messages` seeded like history, then `GET /search` timed.
+    Search,
     /// Exec to `/health`, idle RSS, binary size.
     Startup,
 }
@@ -352,6 +355,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Group => "group",
         Scenario::Idle => "idle",
         Scenario::History => "history",
+        Scenario::Search => "search",
         Scenario::Startup => "startup",
     };
     let line = ProgressLine::start(name, progress.clone());
@@ -361,6 +365,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Group => group::run(&args, &progress, &mut report).await,
         Scenario::Idle => idle::run(&args, &progress, &mut report).await,
         Scenario::History => history::run(&args, &progress, &mut report).await,
+        Scenario::Search => history::run_search(&args, &progress, &mut report).await,
         Scenario::Startup => startup::run(&args, &progress, &mut report).await,
     };
     drop(line);

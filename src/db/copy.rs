@@ -161,7 +161,8 @@ fn open_source(from: &Path) -> anyhow::Result<Connection> {
     }
     let mut stmt = conn.prepare(
         "SELECT name FROM sqlite_master
-          WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+          WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
+            AND name NOT LIKE 'message\\_search%' ESCAPE '\\'",
     )?;
     let names = stmt
         .query_map([], |r| r.get::<_, String>(0))?
@@ -444,7 +445,8 @@ mod tests {
         let mut stmt = conn
             .prepare(
                 "SELECT name FROM sqlite_master WHERE type = 'table'
-                  AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+                  AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
+                  AND name NOT LIKE 'message\\_search%' ESCAPE '\\' ORDER BY name",
             )
             .unwrap();
         let mut names: Vec<String> = stmt

@@ -90,6 +90,8 @@ pub struct NewMessage<'a> {
     pub client_id: Option<&'a str>,
     /// A group note's [`crate::model::SystemNote`] as JSON.
     pub system: Option<&'a str>,
+    /// A copy of another message (`forwardedFromId`).
+    pub is_forwarded: bool,
     pub now: i64,
 }
 
@@ -97,12 +99,12 @@ pub struct NewMessage<'a> {
 /// [`insert`] and [`insert_sent`]).
 const INSERT: &str = "INSERT INTO messages (chat_id, sender_id, message_type, content, upload_id,
      file_url, file_name, file_size, file_mime_type, reply_to_id, client_id, created_at,
-     updated_at, system)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13)";
+     updated_at, system, is_forwarded)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14)";
 
 impl NewMessage<'_> {
-    /// `?1`..`?13` of [`INSERT`].
-    fn values(&self) -> [Value<'_>; 13] {
+    /// `?1`..`?14` of [`INSERT`].
+    fn values(&self) -> [Value<'_>; 14] {
         [
             self.chat_id.to_value(),
             self.sender_id.to_value(),
@@ -117,6 +119,7 @@ impl NewMessage<'_> {
             self.client_id.to_value(),
             self.now.to_value(),
             self.system.to_value(),
+            self.is_forwarded.to_value(),
         ]
     }
 }
@@ -145,7 +148,7 @@ pub fn insert_sent(conn: &Conn, m: &NewMessage<'_>, kind: &str) -> AppResult<Mes
             "WITH m AS ({INSERT} RETURNING *),
              e AS (
                INSERT INTO events (chat_id, kind, message_id, user_id, created_at)
-               SELECT ?1, ?14, m.id, NULL, ?12 FROM m
+               SELECT ?1, ?15, m.id, NULL, ?12 FROM m
                RETURNING id),
              c AS (
                UPDATE chats SET last_message_id = (SELECT id FROM m),
@@ -201,6 +204,15 @@ pub fn send_check(
     Ok((check.into_iter().next(), Positions(positions)))
 }
 
+/// The upload a message carries (its file), if any.
+pub fn upload_of(conn: &Conn, id: MessageId) -> AppResult<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT upload_id FROM messages WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?
+        .flatten())
+}
+
 /// Sender and chat of a message, if it exists.
 pub fn owner(conn: &Conn, id: MessageId) -> AppResult<Option<(ChatId, UserId, bool)>> {
     Ok(conn
@@ -232,7 +244,7 @@ pub fn load(conn: &Conn, id: MessageId, positions: &Positions) -> AppResult<Opti
 }
 
 /// One message, its status not yet set.
-fn load_row(conn: &Conn, id: MessageId) -> AppResult<Option<Message>> {
+pub(crate) fn load_row(conn: &Conn, id: MessageId) -> AppResult<Option<Message>> {
     static SQL: LazyLock<String> =
         LazyLock::new(|| format!("SELECT {MESSAGE_COLUMNS} {FROM} WHERE m.id = ?1"));
     Ok(conn
@@ -269,6 +281,8 @@ pub enum PageAt {
     Before(MessageId),
     /// The oldest `limit` newer than this id.
     After(MessageId),
+    /// The page centred on this message of the chat ([`page_around`]).
+    Around(MessageId),
 }
 
 /// What one member sees of a chat's history: nothing up to the position
@@ -361,6 +375,10 @@ pub fn page(
             fetch,
             i64::from(id),
         ),
+        PageAt::Around(id) => {
+            let around = page_around(conn, chat, id, limit, viewer, positions)?;
+            return Ok((around.items, around.has_more_before));
+        }
     };
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(
@@ -383,6 +401,67 @@ pub fn page(
         items.reverse();
     }
     Ok((items, has_more))
+}
+
+/// A page centred on one message.
+pub struct Around {
+    /// Oldest first; the target is among them.
+    pub items: Vec<Message>,
+    pub has_more_before: bool,
+    pub has_more_after: bool,
+}
+
+/// The page of `limit` messages around `target` as `viewer` sees it: about
+/// half older, the target, the rest newer (more on one side when the other
+/// runs out). 404 unless `target` is a message of `chat` they see.
+pub fn page_around(
+    conn: &Conn,
+    chat: ChatId,
+    target: MessageId,
+    limit: u32,
+    viewer: &Viewer,
+    positions: &Positions,
+) -> AppResult<Around> {
+    let (found, _) = page(
+        conn,
+        chat,
+        PageAt::After(MessageId(target.0.saturating_sub(1))),
+        1,
+        viewer,
+        positions,
+    )?;
+    let Some(middle) = found.into_iter().next().filter(|m| m.id == target) else {
+        return Err(crate::error::AppError::message_not_found());
+    };
+    let others = limit.saturating_sub(1);
+    let (mut older, more_older) = page(
+        conn,
+        chat,
+        PageAt::Before(target),
+        others,
+        viewer,
+        positions,
+    )?;
+    let (mut newer, more_newer) =
+        page(conn, chat, PageAt::After(target), others, viewer, positions)?;
+    let others = others as usize;
+    let half = others / 2;
+    let n_older = older
+        .len()
+        .min(half.max(others.saturating_sub(newer.len())));
+    let n_newer = newer.len().min(others - n_older);
+    let has_more_before = more_older || older.len() > n_older;
+    let has_more_after = more_newer || newer.len() > n_newer;
+    // `older` is oldest first: keep its newest `n_older`.
+    let mut items = older.split_off(older.len() - n_older);
+    items.push(middle);
+    newer.truncate(n_newer);
+    items.extend(newer);
+    Ok(Around {
+        items,
+        has_more_before,
+        has_more_after,
+    })
 }
 
 /// `user`'s unread count in `chat`: messages from others after their read

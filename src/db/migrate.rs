@@ -19,7 +19,7 @@ use rusqlite::Connection;
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// The version `schema.sql` sets.
-pub const CURRENT_VERSION: i64 = 5;
+pub const CURRENT_VERSION: i64 = 6;
 
 /// Steps from version N-1 to N, indexed by N-2 (the step to version 2 first).
 const STEPS: &[&str] = &[
@@ -53,7 +53,53 @@ const STEPS: &[&str] = &[
     STEP_VOICE_AND_PREVIEWS,
     // 5 (issue 19): reactions, forwarded messages.
     STEP_REACTIONS_AND_FORWARDS,
+    // 6 (issue 19): message search; taken from `schema.sql` ([`step_sql`]).
+    STEP_SEARCH,
 ];
+
+/// Placeholder of the step to version 6 in [`STEPS`]: the search section
+/// of `schema.sql` (one text for both engines, see [`postgres_schema`]),
+/// then the existing messages indexed ([`step_sql`]).
+const STEP_SEARCH: &str = "-- search";
+
+/// Marks the start of the search section in `schema.sql`.
+const SEARCH_SECTION: &str = "-- Message search (issue 19).";
+
+/// The SQL of a step: [`STEP_SEARCH`] resolved from `schema.sql`, with a
+/// back-fill of the SQLite index (PostgreSQL's index builds itself).
+fn step_sql(step: &'static str) -> std::borrow::Cow<'static, str> {
+    if step != STEP_SEARCH {
+        return step.into();
+    }
+    let start = SCHEMA
+        .find(SEARCH_SECTION)
+        .expect("schema.sql has the search section");
+    let end = start
+        + SCHEMA[start..]
+            .find("PRAGMA user_version")
+            .expect("schema.sql ends with its version");
+    let section = &SCHEMA[start..end];
+    let close = section
+        .find(SQLITE_ONLY_END)
+        .expect("the search section closes its SQLite part");
+    format!(
+        "{}INSERT INTO message_search (rowid, content, file_name)
+         SELECT id, content, file_name FROM messages
+          WHERE is_deleted = 0 AND message_type != 'SYSTEM'
+            AND (content IS NOT NULL OR file_name IS NOT NULL);\n{}",
+        &section[..close],
+        &section[close..]
+    )
+    .into()
+}
+
+/// Lines of `schema.sql` from this one up to [`SQLITE_ONLY_END`] are
+/// SQLite only (FTS5, triggers).
+const SQLITE_ONLY_START: &str = "-- sqlite only {";
+/// Ends a SQLite-only part.
+const SQLITE_ONLY_END: &str = "-- }";
+/// A line starting with this is a PostgreSQL statement (a comment to SQLite).
+const POSTGRES_ONLY: &str = "-- postgres: ";
 
 /// Step to version 5 (issue 19): reactions (one per member and message,
 /// denormalised as JSON on the message row like `played_by`), the
@@ -116,7 +162,7 @@ pub fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
             continue;
         }
         let tx = conn.transaction()?;
-        tx.execute_batch(step)
+        tx.execute_batch(&step_sql(step))
             .with_context(|| format!("migration to schema version {target} failed"))?;
         tx.execute_batch(&format!("PRAGMA user_version = {target}"))?;
         tx.commit()?;
@@ -130,8 +176,23 @@ pub fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
 /// stay allowed for `migrate-store`); no `WITHOUT ROWID`, no pragmas.
 pub fn postgres_schema(schema: &str) -> String {
     let mut out = String::with_capacity(schema.len());
+    let mut sqlite_only = false;
     for line in schema.lines() {
-        if line.trim_start().starts_with("PRAGMA") {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with(SQLITE_ONLY_START) {
+            sqlite_only = true;
+            continue;
+        }
+        if sqlite_only {
+            sqlite_only = !trimmed.starts_with(SQLITE_ONLY_END);
+            continue;
+        }
+        if let Some(statement) = trimmed.strip_prefix(POSTGRES_ONLY) {
+            out.push_str(statement);
+            out.push('\n');
+            continue;
+        }
+        if trimmed.starts_with("PRAGMA") {
             continue;
         }
         let line = line
@@ -214,7 +275,7 @@ pub fn migrate_postgres(conn: &super::pg::PgConn) -> anyhow::Result<()> {
             if target <= version {
                 continue;
             }
-            c.execute_batch(&postgres_schema(step))
+            c.execute_batch(&postgres_schema(&step_sql(step)))
                 .with_context(|| format!("migration to schema version {target} failed"))?;
             c.execute(
                 "UPDATE natter_meta SET value = ?1 WHERE key = 'schema_version'",
@@ -380,10 +441,11 @@ mod tests {
         .unwrap();
     }
 
-    /// A version-4 database with data gets step 5: the same schema as a
-    /// fresh one, messages not forwarded and without reactions, rows kept.
+    /// A version-4 database with data gets steps 5 and 6: the same schema
+    /// as a fresh one, messages not forwarded and without reactions, rows
+    /// kept, and its messages in the search index.
     #[test]
-    fn version_4_database_migrates_to_5() {
+    fn version_4_database_migrates_to_the_current_version() {
         let mut old = Connection::open_in_memory().unwrap();
         old.execute_batch(include_str!("../../tests/fixtures/schema_v1.sql"))
             .unwrap();
@@ -406,7 +468,15 @@ mod tests {
         let v: i64 = old
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(v, 5);
+        assert_eq!(v, CURRENT_VERSION);
+        let indexed: i64 = old
+            .query_row(
+                "SELECT count(*) FROM message_search WHERE message_search MATCH 'hello'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexed, 1, "step 6 indexes the messages already there");
         let mut fresh = Connection::open_in_memory().unwrap();
         migrate(&mut fresh).unwrap();
         let shape = |c: &Connection| -> Vec<String> {
@@ -415,6 +485,7 @@ mod tests {
                     "SELECT m.name || '.' || p.name || ':' || p.type || ':' || p.\"notnull\"
                         FROM sqlite_master m, pragma_table_info(m.name) p WHERE m.type = 'table'
                      UNION ALL SELECT 'index ' || name FROM sqlite_master WHERE type = 'index'
+                     UNION ALL SELECT 'trigger ' || name FROM sqlite_master WHERE type = 'trigger'
                      ORDER BY 1",
                 )
                 .unwrap();

@@ -33,6 +33,7 @@ pub mod pg;
 pub mod previews;
 pub mod reactions;
 pub mod receipts;
+pub mod search;
 pub mod seed;
 pub mod sql;
 pub mod store;

@@ -34,6 +34,13 @@ pub struct HistoryQuery {
     /// The oldest `limit` messages newer than this id; 0 = from the start.
     #[param(value_type = Option<i64>, minimum = 0)]
     after: Option<MessageId>,
+    /// The page of `limit` messages centred on this message of the chat
+    /// (jump to a search hit or a quoted reply): about half older, the
+    /// message, the rest newer; `hasMoreBefore`/`hasMoreAfter` say where
+    /// more lie. Not with `before`/`after`/`page`; 404 if the caller does
+    /// not see that message in this chat.
+    #[param(value_type = Option<i64>, minimum = 1)]
+    around: Option<MessageId>,
 }
 
 /// A page of history, oldest first.
@@ -41,8 +48,15 @@ pub struct HistoryQuery {
 #[serde(rename_all = "camelCase")]
 pub struct MessagePage {
     pub items: Vec<Message>,
-    /// More exist beyond this page in the direction of travel.
+    /// More exist beyond this page in the direction of travel (with
+    /// `around`: the same as `hasMoreBefore`).
     pub has_more: bool,
+    /// `around` only: older messages exist before the page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub has_more_before: Option<bool>,
+    /// `around` only: newer messages exist after the page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub has_more_after: Option<bool>,
 }
 
 /// `{unreadCount}`.
@@ -91,9 +105,9 @@ pub async fn send(
     ),
     responses(
         (status = 200, description = "a page of history", body = MessagePage),
-        (status = 400, description = "invalid query, or both before and after", body = ErrorBody),
+        (status = 400, description = "invalid query, or both before and after, or around with another cursor", body = ErrorBody),
         (status = 401, description = "missing, invalid or expired token", body = ErrorBody),
-        (status = 404, description = "no such chat, or the caller is not a participant", body = ErrorBody),
+        (status = 404, description = "no such chat, or the caller is not a participant; with `around`, also a message the caller does not see in this chat", body = ErrorBody),
     ))]
 pub async fn history(
     State(state): State<AppState>,
@@ -103,6 +117,18 @@ pub async fn history(
 ) -> AppResult<Json<MessagePage>> {
     let limit = limit_param(q.limit, state.config().message_limit)?;
     let at = match (q.before, q.after) {
+        _ if q.around.is_some()
+            && (q.before.is_some() || q.after.is_some() || q.page.is_some()) =>
+        {
+            return Err(AppError::invalid(
+                "around",
+                "give around alone, not with before, after or page",
+            ))
+        }
+        _ if q.around.is_some_and(|a| a < MessageId(1)) => {
+            return Err(AppError::invalid("around", "around must be a message id"))
+        }
+        _ if q.around.is_some() => PageAt::Around(q.around.unwrap_or_default()),
         (Some(_), Some(_)) => {
             return Err(AppError::invalid(
                 "before",
@@ -119,8 +145,13 @@ pub async fn history(
         (None, Some(a)) => PageAt::After(a),
         (None, None) => PageAt::Page(page_param(q.page)?),
     };
-    let (items, has_more) = messages::history(&state, user.id, chat, at, limit).await?;
-    Ok(Json(MessagePage { items, has_more }))
+    let page = messages::history(&state, user.id, chat, at, limit).await?;
+    Ok(Json(MessagePage {
+        has_more_before: page.has_more_after.map(|_| page.has_more),
+        has_more_after: page.has_more_after,
+        items: page.items,
+        has_more: page.has_more,
+    }))
 }
 
 /// `PATCH /chat/:chatId/messages/:messageId`.

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod push;
 pub mod reactions;
+pub mod search;
 pub mod sync;
 pub mod users;
 pub mod voice;
@@ -84,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         .route("/chat/{id}/clear", post(chats::clear))
         .route("/chat/{id}/settings", patch(chats::settings))
         .route("/sync", get(sync::sync))
+        .route("/search", get(search::search))
         .route("/push/key", get(push::key))
         .route(
             "/push/subscriptions",

@@ -14,8 +14,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::http::{
-    admin, auth, chats, config, files, health, messages, metrics, push, reactions, sync, users,
-    voice,
+    admin, auth, chats, config, files, health, messages, metrics, push, reactions, search, sync,
+    users, voice,
 };
 
 /// The error body of every failure: `{"error": {code, message, field?}}`.
@@ -119,6 +119,7 @@ pub struct UploadForm {
         voice::played,
         reactions::set,
         reactions::remove,
+        search::search,
     ),
     components(schemas(ErrorBody, ErrorCode)),
     modifiers(&SecuritySchemes),

@@ -33,7 +33,9 @@ pub const MAX_CLIENT_ID_CHARS: usize = 64;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SendMessage {
-    pub message_type: MessageType,
+    /// Required unless `forwardedFromId` is given (then the forwarded
+    /// message's type is used).
+    pub message_type: Option<MessageType>,
     /// Required (non-blank) for TEXT and LINK.
     #[schema(max_length = 10000)]
     pub content: Option<String>,
@@ -54,6 +56,21 @@ pub struct SendMessage {
     /// Voice messages (with `durationMs`): 1 to 256 amplitude bytes
     /// (0–255), base64.
     pub waveform: Option<String>,
+    /// Forward: a message the caller can see, in any of their chats. The
+    /// new message copies its type, content and file (the same stored
+    /// upload) and carries `isForwarded: true`. Not with `content`,
+    /// `fileUrl` or a voice note's fields; 404 for a message the caller
+    /// cannot see (as for an unknown id), 409 for a deleted one.
+    #[schema(value_type = Option<i64>)]
+    pub forwarded_from_id: Option<MessageId>,
+}
+
+impl SendMessage {
+    /// The message's type (TEXT until validated; a forward's is the
+    /// forwarded message's, decided in the store).
+    pub fn kind(&self) -> MessageType {
+        self.message_type.unwrap_or(MessageType::Text)
+    }
 }
 
 /// Kinds of message. `SYSTEM` (group notes) is written by the server only:
@@ -112,18 +129,6 @@ pub fn valid_content(content: Option<&str>, required: bool) -> AppResult<Option<
 }
 
 fn validate(input: &mut SendMessage) -> AppResult<(Option<String>, Option<String>)> {
-    if let Some((duration, waveform)) = crate::ops::voice::validate(input)? {
-        input.duration_ms = Some(duration);
-        input.waveform = Some(waveform);
-    }
-    if input.message_type == MessageType::System {
-        return Err(AppError::invalid(
-            "messageType",
-            "SYSTEM messages are written by the server only",
-        ));
-    }
-    let needs_text = matches!(input.message_type, MessageType::Text | MessageType::Link);
-    let content = valid_content(input.content.as_deref(), needs_text)?;
     let client_id = match input.client_id.as_deref() {
         None | Some("") => None,
         Some(id) if id.chars().count() > MAX_CLIENT_ID_CHARS => {
@@ -134,6 +139,40 @@ fn validate(input: &mut SendMessage) -> AppResult<(Option<String>, Option<String
         }
         Some(id) => Some(id.to_string()),
     };
+    if let Some(from) = input.forwarded_from_id {
+        if from < MessageId(1) {
+            return Err(AppError::invalid(
+                "forwardedFromId",
+                "forwardedFromId must be a message id",
+            ));
+        }
+        if input.content.is_some()
+            || input.file_url.is_some()
+            || input.duration_ms.is_some()
+            || input.waveform.is_some()
+        {
+            return Err(AppError::invalid(
+                "forwardedFromId",
+                "a forward copies its message: give no content, fileUrl, durationMs or waveform",
+            ));
+        }
+        return Ok((None, client_id));
+    }
+    let Some(kind) = input.message_type else {
+        return Err(AppError::invalid("messageType", "messageType is required"));
+    };
+    if let Some((duration, waveform)) = crate::ops::voice::validate(input)? {
+        input.duration_ms = Some(duration);
+        input.waveform = Some(waveform);
+    }
+    if kind == MessageType::System {
+        return Err(AppError::invalid(
+            "messageType",
+            "SYSTEM messages are written by the server only",
+        ));
+    }
+    let needs_text = matches!(kind, MessageType::Text | MessageType::Link);
+    let content = valid_content(input.content.as_deref(), needs_text)?;
     if !needs_text
         && input
             .file_url
@@ -221,12 +260,9 @@ pub async fn history(
     chat: ChatId,
     at: q::PageAt,
     limit: u32,
-) -> AppResult<(Vec<Message>, bool)> {
-    let db::store::messages::HistoryPage {
-        items,
-        has_more,
-        delivered,
-    } = state.db().history_page(caller, chat, at, limit).await?;
+) -> AppResult<db::store::messages::HistoryPage> {
+    let page = state.db().history_page(caller, chat, at, limit).await?;
+    let (items, delivered) = (&page.items, page.delivered);
     let newest_from_others = items
         .iter()
         .filter(|m| m.sender_id != caller)
@@ -236,7 +272,7 @@ pub async fn history(
     if newest_from_others > delivered {
         crate::ops::receipts::mark_delivered(state, caller, chat, newest_from_others).await?;
     }
-    Ok((items, has_more))
+    Ok(page)
 }
 
 /// Edits the caller's own message.

@@ -53,7 +53,7 @@ pub fn validate(input: &SendMessage) -> AppResult<Option<(i64, String)>> {
             ))
         }
     };
-    if input.message_type != MessageType::File {
+    if input.kind() != MessageType::File {
         return Err(AppError::invalid(
             "messageType",
             "voice messages (durationMs, waveform) are FILE messages",

@@ -25,6 +25,7 @@ mod reactions;
 mod realtime;
 mod receipts;
 mod s3;
+mod search;
 mod security;
 mod socketio;
 mod store;

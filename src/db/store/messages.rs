@@ -26,7 +26,11 @@ pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + 
 /// A page of history, and the caller's delivered position before it.
 pub struct HistoryPage {
     pub items: Vec<Message>,
+    /// More beyond the page in the direction of travel (older, for
+    /// `Around`).
     pub has_more: bool,
+    /// `Around` only: more newer than the page.
+    pub has_more_after: Option<bool>,
     pub delivered: MessageId,
 }
 
@@ -61,13 +65,14 @@ impl Db {
         client_id: Option<String>,
     ) -> AppResult<BoxFuture<AppResult<Stored>>> {
         if let Some(queue) = &self.sends {
-            let plain = matches!(input.message_type, MessageType::Text | MessageType::Link)
-                && input.reply_to_id.is_none();
+            let plain = matches!(input.kind(), MessageType::Text | MessageType::Link)
+                && input.reply_to_id.is_none()
+                && input.forwarded_from_id.is_none();
             if plain {
                 let send = super::send_batch::Queued {
                     caller,
                     chat,
-                    message_type: input.message_type.as_str(),
+                    message_type: input.kind().as_str(),
                     content,
                     client_id,
                 };
@@ -99,7 +104,16 @@ impl Db {
         self.read(move |c| {
             let viewer = q::viewer(c, chat, caller)?.ok_or_else(AppError::chat_not_found)?;
             let positions = receipts::positions(c, chat)?;
-            let (items, has_more) = q::page(c, chat, at, limit, &viewer, &positions)?;
+            let (items, has_more, has_more_after) = match at {
+                q::PageAt::Around(target) => {
+                    let page = q::page_around(c, chat, target, limit, &viewer, &positions)?;
+                    (page.items, page.has_more_before, Some(page.has_more_after))
+                }
+                at => {
+                    let (items, more) = q::page(c, chat, at, limit, &viewer, &positions)?;
+                    (items, more, None)
+                }
+            };
             let delivered = positions
                 .0
                 .iter()
@@ -108,6 +122,7 @@ impl Db {
             Ok(HistoryPage {
                 items,
                 has_more,
+                has_more_after,
                 delivered,
             })
         })
@@ -293,7 +308,10 @@ fn send_message(
             }
         }
     }
-    let file = match input.message_type {
+    if let Some(from) = input.forwarded_from_id {
+        return forward(c, caller, chat, input, from, client_id, positions, unread);
+    }
+    let file = match input.kind() {
         MessageType::Image | MessageType::File => {
             let file = own_upload(
                 c,
@@ -301,7 +319,7 @@ fn send_message(
                 input.file_url.as_deref().unwrap_or_default(),
                 "fileUrl",
             )?;
-            if input.message_type == MessageType::Image && !file.is_image() {
+            if input.kind() == MessageType::Image && !file.is_image() {
                 return Err(AppError::invalid(
                     "messageType",
                     "IMAGE messages need an image file",
@@ -323,7 +341,8 @@ fn send_message(
         &q::NewMessage {
             chat_id: chat,
             sender_id: caller,
-            message_type: input.message_type.as_str(),
+            message_type: input.kind().as_str(),
+            is_forwarded: false,
             content: content.as_deref(),
             upload_id: file.as_ref().map(|f| f.id),
             file_url: file.as_ref().map(|f| f.url.as_str()),
@@ -344,6 +363,20 @@ fn send_message(
         message.duration_ms = Some(duration);
         message.waveform = Some(waveform.to_string());
     }
+    finish(c, caller, chat, message, positions, unread, now)
+}
+
+/// The end of a send: the sender's implicit read, status and members.
+fn finish(
+    c: &Conn,
+    caller: UserId,
+    chat: ChatId,
+    message: Message,
+    positions: receipts::Positions,
+    unread: bool,
+    now: i64,
+) -> AppResult<Stored> {
+    let id = message.id;
     // Whoever writes in a chat has read it (as in WhatsApp): their
     // unread count drops to zero and earlier messages turn READ. Only
     // when something from others is unread: the sender's position
@@ -362,6 +395,79 @@ fn send_message(
         created: true,
         receipts_changed,
     })
+}
+
+/// A forward of message `from` into `chat`: `from` must be a message the
+/// caller sees in one of their chats (else 404, as for an unknown id) and
+/// not deleted (409). The copy has its type, content, file (the same
+/// upload row: no second file on disk, and the members of `chat` may now
+/// fetch it) and voice fields, and `isForwarded`.
+#[allow(clippy::too_many_arguments)]
+fn forward(
+    c: &Conn,
+    caller: UserId,
+    chat: ChatId,
+    input: &SendMessage,
+    from: MessageId,
+    client_id: Option<String>,
+    positions: receipts::Positions,
+    unread: bool,
+) -> AppResult<Stored> {
+    let (from_chat, _, _) = q::owner(c, from)?.ok_or_else(AppError::message_not_found)?;
+    let viewer = q::viewer(c, from_chat, caller)?.ok_or_else(AppError::message_not_found)?;
+    let deleted = crate::db::reactions::visible_to(c, from_chat, from, &viewer)?
+        .ok_or_else(AppError::message_not_found)?;
+    if q::is_system(c, from)? {
+        return Err(AppError::invalid(
+            "forwardedFromId",
+            "group notes cannot be forwarded",
+        ));
+    }
+    if deleted {
+        return Err(AppError::Conflict(
+            "a deleted message cannot be forwarded".into(),
+        ));
+    }
+    if let Some(reply) = input.reply_to_id {
+        match q::owner(c, reply)? {
+            Some((reply_chat, _, _)) if reply_chat == chat => {}
+            _ => {
+                return Err(AppError::invalid(
+                    "replyToId",
+                    "replyToId must be a message of this chat",
+                ))
+            }
+        }
+    }
+    let source = q::load_row(c, from)?.ok_or_else(AppError::message_not_found)?;
+    let upload = q::upload_of(c, from)?;
+    let now = now_ms();
+    let mut message = q::insert_sent(
+        c,
+        &q::NewMessage {
+            chat_id: chat,
+            sender_id: caller,
+            message_type: &source.message_type,
+            is_forwarded: true,
+            content: source.content.as_deref(),
+            upload_id: upload,
+            file_url: source.file_url.as_deref(),
+            file_name: source.file_name.as_deref(),
+            file_size: source.file_size,
+            file_mime_type: source.file_mime_type.as_deref(),
+            reply_to_id: input.reply_to_id,
+            client_id: client_id.as_deref(),
+            system: None,
+            now,
+        },
+        MESSAGE_NEW,
+    )?;
+    if let (Some(duration), Some(waveform)) = (source.duration_ms, source.waveform.as_deref()) {
+        crate::db::voice::set_voice(c, message.id, duration, waveform)?;
+        message.duration_ms = Some(duration);
+        message.waveform = Some(waveform.to_string());
+    }
+    finish(c, caller, chat, message, positions, unread, now)
 }
 
 /// One of the caller's uploads, found by its URL.

@@ -21,6 +21,7 @@ pub mod previews;
 pub mod push;
 pub mod reactions;
 pub mod receipts;
+pub mod search;
 pub(crate) mod send_batch;
 pub mod sync;
 pub mod uploads;

@@ -63,6 +63,7 @@ pub(crate) fn write(
             chat_id: chat,
             sender_id: actor,
             message_type: SYSTEM,
+            is_forwarded: false,
             content: Some(&content),
             upload_id: None,
             file_url: None,
