@@ -154,7 +154,11 @@ async function main() {
     await shot(b, 'reactions.png');
     await b.keyboard.press('Escape');
     await b.emulateMedia({ colorScheme: 'dark' });
+    await b.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await m.getByTestId('react-button').click();
+    await b.getByTestId('reaction-bar').waitFor();
     await shot(b, 'reactions-dark.png');
+    await b.keyboard.press('Escape');
     await b.emulateMedia({ colorScheme: 'light' });
   });
 
