@@ -333,6 +333,30 @@ async function main() {
     await a.getByTestId('select-bar').waitFor({ state: 'hidden' });
   });
 
+  await check('on a 360 px phone the find bar, the search and the quick bar fit without scrolling sideways', async () => {
+    await b.setViewportSize({ width: 360, height: 740 });
+    await b.waitForTimeout(600); // the layout's pane transition
+    const fits = () => b.evaluate(() => document.scrollingElement.scrollWidth <= innerWidth
+      && [...document.querySelectorAll('.chat-find, .search-panel, .react-bar')].every((el) => el.getBoundingClientRect().right <= innerWidth + 0.5));
+    await b.getByTestId('chat-find-button').click();
+    await b.getByTestId('chat-find-input').fill('forward');
+    if (!(await fits())) throw new Error('the find bar makes the page scroll sideways');
+    await b.getByTestId('chat-find-close').click();
+    const m = b.locator('[data-testid="message"]').last();
+    await m.click({ button: 'right' });
+    await b.getByTestId('menu-reactions').waitFor();
+    if (!(await fits())) throw new Error('the menu\'s reaction row does not fit');
+    await b.keyboard.press('Escape');
+    await b.keyboard.press('Control+k');
+    await b.getByTestId('search-panel').waitFor();
+    await b.getByTestId('message-search-input').fill('release');
+    await b.getByTestId('search-result').first().waitFor();
+    if (!(await fits())) throw new Error('the search panel does not fit');
+    if (EXTRA) await b.screenshot({ path: `${EXTRA}/search-360.png` });
+    await b.keyboard.press('Escape');
+    await b.setViewportSize({ width: 1280, height: 800 });
+  });
+
   void reply;
   if (!results.length) throw new Error('no checks ran');
 }

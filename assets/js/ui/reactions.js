@@ -110,7 +110,9 @@ export function openQuickBar(anchor, m) {
   let close = () => {};
   bar.append(...quickButtons(m, () => close(), () => { close(); openPicker(anchor, m); }));
   arrowKeys(bar);
-  close = popover(anchor, bar, { placement: 'above', align: m.senderId === state.me.id ? 'right' : 'left' });
+  // Over the bubble itself (its edge on the sender's side), not over the small button.
+  const over = (anchor instanceof Element && anchor.closest('.bubble')) || anchor;
+  close = popover(over, bar, { placement: 'above', align: m.senderId === state.me.id ? 'right' : 'left' });
   const mine = bar.querySelector('.mine');
   (mine || bar.querySelector('button')).focus({ preventScroll: true });
   return close;
