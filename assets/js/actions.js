@@ -105,7 +105,7 @@ async function refreshAfterGap() {
   for (const [chatId, b] of state.msgs) {
     const last = b.list.at(-1)?.id;
     const chat = state.chats.get(chatId);
-    if (last != null && chat?.lastMessage && chat.lastMessage.id > last) {
+    if (last != null && !b.hasNewer && chat?.lastMessage && chat.lastMessage.id > last) {
       const r = await api.get(`/chat/${chatId}/messages?after=${last}&limit=200`).catch(() => null);
       if (r) { insertMessages(b, r.items || []); emit('messages', chatId); }
     }
@@ -121,7 +121,7 @@ async function refreshTicks() {
     if (chatId !== state.openChatId) state.msgs.delete(chatId);
   }
   const b = state.openChatId != null && state.msgs.get(state.openChatId);
-  if (!b?.loaded) return;
+  if (!b?.loaded || b.hasNewer) return;
   const r = await api.get(`/chat/${state.openChatId}/messages?limit=50`).catch(() => null);
   if (r) { insertMessages(b, r.items || []); emit('messages', state.openChatId); }
 }
@@ -254,9 +254,11 @@ export async function loadLatest(chatId) {
   const b = box(chatId);
   if (b.loaded || b.loading) return;
   b.loading = true;
+  const epoch = b.epoch;
   emit('messages', chatId);
   try {
     const r = await api.get(`/chat/${chatId}/messages?limit=50`);
+    if (b.epoch !== epoch) return; // opened at a message meanwhile (find.js)
     insertMessages(b, r.items || []);
     b.hasMore = !!r.hasMore;
     b.loaded = true;
@@ -273,9 +275,11 @@ export async function loadOlder(chatId) {
   const b = box(chatId);
   if (!b.loaded || !b.hasMore || b.loadingOlder || !b.list.length) return false;
   b.loadingOlder = true;
+  const epoch = b.epoch;
   emit('older', chatId);
   try {
     const r = await api.get(`/chat/${chatId}/messages?before=${b.list[0].id}&limit=50`);
+    if (b.epoch !== epoch) return false;
     insertMessages(b, r.items || []);
     b.hasMore = !!r.hasMore && (r.items || []).length > 0;
     return true;
@@ -291,7 +295,8 @@ export async function loadOlder(chatId) {
 export function markRead(chatId) {
   const b = state.msgs.get(chatId);
   const chat = state.chats.get(chatId);
-  if (!b?.loaded || !chat || !isChatVisible(chatId)) return;
+  // A window opened further up (find.js) has not shown the newest messages yet.
+  if (!b?.loaded || b.hasNewer || !chat || !isChatVisible(chatId)) return;
   const last = b.list.at(-1)?.id;
   if (last == null) return;
   const others = b.list.some((m) => m.id > b.readUpTo && m.senderId !== state.me.id);

@@ -145,7 +145,10 @@ export function unreadTotal() {
 export function box(chatId, create = true) {
   let b = state.msgs.get(chatId);
   if (!b && create) {
-    b = { list: [], byId: new Map(), hasMore: true, loaded: false, loading: false, loadingOlder: false, readUpTo: 0 };
+    // hasNewer: the list is a window opened at a message (a search hit, a reply) that does not
+    // reach the newest message; epoch: bumped when the list is replaced, so a page asked for
+    // before that is dropped.
+    b = { list: [], byId: new Map(), hasMore: true, hasNewer: false, epoch: 0, loaded: false, loading: false, loadingOlder: false, loadingNewer: false, readUpTo: 0 };
     state.msgs.set(chatId, b);
   }
   return b;
@@ -206,7 +209,9 @@ function applyMessage(m, isNewEvent) {
   if (mine && m.clientId) hooks.ackOutbox(m.chatId, m.clientId);
   const b = state.msgs.get(m.chatId);
   const known = !!b?.byId.has(m.id);
-  if (b) insertMessages(b, [m]);
+  // A window opened further up the history gets no new messages (they belong after the gap);
+  // it reaches them by scrolling down or "scroll to latest".
+  if (b && (known || !b.hasNewer)) insertMessages(b, [m]);
   const chat = state.chats.get(m.chatId);
   if (!chat) {
     if (isNewEvent) hooks.fetchChat(m.chatId);
@@ -330,6 +335,40 @@ function applyCleared(d) {
   emit('chats');
 }
 
+/** Someone's reaction changed: the event carries the message's list after it. */
+function applyReaction(d) {
+  const { chatId, messageId } = d;
+  const change = (m) => {
+    if (!m) return m;
+    let reactions = d.reactions;
+    if (!Array.isArray(reactions)) reactions = reactionsWith(m.reactions, d.userId, d.emoji);
+    return { ...m, reactions };
+  };
+  const b = state.msgs.get(chatId);
+  const m = b?.byId.get(messageId);
+  if (m) {
+    const n = change(m);
+    const i = b.list.indexOf(m);
+    if (i >= 0) b.list[i] = n;
+    b.byId.set(n.id, n);
+  }
+  const chat = state.chats.get(chatId);
+  if (chat?.lastMessage?.id === messageId) chat.lastMessage = change(chat.lastMessage);
+  emit('messages', chatId);
+}
+
+/** `reactions` after `userId` set `emoji` (null: removed theirs); order of first use kept. */
+export function reactionsWith(reactions, userId, emoji) {
+  const out = [];
+  for (const r of reactions || []) {
+    const userIds = (r.userIds || []).filter((id) => id !== userId);
+    if (r.emoji === emoji) userIds.push(userId);
+    if (userIds.length) out.push({ emoji: r.emoji, count: userIds.length, userIds });
+  }
+  if (emoji && !out.some((r) => r.emoji === emoji)) out.push({ emoji, count: 1, userIds: [userId] });
+  return out;
+}
+
 /** Apply one server event (from the socket or from /sync). */
 export function applyEvent(event, data, { live = true } = {}) {
   switch (event) {
@@ -342,6 +381,9 @@ export function applyEvent(event, data, { live = true } = {}) {
       break;
     case 'message:status':
       applyStatus(data);
+      break;
+    case 'message:reaction':
+      applyReaction(data);
       break;
     case 'message:hidden':
       applyHidden(data);

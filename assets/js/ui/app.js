@@ -18,6 +18,7 @@ import * as notify from '../notify.js';
 import * as offline from '../offline.js';
 import { pwa, install, isStandalone, closeNotifications } from '../pwa.js';
 import { updateBar, notifyPrompt, enabledToast } from './notices.js';
+import { openSearch } from './search.js';
 
 export function mountApp(root) {
   const banner = h('div.conn-banner', { role: 'status', 'aria-live': 'polite', 'data-testid': 'conn-banner', hidden: true });
@@ -27,6 +28,7 @@ export function mountApp(root) {
     onNewGroup: () => openNewGroup(),
     onMenu: (anchor) => mainMenu(anchor),
     onProfile: () => profileDrawer(side.drawerHost),
+    onSearchMessages: () => openMessageSearch(),
   });
   const conv = conversation({
     onBack: () => go(null),
@@ -210,10 +212,10 @@ export function mountApp(root) {
 
   // ---- keyboard -------------------------------------------------------------------------
   document.addEventListener('keydown', (e) => {
-    if ((e.ctrlKey || e.metaKey) && (e.key === 'k' || e.key === 'K')) {
+    // Ctrl/Cmd+K: search messages (and chat names) across every chat (search.js).
+    if ((e.ctrlKey || e.metaKey) && !e.shiftKey && !e.altKey && (e.key === 'k' || e.key === 'K')) {
       e.preventDefault();
-      if (state.openChatId != null && !matchMedia('(min-width: 900px)').matches) go(null);
-      side.focusSearch();
+      openMessageSearch();
       return;
     }
     if (e.key === 'Escape') {
@@ -222,6 +224,13 @@ export function mountApp(root) {
       if (drawer) { drawer.querySelector('.drawer-head .icon-btn')?.click(); e.preventDefault(); }
     }
   });
+
+  function openMessageSearch() {
+    openSearch({
+      onOpenChat: (id) => go(id),
+      onOpenMessage: (id, messageId, ranges) => { if (!conv.openAt(id, messageId, ranges)) return; if (state.openChatId === id) conv.open(id); else go(id); },
+    });
+  }
 
   addEventListener('hashchange', route);
   return { route, conv };

@@ -6,6 +6,7 @@ import { previewOf, statusOf, noteText, userAvatar } from './common.js';
 import { colorIndex, dayKey, fmtDayLabel, fmtSize, fmtTime, linkify, parseTime } from '../util.js';
 import { state, userOf, findMessage, isAdmin } from '../store.js';
 import { voiceNode, linkPreviewNode, fmtDuration } from './voice.js';
+import { reactionChips } from './reactions.js';
 
 const RUN_GAP_MS = 5 * 60 * 1000;
 
@@ -59,7 +60,7 @@ export function rowSig(r) {
   return JSON.stringify([m.id, m.content, m.isEdited, m.isDeleted, statusOf(m), m.fileUrl, m.thumbnailUrl, m.width, m.height,
     r.first, r.last, r.showName, p && [p.state, p.error, p.localUrl], q && [q.id, q.content, q.isDeleted, q.messageType],
     isAdmin(state.chats.get(m.chatId)), userOf(m.senderId).name, userOf(m.senderId).avatarUrl, state.config?.deleteWindowSeconds,
-    m.durationMs, m.playedBy, m.linkPreview]);
+    m.durationMs, m.playedBy, m.linkPreview, m.reactions, m.isForwarded]);
 }
 
 export function renderRow(r, ctx) {
@@ -189,12 +190,19 @@ function renderMessage(r, ctx) {
       type: 'button', 'aria-label': 'Message options', 'aria-haspopup': 'menu', 'data-testid': 'message-menu',
       onclick: (e) => { e.stopPropagation(); ctx.onMenu(m, e.currentTarget); },
     }, icon('chevron')));
+    if (ctx.onReact && !m.isDeleted) {
+      bubble.append(h('button.msg-react-btn', {
+        type: 'button', 'aria-label': 'React', title: 'React', 'aria-haspopup': 'true', 'data-testid': 'react-button',
+        onclick: (e) => { e.stopPropagation(); ctx.onReact(m, e.currentTarget); },
+      }, icon('smile')));
+    }
     bubble.addEventListener('contextmenu', (e) => {
       if (e.target.closest('a')) return;
       e.preventDefault();
       ctx.onMenu(m, { x: e.clientX, y: e.clientY });
     });
   }
+  if (m.isForwarded && !m.isDeleted) bubble.append(h('span.fwd-label', { 'data-testid': 'forwarded-label' }, icon('forward', 'fwd-icon'), 'Forwarded'));
   if (m.replyToId != null && !m.isDeleted) bubble.append(quoteStrip(m, ctx));
   const meta = h('span.meta', metaNodes(m, mine, pending));
   if (m.isDeleted) {
@@ -225,6 +233,16 @@ function renderMessage(r, ctx) {
   const spacer = bubble.querySelector('.meta-spacer');
   if (spacer) spacer.append(...metaNodes(m, mine, pending));
   bubble.append(meta);
+  const chips = pending ? null : reactionChips(m);
+  if (chips) { row.classList.add('has-reactions'); bubble.append(chips); }
+  // Selecting messages to forward (the list's .selecting class shows the boxes).
+  if (!pending && ctx.isSelected && !m.isDeleted) {
+    const on = ctx.isSelected(m);
+    row.prepend(h(`span.sel-box${on ? '.on' : ''}`, {
+      role: 'checkbox', tabindex: '0', 'aria-checked': on ? 'true' : 'false', 'aria-label': `Select message: ${previewOf(m).text || 'message'}`, 'data-testid': 'select-message',
+    }, icon('check')));
+    if (on) row.classList.add('selected');
+  }
   if (pending?.state === 'failed') {
     row.append(h('button.retry', { type: 'button', 'data-testid': 'retry', onclick: () => ctx.onRetry?.(pending.clientId) },
       icon('error'), h('span', pending.error && pending.error !== 'Not sent' ? `${pending.error} — tap to retry` : 'Not sent — tap to retry')));

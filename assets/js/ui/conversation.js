@@ -11,6 +11,10 @@ import { fmtLastSeen, fmtFull, firstName } from '../util.js';
 import { state, on, box, chatTitle, typingUsers, userOf, otherUserId, findMessage, isMuted } from '../store.js';
 import { muteChoices, mutedText } from './mute.js';
 import * as actions from '../actions.js';
+import { openQuickBar, menuHeader, openReactors, refreshReactors } from './reactions.js';
+import { selection } from './forward.js';
+import { chatFind, markInElement } from './search.js';
+import { loadAround, loadNewer, backToLatest } from '../find.js';
 
 export function conversation({ onBack, onInfo, onMessageInfo }) {
   let chatId = null;
@@ -29,19 +33,24 @@ export function conversation({ onBack, onInfo, onMessageInfo }) {
   const who = h('button.head-who', { type: 'button', onclick: () => onInfo(), 'aria-label': 'Chat info' }, headAvatar, h('span.head-text', h('span.head-title', headName, headMuted), headSub));
   const infoBtn = iconButton('info', 'Chat info', () => onInfo(), { 'data-testid': 'info-button' });
   const menuBtn = iconButton('more', 'Chat menu', (e) => chatMenu(e.currentTarget), { 'data-testid': 'chat-menu', 'aria-haspopup': 'menu' });
-  const head = h('header.conv-head', back, who, infoBtn, menuBtn);
+  const findBtn = iconButton('search', 'Search in this chat', () => find.open(), { 'data-testid': 'chat-find-button' });
+  const head = h('header.conv-head', back, who, findBtn, infoBtn, menuBtn);
 
   const list = h('div.msg-list');
   const topLoader = h('div.top-loader', { hidden: true }, spinner('Loading older messages'));
+  const bottomLoader = h('div.top-loader', { hidden: true }, spinner('Loading newer messages'));
   const empty = h('div.conv-empty-note', { hidden: true });
   const center = h('div.center-state', { hidden: true });
   const scroller = h('div.messages', { role: 'log', 'aria-live': 'polite', 'aria-relevant': 'additions', 'aria-label': 'Messages', tabindex: '0', 'data-testid': 'message-list' },
-    topLoader, center, empty, list);
-  const toBottom = h('button.to-bottom', { type: 'button', 'aria-label': 'Scroll to latest message', hidden: true, onclick: () => scrollToBottom(true) }, icon('down'));
-  const comp = composer({ onSent: () => { forceBottom = true; openUnread = 0; anchorId = null; anchorFound = 0; render(); } });
+    topLoader, center, empty, list, bottomLoader);
+  const toBottom = h('button.to-bottom', { type: 'button', 'aria-label': 'Scroll to latest message', hidden: true, 'data-testid': 'to-bottom', onclick: () => toLatest(true) }, icon('down'));
+  const comp = composer({ onSent: () => { forceBottom = true; openUnread = 0; anchorId = null; anchorFound = 0; if (box(chatId).hasNewer) toLatest(); else render(); } });
+  // Selecting messages to forward: the bar takes the composer's place meanwhile.
+  const sel = selection({ list, getChatId: () => chatId, onToggle: (on) => { comp.el.hidden = on; sel.bar.hidden = !on; } });
+  const find = chatFind({ getChatId: () => chatId, jump: (id, ranges) => jumpTo(id, { ranges, quiet: true }) });
   const dropHint = h('div.drop-hint', { hidden: true }, 'Drop files to send');
   const el = h('section.conversation', { 'data-testid': 'conversation', 'aria-label': 'Conversation' },
-    head, h('div.conv-body', scroller, toBottom, dropHint), comp.el);
+    head, find.el, h('div.conv-body', scroller, toBottom, dropHint), comp.el, sel.bar);
 
   const ctx = {
     onImage: (m) => openViewer({ src: m.fileUrl, fileName: m.fileName, caption: m.senderId === state.me.id ? 'You' : userOf(m.senderId).name, subtitle: fmtFull(m.createdAt) }),
@@ -49,11 +58,24 @@ export function conversation({ onBack, onInfo, onMessageInfo }) {
     onQuote: (id) => jumpTo(id),
     onRetry: (cid) => actions.retry(cid),
     onCancel: (cid) => actions.discard(cid),
-    onMediaLoad: () => { if (isAtBottom(200)) scrollToBottom(); },
+    onMediaLoad: () => { if (isAtBottom(200) && !box(chatId).hasNewer) scrollToBottom(); },
+    onReact: (m, anchor) => openQuickBar(anchor, m),
+    isSelected: (m) => sel.isSelected(m),
   };
 
   function isAtBottom(slack = 80) {
     return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < slack;
+  }
+  /** To the newest message; from a window opened further up, the newest page first. */
+  async function toLatest(smooth = false) {
+    if (chatId != null && box(chatId).hasNewer) {
+      const id = chatId;
+      await backToLatest(id);
+      if (id !== chatId) return;
+      render();
+      smooth = false;
+    }
+    scrollToBottom(smooth);
   }
   function scrollToBottom(smooth = false) {
     scroller.scrollTo({ top: scroller.scrollHeight, behavior: smooth ? 'smooth' : 'auto' });
@@ -68,14 +90,19 @@ export function conversation({ onBack, onInfo, onMessageInfo }) {
       popupMenu(anchor, [{ label: 'Delete for me', icon: 'trash', danger: true, testid: 'menu-delete', onSelect: () => remove(m, chat) }], { align: mine ? 'right' : 'left' });
       return;
     }
+    const reacted = (m.reactions || []).some((r) => r.count > 0);
     popupMenu(anchor, [
       { label: 'Reply', icon: 'reply', testid: 'menu-reply', onSelect: () => comp.setReply(m) },
+      m.messageType !== 'SYSTEM' ? { label: 'Forward', icon: 'forward', testid: 'menu-forward', onSelect: () => sel.start(m) } : null,
+      reacted ? { label: 'Reactions', icon: 'smile', testid: 'menu-reactions-list', onSelect: () => openReactors(rowOf(m.id)?.querySelector('.reactions') || anchor, m) } : null,
       m.content ? { label: 'Copy', icon: 'copy', testid: 'menu-copy', onSelect: () => copy(m.content) } : null,
       mine && m.messageType === 'TEXT' ? { label: 'Edit', icon: 'edit', testid: 'menu-edit', onSelect: () => comp.startEdit(m) } : null,
       mine ? { label: 'Message info', icon: 'info', testid: 'menu-info', onSelect: () => onMessageInfo(m) } : null,
       { label: 'Delete', icon: 'trash', danger: true, testid: 'menu-delete', onSelect: () => remove(m, chat) },
-    ], { align: m.senderId === state.me.id ? 'right' : 'left' });
+    ], { align: m.senderId === state.me.id ? 'right' : 'left', header: menuHeader(m, anchor) });
   }
+
+  const rowOf = (id) => list.querySelector(`.msg-row[data-id="${CSS.escape(String(id))}"]`);
 
   function chatMenu(anchor) {
     if (chatId == null) return;
@@ -140,22 +167,34 @@ export function conversation({ onBack, onInfo, onMessageInfo }) {
     } catch (e) { toast(e.message, 'error'); }
   }
 
-  async function jumpTo(id) {
-    for (let i = 0; i < 30; i++) {
-      const row = list.querySelector(`.msg-row[data-id="${CSS.escape(String(id))}"]`);
-      if (row) {
-        row.scrollIntoView({ block: 'center', behavior: 'smooth' });
-        row.classList.remove('flash');
-        void row.offsetWidth;
-        row.classList.add('flash');
-        return;
-      }
-      const b = box(chatId);
-      if (!b.hasMore) break;
-      if (!(await actions.loadOlder(chatId))) break;
+  /**
+   * Show message `id` (a reply's original, a search hit): scrolled to the middle with a brief
+   * highlight, and `ranges` marked in its text. Not loaded: the page around it (`?around=`).
+   */
+  async function jumpTo(id, { ranges = null, quiet = false } = {}) {
+    const target = chatId;
+    let row = rowOf(id);
+    let smooth = !!row;
+    if (!row) {
+      let found = false;
+      try { found = await loadAround(target, id); } catch (e) { if (!quiet) toast(e.message, 'error'); return; }
+      if (target !== chatId) return;
       render();
+      row = found ? rowOf(id) : null;
+      smooth = false;
     }
-    toast('The original message is no longer available');
+    if (!row) { toast('The original message is no longer available'); return; }
+    list.querySelectorAll('.msg-row.find-current').forEach((n) => n.classList.remove('find-current'));
+    document.querySelectorAll('mark.find-mark').forEach((n) => n.replaceWith(...n.childNodes));
+    if (ranges) {
+      markInElement(row.querySelector('[data-testid="message-text"]'), ranges);
+      row.classList.add('find-current');
+    }
+    pinned = false;
+    row.scrollIntoView({ block: 'center', behavior: smooth ? 'smooth' : 'auto' });
+    row.classList.remove('flash');
+    void row.offsetWidth;
+    row.classList.add('flash');
   }
 
   function renderHead() {
@@ -209,6 +248,7 @@ export function conversation({ onBack, onInfo, onMessageInfo }) {
     const b = box(chatId);
     const pending = state.outbox.filter((p) => p.chatId === chatId).sort((x, y) => x.seq - y.seq);
     topLoader.hidden = !b.loadingOlder;
+    bottomLoader.hidden = !b.loadingNewer;
     if (!b.loaded) {
       center.hidden = false;
       clear(center).append(b.error
@@ -238,7 +278,7 @@ export function conversation({ onBack, onInfo, onMessageInfo }) {
       const divider = list.querySelector('.unread-sep');
       if (divider) scroller.scrollTop = Math.max(0, divider.offsetTop - 80);
       else scrollToBottom();
-    } else if (wasBottom || forceBottom || ownNew) {
+    } else if ((wasBottom && !b.hasNewer) || forceBottom || ownNew) {
       scrollToBottom();
     } else if (prevAnchor !== anchorId && list.querySelector('.unread-sep')) {
       // Older unread messages arrived: the divider moved up; keep showing it.
@@ -250,8 +290,22 @@ export function conversation({ onBack, onInfo, onMessageInfo }) {
     }
     forceBottom = false;
     updateToBottom();
+    sel.sync();
+    refreshReactors();
     if (b.loaded) actions.markRead(chatId);
     setTimeout(maybeLoadOlder, 0);
+    setTimeout(maybeLoadNewer, 0);
+  }
+
+  /** In a window opened at a message: the next page down when the bottom comes near. */
+  function maybeLoadNewer() {
+    if (chatId == null) return;
+    const b = box(chatId);
+    if (!b.loaded || !b.hasNewer || b.loadingNewer) return;
+    if (scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 400) {
+      bottomLoader.hidden = false;
+      loadNewer(chatId);
+    }
   }
 
   function maybeLoadOlder() {
@@ -261,7 +315,7 @@ export function conversation({ onBack, onInfo, onMessageInfo }) {
   }
 
   function updateToBottom() {
-    toBottom.hidden = isAtBottom(400);
+    toBottom.hidden = isAtBottom(400) && !(chatId != null && box(chatId).hasNewer);
   }
 
   // Stay pinned to the newest message when the viewport changes (e.g. a phone keyboard opens).
@@ -269,9 +323,10 @@ export function conversation({ onBack, onInfo, onMessageInfo }) {
   new ResizeObserver(() => { if (pinned && chatId != null) scrollToBottom(); }).observe(scroller);
 
   scroller.addEventListener('scroll', () => {
-    pinned = isAtBottom();
+    pinned = isAtBottom() && !(chatId != null && box(chatId).hasNewer);
     updateToBottom();
     maybeLoadOlder();
+    maybeLoadNewer();
     if (isAtBottom() && chatId != null) actions.markRead(chatId);
   }, { passive: true });
   scroller.addEventListener('wheel', (e) => { if (e.deltaY < 0) maybeLoadOlder(); }, { passive: true });
@@ -302,9 +357,12 @@ export function conversation({ onBack, onInfo, onMessageInfo }) {
     if (p && bar) bar.style.width = `${Math.round((p.progress || 0) * 100)}%`;
   });
 
+  let pendingJump = null;
   return {
     el,
     open(id) {
+      sel.stop();
+      find.close();
       chatId = id;
       initialScrolled = false;
       anchorId = null;
@@ -312,10 +370,20 @@ export function conversation({ onBack, onInfo, onMessageInfo }) {
       openUnread = state.chats.get(id)?.unreadCount || 0;
       clear(list);
       comp.setChat(id);
+      const jump = pendingJump?.chatId === id ? pendingJump : null;
+      pendingJump = null;
+      if (jump) openUnread = 0;
       render();
-      actions.loadLatest(id);
+      if (jump) jumpTo(jump.messageId, { ranges: jump.ranges });
+      else actions.loadLatest(id);
     },
-    close() { chatId = null; comp.setChat(null); },
+    /** The next open(chatId) shows that message (a search hit) instead of the newest. */
+    openAt(id, messageId, ranges = null) {
+      if (chatId === id) { jumpTo(messageId, { ranges }); return false; }
+      pendingJump = { chatId: id, messageId, ranges };
+      return true;
+    },
+    close() { sel.stop(); find.close(); chatId = null; comp.setChat(null); },
     focusComposer: () => comp.focus(),
     render: schedule,
     findMessage: (id) => findMessage(chatId, id),

@@ -19,8 +19,9 @@ export function pushClose(fn) {
 /**
  * A popup menu at an element or a point. items: [{label, icon, onSelect, danger, testid, sub}]
  * (`sub`: a second, smaller line under the label, e.g. a setting's current state).
+ * `header(close)` may add nodes above the items; their buttons join the arrow-key order.
  */
-export function popupMenu(anchor, items, { align = 'right' } = {}) {
+export function popupMenu(anchor, items, { align = 'right', header = null } = {}) {
   closeMenus();
   const menu = h('div.popup-menu', { role: 'menu' });
   const prevFocus = document.activeElement;
@@ -32,6 +33,8 @@ export function popupMenu(anchor, items, { align = 'right' } = {}) {
     if (prevFocus && document.contains(prevFocus)) prevFocus.focus({ preventScroll: true });
   };
   const outside = (e) => { if (!menu.contains(e.target)) close(); };
+  // `header(close)`: nodes above the items (the message menu's reaction bar).
+  if (header) menu.append(header(close));
   for (const it of items.filter(Boolean)) {
     menu.append(h(`button.menu-item${it.danger ? '.danger' : ''}`, {
       type: 'button', role: 'menuitem', 'data-testid': it.testid,

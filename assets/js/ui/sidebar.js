@@ -6,7 +6,7 @@ import { avatar, chatAvatar, chatPreviewNodes, iconButton, previewOf, statusOf }
 import { fmtListTime, firstName } from '../util.js';
 import { state, on, sortedChats, chatTitle, typingUsers, userOf, otherUserId, isMuted } from '../store.js';
 
-export function sidebar({ onOpen, onNewChat, onNewGroup, onMenu, onProfile }) {
+export function sidebar({ onOpen, onNewChat, onNewGroup, onMenu, onProfile, onSearchMessages }) {
   const meAvatar = h('button.me-btn', { type: 'button', 'aria-label': 'Profile', title: 'Profile', onclick: onProfile });
   const search = h('input.search-input', {
     type: 'search', placeholder: 'Search or start a new chat', 'aria-label': 'Search chats', 'data-testid': 'chat-search',
@@ -17,6 +17,7 @@ export function sidebar({ onOpen, onNewChat, onNewGroup, onMenu, onProfile }) {
   const head = h('header.side-head',
     meAvatar,
     h('div.side-title', 'Chats'),
+    onSearchMessages ? iconButton('search', 'Search messages (Ctrl+K)', () => onSearchMessages(), { 'data-testid': 'message-search-button' }) : null,
     iconButton('group', 'New group', onNewGroup, { 'data-testid': 'new-group-button' }),
     iconButton('newChat', 'New chat', onNewChat, { 'data-testid': 'new-chat-button' }),
     menuBtn);
