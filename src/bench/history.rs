@@ -340,7 +340,12 @@ fn seed(
         tx.execute(
             "UPDATE chat_participants SET delivered_up_to = ?2, read_up_to = ?3,
                  joined_at = min(joined_at, ?4) WHERE chat_id = ?1",
-            params![chat, last_id, (last_id - 40).max(0), now - (count as i64 + 1) * 1000],
+            params![
+                chat,
+                last_id,
+                (last_id - 40).max(0),
+                now - (count as i64 + 1) * 1000
+            ],
         )?;
     }
     tx.commit()?;
