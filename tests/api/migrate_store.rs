@@ -711,7 +711,8 @@ async fn a_version_2_postgres_database_migrates_in_place() {
     let ana = app.register("Ana").await;
     // Back to version 2: without what step 3 adds.
     app.exec_sql(
-        "DROP TABLE message_reactions;
+        "DROP INDEX message_search;
+         DROP TABLE message_reactions;
          ALTER TABLE messages DROP COLUMN reactions, DROP COLUMN is_forwarded;
          ALTER TABLE events DROP COLUMN data;
          DROP TABLE push_subscriptions;
@@ -759,7 +760,8 @@ async fn a_version_3_postgres_database_migrates_in_place() {
     app.send(&ana, chat, "kept").await;
     // Back to version 3: without what steps 4 and 5 add.
     app.exec_sql(
-        "DROP TABLE message_reactions;
+        "DROP INDEX message_search;
+         DROP TABLE message_reactions;
          ALTER TABLE messages DROP COLUMN reactions, DROP COLUMN is_forwarded;
          ALTER TABLE events DROP COLUMN data;
          DROP TABLE message_plays;
@@ -803,7 +805,8 @@ async fn a_version_4_postgres_database_migrates_in_place() {
     app.send(&ana, chat, "kept").await;
     app.exec_sql(&format!(
         "{}UPDATE natter_meta SET value = '4' WHERE key = 'schema_version';",
-        "DROP TABLE message_reactions;
+        "DROP INDEX message_search;
+         DROP TABLE message_reactions;
          ALTER TABLE messages DROP COLUMN reactions, DROP COLUMN is_forwarded;
          ALTER TABLE events DROP COLUMN data;
          "
@@ -816,9 +819,13 @@ async fn a_version_4_postgres_database_migrates_in_place() {
     assert_eq!(page["items"][0]["content"], "kept");
     assert_eq!(page["items"][0]["reactions"], json!([]));
     assert_eq!(page["items"][0]["isForwarded"], false);
+    // Step 6: the message kept from before is found by search.
+    let (status, found) = app.get("/search?q=kept", &bob).await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["items"][0]["message"]["content"], "kept");
     assert_eq!(
         app.query_i64("SELECT CAST(value AS BIGINT) FROM natter_meta WHERE key = 'schema_version'")
             .await,
-        5
+        6
     );
 }
