@@ -116,34 +116,32 @@ pub async fn history(
     AppQuery(q): AppQuery<HistoryQuery>,
 ) -> AppResult<Json<MessagePage>> {
     let limit = limit_param(q.limit, state.config().message_limit)?;
-    let at = match (q.before, q.after) {
-        _ if q.around.is_some()
-            && (q.before.is_some() || q.after.is_some() || q.page.is_some()) =>
-        {
+    let at = match (q.around, q.before, q.after) {
+        (Some(_), ..) if q.before.is_some() || q.after.is_some() || q.page.is_some() => {
             return Err(AppError::invalid(
                 "around",
                 "give around alone, not with before, after or page",
             ))
         }
-        _ if q.around.is_some_and(|a| a < MessageId(1)) => {
+        (Some(a), ..) if a < MessageId(1) => {
             return Err(AppError::invalid("around", "around must be a message id"))
         }
-        _ if q.around.is_some() => PageAt::Around(q.around.unwrap_or_default()),
-        (Some(_), Some(_)) => {
+        (Some(a), ..) => PageAt::Around(a),
+        (None, Some(_), Some(_)) => {
             return Err(AppError::invalid(
                 "before",
                 "give before or after, not both",
             ))
         }
-        (Some(b), None) if b < MessageId(0) => {
+        (None, Some(b), None) if b < MessageId(0) => {
             return Err(AppError::invalid("before", "before must be a message id"))
         }
-        (None, Some(a)) if a < MessageId(0) => {
+        (None, None, Some(a)) if a < MessageId(0) => {
             return Err(AppError::invalid("after", "after must be a message id"))
         }
-        (Some(b), None) => PageAt::Before(b),
-        (None, Some(a)) => PageAt::After(a),
-        (None, None) => PageAt::Page(page_param(q.page)?),
+        (None, Some(b), None) => PageAt::Before(b),
+        (None, None, Some(a)) => PageAt::After(a),
+        (None, None, None) => PageAt::Page(page_param(q.page)?),
     };
     let page = messages::history(&state, user.id, chat, at, limit).await?;
     Ok(Json(MessagePage {
